@@ -2,7 +2,7 @@
 input specs, synthetic and real inputs, FLOP and byte counts, and judging outputs."""
 
 from hwfit.models.builtins import BUILTINS, DEFAULT_MODEL, builtin_status
-from hwfit.models.cost import ModelCost
+from hwfit.models.cost import ModelCost, output_shapes
 from hwfit.models.model import EvalSet, Model, outputs_to_numpy, torch_inputs
 from hwfit.models.quality import TOLERANCES, Agreement, compare_outputs, evaluate_accuracy, within_tolerance
 from hwfit.models.sources import load_model
@@ -12,6 +12,6 @@ from hwfit.models.synthetic import synthetic_inputs
 __all__ = [
     "BATCH", "BUILTINS", "DEFAULT_MODEL", "TOLERANCES", "Agreement", "EvalSet", "InputSpec", "Model",
     "ModelCost", "TensorSpec", "builtin_status", "compare_outputs", "evaluate_accuracy", "load_model",
-    "outputs_to_numpy", "parse_shape_overrides", "synthetic_inputs", "torch_inputs", "validate_inputs",
+    "output_shapes", "outputs_to_numpy", "parse_shape_overrides", "synthetic_inputs", "torch_inputs", "validate_inputs",
     "within_tolerance",
 ]

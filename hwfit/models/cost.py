@@ -185,3 +185,17 @@ def _value_bytes(value, known: dict[str, list[int]]) -> int:
         return 0
     itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)).itemsize
     return int(np.prod(known[value.name])) * itemsize
+
+
+def output_shapes(model, batch_size: int) -> dict[str, tuple[int, ...]]:
+    """Output shapes at `batch_size` from ONNX shape inference (nothing is run)."""
+    import onnx
+
+    path = model.onnx_path()
+    proto = onnx.load(str(path))
+    _fix_input_shapes(proto, model.inputs.shapes(batch_size))
+    known = _known_shapes(_infer_shapes(proto, path))
+    missing = [name for name in model.output_names if name not in known]
+    if missing:
+        raise ModelSourceError(f"cannot infer the shape of output(s) {missing} of {model.name}")
+    return {name: tuple(known[name]) for name in model.output_names}

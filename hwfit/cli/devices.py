@@ -1,0 +1,203 @@
+"""`hwfit devices`: what this machine has, what its datasheets promise, and (with --bench) what it reaches."""
+
+import json
+import sys
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from hwfit.cli._app import app
+from hwfit.hardware import (
+    BenchmarkError,
+    Ceiling,
+    Figure,
+    HardwareInventory,
+    discover,
+    format_si,
+    measure_ceilings,
+    torch_cuda_available,
+)
+
+_YES, _NO = "[green]✓[/]", "[red]✗[/]"
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  hwfit devices                      # tables: CPU, GPUs, runtimes, peak rates\n\n"
+    "  hwfit devices --bench --quick      # add measured ceilings (a few seconds)\n\n"
+    "  hwfit devices --bench --json > devices.json"
+)
+def devices(
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document (schema hwfit.devices/1) on stdout, nothing else."),
+    bench: bool = typer.Option(False, "--bench", help="Measure matmul FLOP/s, memory and copy bandwidth on every device."),
+    quick: bool = typer.Option(False, "--quick", help="With --bench: short runs (seconds, less exact)."),
+) -> None:
+    """Show this machine's CPU, NVIDIA GPUs, runtimes and peak rates; --bench measures real ceilings.
+
+    Every number says how it was obtained: spec (catalog, with its source), computed (formula) or measured (method).
+    """
+    if quick and not bench:
+        raise typer.BadParameter("--quick shortens the benchmarks; use it together with --bench", param_hint="--quick")
+    inventory = discover()
+    ceilings, bench_notes = _run_benchmarks(inventory, quick) if bench else ([], [])
+    if json_output:
+        payload = inventory.to_dict()
+        if bench:
+            payload["ceilings"] = [ceiling.to_dict() for ceiling in ceilings]
+            payload["bench_notes"] = bench_notes
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    console = Console()
+    console.print(_cpu_table(inventory))
+    _print_gpus(console, inventory)
+    console.print(_runtimes_table(inventory))
+    _print_peaks(console, inventory, ceilings, bench)
+    for note in bench_notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+# --- benchmarks --------------------------------------------------------------------------------
+
+
+def _run_benchmarks(inventory: HardwareInventory, quick: bool) -> tuple[list[Ceiling], list[str]]:
+    """Measure the CPU and each CUDA device; progress goes to stderr so stdout stays clean."""
+    status_console = Console(stderr=True)
+    ceilings: list[Ceiling] = []
+    notes: list[str] = []
+    targets = ["cpu", *(name for name in inventory.peaks if name.startswith("cuda:"))]
+    cuda_ok, cuda_reason = torch_cuda_available() if len(targets) > 1 else (False, None)
+    with status_console.status("benchmarking…") as status:
+        for device in targets:
+            if device.startswith("cuda:") and not cuda_ok:
+                notes.append(f"{device} not benchmarked: {cuda_reason}")
+                continue
+            try:
+                ceilings.extend(measure_ceilings(device, quick=quick, progress=lambda text: status.update(f"{text}…")))
+            except BenchmarkError as error:
+                notes.append(f"{device} not benchmarked: {error}")
+    return ceilings, notes
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def _cpu_table(inventory: HardwareInventory) -> Table:
+    cpu = inventory.cpu
+    table = Table(title="CPU", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("model", escape(f"{cpu.model_name or '?'} ({cpu.vendor or '?'}, family {cpu.family}, model {cpu.model}, {cpu.architecture})"))
+    table.add_row(
+        "cores / threads",
+        f"{cpu.sockets or '?'} socket(s), {cpu.physical_cores or '?'} cores, {cpu.logical_threads or '?'} threads "
+        f"({cpu.usable_threads or '?'} usable by this process"
+        + (f", cgroup limit {cpu.cgroup_cpu_limit:g} CPUs" if cpu.cgroup_cpu_limit else "")
+        + ")",
+    )
+    table.add_row("clocks", escape(f"base {_mhz(cpu.base_clock_mhz)}, max {_mhz(cpu.max_clock_mhz)} — {cpu.clock_source}"))
+    table.add_row("ISA", "  ".join(f"{_YES if present else _NO} {name}" for name, present in cpu.isa.items()))
+    table.add_row("caches", ", ".join(f"{level.name} {_bytes(level.size_bytes)} x{level.instances}" for level in cpu.caches) or "unknown")
+    table.add_row("memory", f"{_bytes(cpu.memory_total_bytes)} total, {_bytes(cpu.memory_available_bytes)} available")
+    table.add_row("NUMA nodes", str(cpu.numa_nodes or "unknown"))
+    return table
+
+
+def _print_gpus(console: Console, inventory: HardwareInventory) -> None:
+    if not inventory.gpus:
+        console.print(f"no NVIDIA GPU: {escape(inventory.gpu_reason or 'none found')}")
+        return
+    table = Table(title="NVIDIA GPUs", title_justify="left")
+    for column in ("#", "name", "memory", "SMs", "cc", "SM clock", "mem clock", "power limit", "PCIe", "MIG", "driver / CUDA", "catalog"):
+        table.add_column(column)
+    for gpu, spec in zip(inventory.gpus, inventory.gpu_specs):
+        table.add_row(
+            str(gpu.index),
+            gpu.name,
+            _bytes(gpu.memory_total_bytes),
+            str(gpu.sm_count) if gpu.sm_count is not None else "?",
+            gpu.compute_capability or "?",
+            f"{_mhz(gpu.sm_clock_mhz)} / {_mhz(gpu.sm_clock_max_mhz)}",
+            f"{_mhz(gpu.memory_clock_mhz)} / {_mhz(gpu.memory_clock_max_mhz)}",
+            f"{gpu.power_limit_w:g} W" if gpu.power_limit_w is not None else "?",
+            f"gen{gpu.pcie_gen} x{gpu.pcie_width} (max gen{gpu.pcie_max_gen} x{gpu.pcie_max_width})",
+            {True: "on", False: "off", None: "?"}[gpu.mig_enabled],
+            f"{gpu.driver_version or '?'} / {gpu.cuda_driver_version or '?'}",
+            spec.key if spec else "[yellow]not in catalog[/]",
+        )
+    console.print(table)
+    if inventory.gpu_reason:
+        console.print(f"[yellow]note:[/] {escape(inventory.gpu_reason)}")
+
+
+def _runtimes_table(inventory: HardwareInventory) -> Table:
+    table = Table(title="Runtimes", title_justify="left")
+    for column in ("runtime", "version", "device / provider", "usable", "details"):
+        table.add_column(column)
+    for report in inventory.runtimes:
+        if not report.installed:
+            table.add_row(report.runtime, "—", "—", _NO, escape(report.reason or ""))
+            continue
+        for device in report.devices:
+            details = "; ".join(
+                part
+                for part in (device.full_name, ", ".join(device.precisions) if device.precisions else None, device.reason)
+                if part
+            )
+            table.add_row(report.runtime, report.version or "?", device.name, _YES if device.usable else _NO, escape(details))
+    return table
+
+
+def _print_peaks(console: Console, inventory: HardwareInventory, ceilings: list[Ceiling], bench: bool) -> None:
+    """Peak (spec or computed) beside measured, with the long provenance strings as numbered notes."""
+    table = Table(title="Peak rates" + (" and measured ceilings" if bench else ""), title_justify="left")
+    for column in ("device", "quantity", "peak", "how", *(("measured", "measured/peak") if bench else ()), "notes"):
+        table.add_column(column)
+    notes: list[str] = []
+    for device, dtype, peak, ceiling in _peak_rows(inventory, ceilings):
+        refs = []
+        if peak is not None:
+            notes.append(f"{device} {dtype} peak: {peak.source}")
+            refs.append(len(notes))
+        if ceiling is not None:
+            notes.append(f"{device} {dtype} measured: {ceiling.method}")
+            refs.append(len(notes))
+        if ceiling is not None and peak is not None and peak.how == "computed" and ceiling.value > peak.value:
+            # Not an error: the formula's clock is the one the OS reports, and boost runs faster.
+            notes.append(f"{device} {dtype}: measured exceeds the computed peak, so the cores ran above the clock in its formula")
+            refs.append(len(notes))
+        row = [device, dtype, format_si(peak.value, peak.unit) if peak else "unknown", peak.how if peak else "—"]
+        if bench:
+            measured = format_si(ceiling.value, ceiling.unit) if ceiling else "—"
+            ratio = f"{ceiling.value / peak.value:.2f}" if ceiling and peak else "—"
+            row += [measured, ratio]
+        row.append(" ".join(f"\\[{ref}]" for ref in refs))
+        table.add_row(*row)
+    console.print(table)
+    for number, note in enumerate(notes, start=1):
+        console.print(f"[dim]\\[{number}][/] {escape(note)}")
+
+
+def _peak_rows(inventory: HardwareInventory, ceilings: list[Ceiling]) -> list[tuple[str, str, Figure | None, Ceiling | None]]:
+    """One row per (device, quantity): every catalog/computed peak, and every ceiling measured."""
+    rows: list[tuple[str, str, Figure | None, Ceiling | None]] = []
+    measured = {(c.device, c.dtype if c.metric == "matmul_flops" else c.metric): c for c in ceilings}
+    for device, peaks in inventory.peaks.items():
+        for dtype, figure in peaks.items():
+            rows.append((device, dtype, figure, measured.pop((device, dtype), None)))
+    for (device, quantity), ceiling in measured.items():
+        rows.append((device, quantity, ceiling.spec, ceiling))
+    return rows
+
+
+def _mhz(value: float | None) -> str:
+    return f"{value:g} MHz" if value else "?"
+
+
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return "?"
+    for scale, unit in ((1024**3, "GiB"), (1024**2, "MiB"), (1024, "KiB")):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}".replace(".0 ", " ")
+    return f"{value} B"

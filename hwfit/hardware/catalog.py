@@ -1,0 +1,503 @@
+"""The spec catalog: datasheet figures per accelerator (data/specs.yaml) and computed CPU peaks.
+
+Code never hard-codes a device's numbers; they live in the YAML with a source per figure. The
+loader validates the file and names the entry and field of anything malformed.
+"""
+
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator, model_validator
+
+from hwfit.hardware._errors import CatalogError
+from hwfit.hardware.cpu import CpuInfo
+from hwfit.hardware.figures import Figure
+
+DEFAULT_CATALOG_PATH = Path(__file__).parent / "data" / "specs.yaml"
+DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+_TERA = 1e12
+_GIGA = 1e9
+# Dense over sparse is 0.5 on every 2:4-sparse part; datasheet rounding (L40S: 362.05 vs 733) stays well below this.
+_MAX_DENSE_OVER_SPARSE = 0.6
+
+
+def flops_unit(dtype: str) -> str:
+    """Integer dtypes count operations, not floating-point operations."""
+    return "OP/s" if dtype.startswith("int") else "FLOP/s"
+
+
+# --- the file's schema (pydantic) --------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Source(_Strict):
+    title: str
+    url: str | None = None
+
+
+class _DtypeTable(_Strict):
+    """Every dtype must be present; null says the device has no hardware path for it."""
+
+    fp32: PositiveFloat | None
+    tf32: PositiveFloat | None
+    fp16: PositiveFloat | None
+    bf16: PositiveFloat | None
+    fp8: PositiveFloat | None
+    int8: PositiveFloat | None
+
+
+class _Peak(_Strict):
+    source: str
+    how: Literal["spec", "estimated"] = "spec"
+    note: str | None = None
+    dense: _DtypeTable
+    sparse: dict[Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8"], PositiveFloat] | None = None
+
+    @model_validator(mode="after")
+    def _dense_is_half_of_sparse(self) -> "_Peak":
+        # A sparse (asterisked) figure copied into the dense table is the classic datasheet
+        # mistake. 2:4 structured sparsity doubles the rate, so dense must be about half.
+        for dtype, sparse_value in (self.sparse or {}).items():
+            dense_value = getattr(self.dense, dtype)
+            if dense_value is None:
+                raise ValueError(f"sparse.{dtype} is given but dense.{dtype} is null")
+            if dense_value > _MAX_DENSE_OVER_SPARSE * sparse_value:
+                raise ValueError(
+                    f"dense.{dtype} = {dense_value} is not about half of sparse.{dtype} = {sparse_value}: "
+                    f"is a with-sparsity figure in the dense table?"
+                )
+        return self
+
+
+class _Valued(_Strict):
+    value: PositiveFloat
+    source: str
+    how: Literal["spec", "computed", "estimated"] = "spec"
+    note: str | None = None
+
+
+class _Price(_Strict):
+    usd: PositiveFloat
+    per: Literal["gpu_hour", "unit"]
+    how: Literal["spec", "computed", "estimated"]
+    source: str
+    as_of: str
+    note: str | None = None
+
+
+class _Gpu(_Strict):
+    key: str
+    name: str
+    vendor: str
+    match: list[str] = Field(min_length=1)
+    peak_tflops: _Peak
+    memory_gb: _Valued
+    memory_bandwidth_gb_per_s: _Valued
+    tdp_w: _Valued
+    price: _Price | None = None
+
+    @field_validator("match")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {error}") from error
+        return patterns
+
+
+class _Fp32Rule(_Strict):
+    name: str
+    vendors: list[str] | None = None
+    families: list[int] | None = None
+    model_min: int | None = None
+    model_max: int | None = None
+    requires: list[str] = Field(min_length=1)
+    fma_units: int = Field(ge=1)
+    fp32_lanes: int = Field(ge=1)
+    source: str
+    assumption: str
+
+
+class _DtypeRule(_Strict):
+    dtype: Literal["bf16", "fp16", "int8", "fp8", "tf32"]
+    requires_any: list[str] = Field(min_length=1)
+    flop_per_cycle: PositiveFloat | None = None
+    fp32_multiple: PositiveFloat | None = None
+    source: str
+    assumption: str
+
+    @model_validator(mode="after")
+    def _exactly_one_rate(self) -> "_DtypeRule":
+        if (self.flop_per_cycle is None) == (self.fp32_multiple is None):
+            raise ValueError("give exactly one of flop_per_cycle and fp32_multiple")
+        return self
+
+
+class _CpuPeak(_Strict):
+    fp32_rules: list[_Fp32Rule] = Field(min_length=1)
+    dtype_rules: list[_DtypeRule] = []
+
+
+class _CatalogFile(_Strict):
+    sources: dict[str, _Source] = {}
+    gpus: list[_Gpu]
+    cpu_peak: _CpuPeak
+
+
+# --- the public values -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """What a datasheet says about one accelerator. `peak_flops[dtype]` is None where it lacks the dtype."""
+
+    key: str
+    name: str
+    vendor: str
+    match_patterns: tuple[str, ...]
+    peak_flops: dict[str, Figure | None]  # dense, base units (FLOP/s; int8: OP/s)
+    sparse_peak_flops: dict[str, Figure]
+    memory_bytes: Figure
+    memory_bandwidth_bytes_per_s: Figure
+    tdp_w: Figure
+    price: Figure | None  # unit "USD/GPU-hour" (cloud) or "USD" (list price)
+
+    def matches(self, device_name: str) -> bool:
+        return any(re.search(pattern, device_name, re.IGNORECASE) for pattern in self.match_patterns)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "name": self.name,
+            "vendor": self.vendor,
+            "peak_flops": {dtype: figure.to_dict() if figure else None for dtype, figure in self.peak_flops.items()},
+            "memory_bytes": self.memory_bytes.to_dict(),
+            "memory_bandwidth_bytes_per_s": self.memory_bandwidth_bytes_per_s.to_dict(),
+            "tdp_w": self.tdp_w.to_dict(),
+            "price": self.price.to_dict() if self.price else None,
+        }
+
+
+@dataclass(frozen=True)
+class CpuRule:
+    """A row of the per-cycle table: which CPUs it covers and what one core does per cycle."""
+
+    name: str
+    vendors: tuple[str, ...] | None
+    families: tuple[int, ...] | None
+    model_min: int | None
+    model_max: int | None
+    requires: tuple[str, ...]
+    fma_units: int
+    fp32_lanes: int
+    source: str
+    assumption: str
+
+    @property
+    def fp32_flop_per_cycle(self) -> int:
+        return self.fma_units * self.fp32_lanes * 2  # an FMA is a multiply and an add
+
+    def applies_to(self, cpu: CpuInfo) -> bool:
+        if self.vendors is not None and cpu.vendor not in self.vendors:
+            return False
+        if self.families is not None and cpu.family not in self.families:
+            return False
+        if self.model_min is not None and (cpu.model is None or cpu.model < self.model_min):
+            return False
+        if self.model_max is not None and (cpu.model is None or cpu.model > self.model_max):
+            return False
+        return all(cpu.has(flag) for flag in self.requires)
+
+
+@dataclass(frozen=True)
+class DtypeRule:
+    """Per-cycle rate of a narrower dtype: a fixed FLOP/cycle (AMX) or a multiple of fp32 (AVX-512)."""
+
+    dtype: str
+    requires_any: tuple[str, ...]
+    flop_per_cycle: float | None
+    fp32_multiple: float | None
+    source: str
+    assumption: str
+
+    def applies_to(self, cpu: CpuInfo) -> bool:
+        return any(cpu.has(flag) for flag in self.requires_any)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The loaded catalog: accelerator specs and the CPU per-cycle tables."""
+
+    path: Path
+    gpus: tuple[DeviceSpec, ...]
+    cpu_fp32_rules: tuple[CpuRule, ...]
+    cpu_dtype_rules: tuple[DtypeRule, ...]
+    sources: dict[str, str] = field(default_factory=dict)  # key -> "title (url)"
+
+    def spec(self, key: str) -> DeviceSpec | None:
+        for spec in self.gpus:
+            if spec.key == key:
+                return spec
+        return None
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Load and validate a catalog file (default: the one shipped with hwfit). Raises CatalogError."""
+    if path is None:
+        return _default_catalog()
+    return _load(Path(path))
+
+
+@functools.lru_cache(maxsize=1)
+def _default_catalog() -> Catalog:
+    return _load(DEFAULT_CATALOG_PATH)
+
+
+def _load(path: Path) -> Catalog:
+    raw = _read_yaml(path)
+    try:
+        parsed = _CatalogFile.model_validate(raw)
+    except ValidationError as error:
+        raise CatalogError(_describe_validation_error(path, raw, error)) from None
+    _check_unique_keys(path, parsed)
+    sources = {key: f"{source.title} ({source.url})" if source.url else source.title for key, source in parsed.sources.items()}
+    # CPU formulas are long already; they cite a source by title alone (the URL is in `sources`).
+    titles = {key: source.title for key, source in parsed.sources.items()}
+    _check_source_refs(path, parsed, sources)
+    return Catalog(
+        path=path,
+        gpus=tuple(_device_spec(entry, sources) for entry in parsed.gpus),
+        cpu_fp32_rules=tuple(_cpu_rule(rule, titles) for rule in parsed.cpu_peak.fp32_rules),
+        cpu_dtype_rules=tuple(_dtype_rule(rule, titles) for rule in parsed.cpu_peak.dtype_rules),
+        sources=sources,
+    )
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise CatalogError(f"cannot read spec catalog {path}: {error.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise CatalogError(f"spec catalog {path} is not valid YAML: {error}") from None
+
+
+def _describe_validation_error(path: Path, raw: Any, error: ValidationError) -> str:
+    """One line per problem: 'gpus[h100-sxm].peak_tflops.dense.bf16: Input should be ...'."""
+    lines = [f"spec catalog {path} is malformed:"]
+    for problem in error.errors():
+        location = _location(raw, problem["loc"])
+        got = f" (got {problem['input']!r})" if problem["type"] not in ("missing",) and "input" in problem else ""
+        lines.append(f"  {location}: {problem['msg']}{got}")
+    return "\n".join(lines)
+
+
+def _location(raw: Any, loc: tuple[Any, ...]) -> str:
+    """Render a pydantic error location, naming list items by their `key` or `name` when they have one."""
+    text = ""
+    node = raw
+    for part in loc:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            label = item.get("key") or item.get("name") if isinstance(item, dict) else None
+            text += f"[{label}]" if label else f"[{part}]"
+            node = item
+            continue
+        text += f".{part}" if text else str(part)
+        node = node.get(part) if isinstance(node, dict) else None
+    return text
+
+
+def _check_unique_keys(path: Path, parsed: _CatalogFile) -> None:
+    seen: set[str] = set()
+    for entry in parsed.gpus:
+        if entry.key in seen:
+            raise CatalogError(f"spec catalog {path}: gpus[{entry.key}].key: duplicate key {entry.key!r}")
+        seen.add(entry.key)
+
+
+def _check_source_refs(path: Path, parsed: _CatalogFile, sources: dict[str, str]) -> None:
+    """A source that looks like a key (no spaces) must be one, so a typo does not become the citation."""
+    for entry in parsed.gpus:
+        refs = {
+            "peak_tflops.source": entry.peak_tflops.source,
+            "memory_gb.source": entry.memory_gb.source,
+            "memory_bandwidth_gb_per_s.source": entry.memory_bandwidth_gb_per_s.source,
+            "tdp_w.source": entry.tdp_w.source,
+        }
+        if entry.price is not None:
+            refs["price.source"] = entry.price.source
+        for field_name, ref in refs.items():
+            if " " not in ref and ref not in sources:
+                raise CatalogError(
+                    f"spec catalog {path}: gpus[{entry.key}].{field_name}: unknown source key {ref!r} "
+                    f"(add it under `sources:` or write the citation in full)"
+                )
+
+
+def _cite(ref: str, sources: dict[str, str]) -> str:
+    return sources.get(ref, ref)
+
+
+def _device_spec(entry: _Gpu, sources: dict[str, str]) -> DeviceSpec:
+    peak = entry.peak_tflops
+    peak_source = _cite(peak.source, sources) + (f"; {peak.note}" if peak.note else "")
+    dense = {
+        dtype: Figure(value * _TERA, flops_unit(dtype), peak.how, f"{peak_source} (dense)")
+        if (value := getattr(peak.dense, dtype)) is not None
+        else None
+        for dtype in DTYPES
+    }
+    sparse = {
+        dtype: Figure(value * _TERA, flops_unit(dtype), peak.how, f"{peak_source} (2:4 sparse)")
+        for dtype, value in (peak.sparse or {}).items()
+    }
+    return DeviceSpec(
+        key=entry.key,
+        name=entry.name,
+        vendor=entry.vendor,
+        match_patterns=tuple(entry.match),
+        peak_flops=dense,
+        sparse_peak_flops=sparse,
+        memory_bytes=_valued(entry.memory_gb, _GIGA, "bytes", sources),
+        memory_bandwidth_bytes_per_s=_valued(entry.memory_bandwidth_gb_per_s, _GIGA, "bytes/s", sources),
+        tdp_w=_valued(entry.tdp_w, 1.0, "W", sources),
+        price=_price(entry.price, sources),
+    )
+
+
+def _valued(item: _Valued, scale: float, unit: str, sources: dict[str, str]) -> Figure:
+    source = _cite(item.source, sources) + (f"; {item.note}" if item.note else "")
+    return Figure(item.value * scale, unit, item.how, source)
+
+
+def _price(price: _Price | None, sources: dict[str, str]) -> Figure | None:
+    if price is None:
+        return None
+    unit = "USD/GPU-hour" if price.per == "gpu_hour" else "USD"
+    source = f"{_cite(price.source, sources)}, as of {price.as_of}" + (f"; {price.note}" if price.note else "")
+    return Figure(price.usd, unit, price.how, source)
+
+
+def _cpu_rule(rule: _Fp32Rule, sources: dict[str, str]) -> CpuRule:
+    return CpuRule(
+        name=rule.name,
+        vendors=tuple(rule.vendors) if rule.vendors is not None else None,
+        families=tuple(rule.families) if rule.families is not None else None,
+        model_min=rule.model_min,
+        model_max=rule.model_max,
+        requires=tuple(rule.requires),
+        fma_units=rule.fma_units,
+        fp32_lanes=rule.fp32_lanes,
+        source=_cite(rule.source, sources),
+        assumption=rule.assumption,
+    )
+
+
+def _dtype_rule(rule: _DtypeRule, sources: dict[str, str]) -> DtypeRule:
+    return DtypeRule(
+        dtype=rule.dtype,
+        requires_any=tuple(rule.requires_any),
+        flop_per_cycle=rule.flop_per_cycle,
+        fp32_multiple=rule.fp32_multiple,
+        source=_cite(rule.source, sources),
+        assumption=rule.assumption,
+    )
+
+
+# --- lookups -----------------------------------------------------------------------------------
+
+
+def spec_for_gpu(device_name: str, catalog: Catalog | None = None) -> DeviceSpec | None:
+    """The catalog entry whose name patterns match an NVML name such as 'NVIDIA H100 80GB HBM3'."""
+    catalog = catalog or load_catalog()
+    for spec in catalog.gpus:
+        if spec.matches(device_name):
+            return spec
+    return None
+
+
+def cpu_peak_flops(cpu: CpuInfo, catalog: Catalog | None = None) -> dict[str, Figure]:
+    """Computed peak per dtype: cores x clock x FLOP/cycle/core from the catalog's per-cycle table.
+
+    Empty when the core count, clock or a matching rule is unknown; a dtype is absent when the CPU
+    has no native instructions for it.
+    """
+    catalog = catalog or load_catalog()
+    rule = next((rule for rule in catalog.cpu_fp32_rules if rule.applies_to(cpu)), None)
+    cores, cores_note = _cores_for_peak(cpu)
+    clock_mhz, clock_note = _clock_for_peak(cpu)
+    if rule is None or cores is None or clock_mhz is None:
+        return {}
+    base = f"{cores:g} cores ({cores_note}) x {clock_mhz:g} MHz ({clock_note})"
+    peaks = {"fp32": _cpu_figure("fp32", cores, clock_mhz, rule.fp32_flop_per_cycle, base, _fp32_why(rule))}
+    for dtype in ("bf16", "fp16", "int8"):
+        dtype_rule = next((r for r in catalog.cpu_dtype_rules if r.dtype == dtype and r.applies_to(cpu)), None)
+        if dtype_rule is None:
+            continue
+        per_cycle, why = _dtype_per_cycle(dtype_rule, rule)
+        peaks[dtype] = _cpu_figure(dtype, cores, clock_mhz, per_cycle, base, why)
+    return peaks
+
+
+def _fp32_why(rule: CpuRule) -> str:
+    return (
+        f"{rule.name}: {rule.fma_units} FMA units x {rule.fp32_lanes} fp32 lanes x 2; "
+        f"assumes {rule.assumption} [{rule.source}]"
+    )
+
+
+def _dtype_per_cycle(dtype_rule: DtypeRule, fp32_rule: CpuRule) -> tuple[float, str]:
+    flags = "/".join(dtype_rule.requires_any)
+    if dtype_rule.flop_per_cycle is not None:
+        return dtype_rule.flop_per_cycle, f"{flags}: {dtype_rule.assumption} [{dtype_rule.source}]"
+    per_cycle = dtype_rule.fp32_multiple * fp32_rule.fp32_flop_per_cycle
+    why = (
+        f"{flags}: {dtype_rule.fp32_multiple:g} x the {fp32_rule.fp32_flop_per_cycle} fp32 FLOP/cycle of "
+        f"'{fp32_rule.name}'; {dtype_rule.assumption} [{dtype_rule.source}]"
+    )
+    return per_cycle, why
+
+
+def _cpu_figure(dtype: str, cores: float, clock_mhz: float, per_cycle: float, base: str, why: str) -> Figure:
+    value = cores * clock_mhz * 1e6 * per_cycle
+    unit_word = "OP" if dtype.startswith("int") else "FLOP"
+    formula = f"computed: {base} x {per_cycle:g} {unit_word}/cycle/core ({why})"
+    return Figure(value, flops_unit(dtype), "computed", formula)
+
+
+def _cores_for_peak(cpu: CpuInfo) -> tuple[float | None, str]:
+    """Physical cores this process can use: all of them, scaled down by an affinity mask or cgroup quota."""
+    if cpu.physical_cores is None:
+        return None, "unknown"
+    cores = float(cpu.physical_cores)
+    note = "physical cores"
+    if cpu.usable_threads and cpu.logical_threads and cpu.usable_threads < cpu.logical_threads:
+        cores = max(1.0, round(cpu.physical_cores * cpu.usable_threads / cpu.logical_threads))
+        note = f"physical cores x {cpu.usable_threads}/{cpu.logical_threads} threads in the affinity mask"
+    if cpu.cgroup_cpu_limit is not None and cpu.cgroup_cpu_limit < cores:
+        cores = cpu.cgroup_cpu_limit
+        note = "cgroup cpu.max quota"
+    return cores, note
+
+
+def _clock_for_peak(cpu: CpuInfo) -> tuple[float | None, str]:
+    if cpu.max_clock_mhz:
+        return cpu.max_clock_mhz, "max clock; all-core sustained clocks are lower"
+    if cpu.base_clock_mhz:
+        return cpu.base_clock_mhz, "base clock; boost clocks may exceed it"
+    return None, "unknown"

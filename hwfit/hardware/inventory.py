@@ -47,7 +47,9 @@ class HardwareInventory:
 
     Every number in "peaks" carries how it was obtained: "computed" (CPU: cores x clock x
     FLOP/cycle, the formula in "source") or "spec"/"estimated" (GPU: the catalog's datasheet).
-    `hwfit devices --bench --json` adds "ceilings": [Ceiling.to_dict(), ...].
+    `hwfit devices --bench --json` adds "ceilings": [{device, metric, dtype, value, unit, how,
+    method, spec: {value, unit, how, source} | null, ratio, details}] and "bench_notes": [str]
+    (devices that could not be benchmarked, and why).
     """
 
     cpu: CpuInfo

@@ -8,6 +8,7 @@ catalog (GPUs) or the computed peak (CPUs).
 """
 
 import math
+import statistics
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -101,14 +102,19 @@ def measure_ceilings(device: str = "cpu", quick: bool = False, progress: Progres
 # --- timing ------------------------------------------------------------------------------------
 
 
-def _best_seconds(run: Callable[[], None], repeats: int) -> float:
-    """Fastest of `repeats` wall-clock timings: on a shared machine the minimum is the least disturbed."""
-    best = math.inf
+def _timings(run: Callable[[], None], repeats: int) -> list[float]:
+    """`repeats` wall-clock timings of `run`, in seconds."""
+    seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
-        best = min(best, time.perf_counter() - start)
-    return best
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def _best_seconds(run: Callable[[], None], repeats: int) -> float:
+    """Fastest of `repeats` timings: on a shared machine the minimum is the least disturbed run."""
+    return min(_timings(run, repeats))
 
 
 def _size_for(rate_per_s: float, target_s: float, work: Callable[[int], float], n_min: int, n_max: int) -> int:
@@ -203,6 +209,7 @@ class _MatmulRun:
     library: str
     n: int
     best_s: float
+    median_s: float  # reported beside the best so a reader sees how noisy the machine was
 
     @property
     def flops(self) -> float:
@@ -217,7 +224,8 @@ def _run_matmul(library: str, make: Callable[[int, str], Callable[[], None]], dt
     n = _size_for(probe_rate, config.matmul_target_s, _matmul_flop, 256, 8192)
     run = make(n, dtype)
     run()
-    return _MatmulRun(library, n, _best_seconds(run, config.matmul_repeats))
+    seconds = _timings(run, config.matmul_repeats)
+    return _MatmulRun(library, n, min(seconds), statistics.median(seconds))
 
 
 def _cpu_matmul(dtype: str, cpu: CpuInfo, threads: int, config: BenchConfig, peak: Figure | None, say: Progress) -> Ceiling:
@@ -234,7 +242,8 @@ def _cpu_matmul(dtype: str, cpu: CpuInfo, threads: int, config: BenchConfig, pea
         f"~{config.matmul_target_s:g} s, best of {config.matmul_repeats} timed calls after a warm-up, "
         f"{threads} threads; best library: {best.library} ({tried})"
     )
-    details = {"library": best.library, "n": best.n, "best_seconds": best.best_s, "repeats": config.matmul_repeats,
+    details = {"library": best.library, "n": best.n, "best_seconds": best.best_s,
+               "median_value": _matmul_flop(best.n) / best.median_s, "repeats": config.matmul_repeats,
                "threads": threads, "candidates": {run.library: {"n": run.n, "value": run.flops} for run in runs}}
     say(f"cpu: matmul {dtype} {format_si(best.flops, 'FLOP/s')}")
     return Ceiling("cpu", "matmul_flops", dtype, best.flops, flops_unit(dtype), method, spec=peak, details=details)
@@ -280,11 +289,13 @@ def _cpu_triad(cpu: CpuInfo, threads: int, config: BenchConfig) -> Ceiling:
     torch = _torch()
     if torch is not None:
         candidates[f"torch.add(b, c, alpha=s, out=a), {threads} threads"] = _torch_triad(torch, a, b, c, scalar)
-    rates = {}
+    rates, medians = {}, {}
     with _torch_threads(threads):
         for name, run in candidates.items():
             run()
-            rates[name] = moved_bytes / _best_seconds(run, config.triad_repeats)
+            seconds = _timings(run, config.triad_repeats)
+            rates[name] = moved_bytes / min(seconds)
+            medians[name] = moved_bytes / statistics.median(seconds)
     best_name = max(rates, key=rates.get)
     _check_triad(a, b, c, scalar)
     method = (
@@ -294,7 +305,7 @@ def _cpu_triad(cpu: CpuInfo, threads: int, config: BenchConfig) -> Ceiling:
         + "; ".join(f"{name}: {format_si(rate, 'B/s')}" for name, rate in rates.items())
         + ")"
     )
-    details = {"variant": best_name, "elements": elements, "array_bytes": array_bytes,
+    details = {"variant": best_name, "median_value": medians[best_name], "elements": elements, "array_bytes": array_bytes,
                "last_level_cache_bytes": cpu.last_level_cache_bytes, "repeats": config.triad_repeats,
                "candidates": rates}
     return Ceiling("cpu", "mem_bandwidth", None, rates[best_name], "bytes/s", method, spec=None, details=details)

@@ -192,6 +192,13 @@ def _int_or_none(text: str | None) -> int | None:
         return None
 
 
+def _float_or_none(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
 def _model_name(first: dict[str, str]) -> str | None:
     name = first.get("model name") or first.get("Model") or first.get("cpu model")
     if name:
@@ -314,7 +321,7 @@ def _clocks(blocks: list[dict[str, str]]) -> tuple[float | None, float | None, s
     nominal_mhz = _model_name_ghz(blocks)
     if nominal_mhz:
         return nominal_mhz, None, "base: nominal clock in the model name; max: unknown (no cpufreq sysfs)"
-    mhz_values = [float(block["cpu MHz"]) for block in blocks if "cpu MHz" in block]
+    mhz_values = [mhz for block in blocks if (mhz := _float_or_none(block.get("cpu MHz"))) is not None]
     if mhz_values:
         return (
             max(mhz_values),

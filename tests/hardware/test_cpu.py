@@ -85,3 +85,30 @@ def test_discovery_is_stable_and_a_hashable_value():
     assert first.flags == second.flags and first.caches == second.caches
     assert first.physical_cores == second.physical_cores
     hash(first)  # a frozen value: usable as a dict key, e.g. to cache peaks per CPU
+
+
+def test_without_proc_and_sys_discovery_degrades_to_none(tmp_path, monkeypatch):
+    # What a non-Linux host looks like to the parser: none of the files exist.
+    from hwfit.hardware import cpu as cpu_module
+
+    monkeypatch.setattr(cpu_module, "_PROC_CPUINFO", tmp_path / "cpuinfo")
+    monkeypatch.setattr(cpu_module, "_SYS_CPU", tmp_path / "cpu")
+    monkeypatch.setattr(cpu_module, "_SYS_NODE", tmp_path / "node")
+    info = cpu_module.discover_cpu()
+    assert info.caches == () and info.last_level_cache_bytes is None
+    assert info.numa_nodes is None
+    assert info.base_clock_mhz is None and info.max_clock_mhz is None and info.clock_source.startswith("unknown")
+    assert info.logical_threads and info.logical_threads >= 1  # os.cpu_count still answers
+    assert isinstance(info.flags, tuple)  # from py-cpuinfo, or empty
+    info.to_dict()
+
+
+def test_garbled_cpuinfo_does_not_crash(tmp_path, monkeypatch):
+    from hwfit.hardware import cpu as cpu_module
+
+    garbled = tmp_path / "cpuinfo"
+    garbled.write_text("processor\t: 0\ncpu family\t: x\ncpu MHz\t\t: fast\nflags\t\t: avx2 fma\n\nnonsense without colon\n")
+    monkeypatch.setattr(cpu_module, "_PROC_CPUINFO", garbled)
+    info = cpu_module.discover_cpu()
+    assert info.family is None
+    assert info.has("avx2") and info.has("fma")

@@ -176,7 +176,12 @@ def main() -> int:
     rows = best_over_rounds(rounds)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     # Other processes on the cores halve these figures; say how busy the machine was.
-    load = f"1-minute load average {load_before} before and {load_after} after the run"
+    load = (
+        f"1-minute load average {load_before:.2f} before and {load_after:.2f} after the run "
+        f"(this run's own threads count towards the second)"
+        if load_before is not None and load_after is not None
+        else "load average unknown on this platform"
+    )
     print_table(console, rows, cpu_name)
     console.print(load)
     if args.markdown:

@@ -50,6 +50,9 @@ class Model:
     onnx_file: Path | None = None
     module_factory: Callable[[], Any] | None = None  # returns a torch.nn.Module in eval mode
     eval_set_factory: Callable[[], EvalSet] | None = None
+    # Real inputs (tokenized sentences, held-out images) for accuracy checks and int8 calibration:
+    # random token ids exaggerate quantization error, so real data gives the honest figure.
+    real_inputs_factory: Callable[[int], dict[str, np.ndarray]] | None = None
     _module: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _costs: dict = field(default_factory=dict, repr=False)  # explicit cache: batch size -> ModelCost
@@ -82,6 +85,16 @@ class Model:
 
     def synthetic_inputs(self, batch_size: int, seed: int = 0) -> dict[str, np.ndarray]:
         return synthetic_inputs(self.inputs, batch_size, seed)
+
+    def sample_inputs(self, count: int, seed: int = 0) -> tuple[dict[str, np.ndarray], str]:
+        """`count` samples of real data where the model has some, else synthetic; and which it is."""
+        if self.real_inputs_factory is not None:
+            return self.real_inputs_factory(count), "real"
+        if self.eval_set_factory is not None:
+            dataset = self.eval_set()
+            if len(dataset) >= count:
+                return {name: array[:count] for name, array in dataset.inputs.items()}, f"real ({dataset.name})"
+        return self.synthetic_inputs(count, seed), "synthetic"
 
     def eval_set(self) -> EvalSet | None:
         return None if self.eval_set_factory is None else self.eval_set_factory()

@@ -10,9 +10,10 @@ import numpy as np
 from hwfit.models.model import Model
 
 # The least agreement with fp32 a variant must keep to count as accurate, per task.
-# Cosine 0.99 on MiniLM separates per-channel int8 (~0.99+) from per-tensor int8 (~0.96).
+# On real sentences, mean cosine 0.99 on MiniLM separates per-channel dynamic int8 (0.993)
+# from per-tensor (0.966).
 TOLERANCES: dict[str, tuple[str, float]] = {
-    "embedding": ("cosine_min", 0.99),
+    "embedding": ("cosine_mean", 0.99),
     "classification": ("top1_agreement", 0.98),
     "generic": ("cosine_min", 0.999),
 }

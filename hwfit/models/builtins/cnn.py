@@ -93,6 +93,12 @@ def _eval_set() -> EvalSet:
     return EvalSet("digits-test", {"image": test_x}, test_y)
 
 
+def _training_images(count: int) -> dict[str, np.ndarray]:
+    """Real images from the training split (calibration never sees the held-out test split)."""
+    train_x = digits_split()[0]
+    return {"image": np.resize(train_x, (count,) + train_x.shape[1:])}
+
+
 def load_cnn() -> Model:
     module = _trained_module()
     digest = hashlib.sha256()
@@ -109,4 +115,5 @@ def load_cnn() -> Model:
         description="2-conv CNN trained on sklearn digits (8x8, 10 classes); eval: 360 held-out images",
         module_factory=lambda: module,
         eval_set_factory=_eval_set,
+        real_inputs_factory=_training_images,
     )

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from hwfit.errors import ModelSourceError
 from hwfit.models.model import Model, hash_bytes_of_file
 from hwfit.models.spec import BATCH, InputSpec, TensorSpec
@@ -69,6 +71,27 @@ def _make_encoder(folder: Path, pooling: str, normalize: bool):
     return SentenceEncoder(transformer).eval()
 
 
+SENTENCES_FILE = Path(__file__).parent / "data" / "sentences.txt"
+
+
+def tokenized_sentences(folder: Path, count: int, sequence_length: int) -> dict[str, np.ndarray]:
+    """`count` real English sentences (cycled) tokenized with the model's own tokenizer.json."""
+    from tokenizers import Tokenizer
+
+    tokenizer_file = folder / "tokenizer.json"
+    if not tokenizer_file.exists():
+        raise ModelSourceError(f"{folder} has no tokenizer.json to tokenize real sentences with")
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.enable_truncation(sequence_length)
+    tokenizer.enable_padding(length=sequence_length)
+    sentences = [line for line in SENTENCES_FILE.read_text().splitlines() if line.strip()]
+    encoded = tokenizer.encode_batch([sentences[i % len(sentences)] for i in range(count)])
+    return {
+        "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+    }
+
+
 def text_encoder_model(folder: Path, name: str, source: str, kind: str, description: str = "") -> Model:
     config = json.loads((folder / "config.json").read_text())
     vocab_size = int(config.get("vocab_size", 30522))
@@ -91,4 +114,15 @@ def text_encoder_model(folder: Path, name: str, source: str, kind: str, descript
         description=description or f"{config.get('model_type', 'transformer')} encoder, {pooling} pooling"
         + (", L2-normalised" if normalize else ""),
         module_factory=lambda: _make_encoder(folder, pooling, normalize),
+        real_inputs_factory=_real_inputs(folder),
     )
+
+
+def _real_inputs(folder: Path):
+    if not (folder / "tokenizer.json").exists():
+        return None
+    try:
+        import tokenizers  # noqa: F401
+    except ImportError:
+        return None
+    return lambda count: tokenized_sentences(folder, count, DEFAULT_SEQUENCE_LENGTH)

@@ -1,0 +1,21 @@
+"""The command line: thin wrappers that parse, call one function of a layer, and print."""
+
+import sys
+
+from hwfit.cli._app import app
+from hwfit.errors import HwfitError
+
+# Importing a command module registers its commands on `app`.
+from hwfit.cli import devices as _devices  # noqa: F401,E402
+from hwfit.cli import variants as _variants  # noqa: F401,E402
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning HwfitError into one readable line."""
+    try:
+        app()
+    except HwfitError as error:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error:[/] {error}")
+        sys.exit(2)

@@ -1,0 +1,12 @@
+"""The Typer application every command module registers on."""
+
+import typer
+
+app = typer.Typer(
+    name="hwfit",
+    help="Fit AI models to the hardware they run on: measure what a model costs on each "
+    "device, backend, precision and batch size.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)

@@ -1,0 +1,108 @@
+"""`hwfit variants MODEL`: every backend × device × precision for a model, checked and timed briefly."""
+
+from __future__ import annotations
+
+import json
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hwfit.cli._app import app
+
+STATUS_STYLE = {"ok": "green", "inaccurate": "yellow", "unavailable": "dim", "failed": "red"}
+
+
+def _split(values: Optional[List[str]]) -> Optional[List[str]]:
+    if not values:
+        return None
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+@app.command()
+def variants(
+    model: str = typer.Argument("minilm", help="Built-in name (minilm, cnn, resnet50), .onnx/.pt/.pt2 file, "
+                                "Hugging Face folder, or package.module:factory."),
+    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="Backends to try (default: all)."),
+    device: Optional[List[str]] = typer.Option(None, "--device", "-d", help="Devices (default: all found)."),
+    precision: Optional[List[str]] = typer.Option(None, "--precision", "-p", help="fp32, fp16, bf16, int8-dynamic, int8-static."),
+    batch_size: int = typer.Option(8, "--batch", help="Batch size for the timing rounds."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (default: all usable cores)."),
+    shape: Optional[List[str]] = typer.Option(None, "--shape", help="Input shape override, e.g. input_ids=B,64."),
+    seconds: float = typer.Option(1.5, "--seconds", help="Timing time per variant, split in 3 rounds."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON only."),
+    show_unavailable: bool = typer.Option(True, "--unavailable/--no-unavailable", help="List variants that cannot run, with why."),
+) -> None:
+    """Run MODEL on every available backend, device and precision: accuracy against fp32 and a short timing.
+
+    Example: hwfit variants minilm --batch 8 --seconds 2
+    """
+    from hwfit.backends import candidate_variants
+    from hwfit.models import load_model, parse_shape_overrides
+    from hwfit.profile import quick_check
+
+    err = Console(stderr=True)
+    loaded = load_model(model, parse_shape_overrides(shape or []))
+    candidates = candidate_variants(loaded, _split(backend), _split(device), _split(precision), [batch_size], threads)
+    runnable = sum(1 for _, reason in candidates if reason is None)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=err, transient=True, disable=as_json) as progress:
+        task = progress.add_task(f"{loaded.name}: fp32 reference", total=runnable)
+
+        def on_start(variant) -> None:
+            progress.update(task, description=f"{loaded.name}: {variant.key}")
+
+        results = quick_check(loaded, candidates, seconds=seconds, on_start=_advancing(progress, task, on_start))
+    if as_json:
+        print(json.dumps({"schema": "hwfit.variants/1", "model": loaded.to_dict(),
+                          "cost": loaded.cost(batch_size).to_dict(),
+                          "results": [r.to_dict() for r in results]}, indent=2))
+        return
+    Console().print(_table(loaded, results, batch_size, show_unavailable))
+
+
+def _advancing(progress, task, on_start):
+    started = {"count": 0}
+
+    def callback(variant) -> None:
+        if started["count"]:
+            progress.advance(task)
+        started["count"] += 1
+        on_start(variant)
+
+    return callback
+
+
+def _table(model, results, batch_size: int, show_unavailable: bool) -> Table:
+    cost = model.cost(batch_size)
+    table = Table(title=f"{model.name}: {model.description}\n"
+                  f"{cost.flops_per_sample / 1e9:.3g} GFLOP/sample, weights {cost.weight_bytes / 1e6:.1f} MB, "
+                  f"batch {batch_size}; throughput = best of 3 timing rounds (measured), accuracy vs fp32 reference",
+                  title_justify="left")
+    for column, justify in [("variant", "left"), ("status", "left"), ("samples/s", "right"), ("p50 ms", "right"),
+                            ("load s", "right"), ("convert/compile s", "right"), ("vs fp32", "left"),
+                            ("task acc", "right"), ("why / notes", "left")]:
+        table.add_column(column, justify=justify, overflow="fold")
+    for result in results:
+        if result.status == "unavailable" and not show_unavailable:
+            continue
+        table.add_row(*_row(result))
+    return table
+
+
+def _row(result) -> list[str]:
+    style = STATUS_STYLE[result.status]
+    prep = [f"{result.convert_s:.1f}" if result.convert_s else "", f"{result.compile_s:.1f}" if result.compile_s else ""]
+    return [
+        result.variant.key,
+        f"[{style}]{result.status}[/]",
+        f"{result.samples_per_s:.1f}" if result.samples_per_s else "",
+        f"{result.latency_ms_p50:.2f}" if result.latency_ms_p50 else "",
+        f"{result.load_s:.2f}" if result.load_s is not None else "",
+        " / ".join(p for p in prep if p) if any(prep) else "",
+        result.accuracy_verdict or "",
+        f"{result.task_accuracy:.3f}" if result.task_accuracy is not None else "",
+        result.reason if result.status != "ok" else "; ".join(n for n in result.notes if len(n) < 90)[:160],
+    ]

@@ -51,7 +51,11 @@ def candidate_variants(
     batch_sizes: Iterable[int] = (1,),
     threads: int | None = None,
 ) -> list[tuple[Variant, str | None]]:
-    """Every combination asked for, each with the reason it cannot run here (None if it can)."""
+    """Every combination asked for, each with the reason it cannot run here (None if it can).
+
+    Unless precisions are named, a backend is only paired with the precisions it implements;
+    devices and precisions the hardware or packages cannot run stay in, with their reason.
+    """
     from hwfit.hardware import device_names
 
     rows = []
@@ -59,6 +63,8 @@ def candidate_variants(
     device_list = list(devices or device_names())
     for name, device, precision, batch in product(names, device_list, list(precisions or PRECISIONS), batch_sizes):
         backend = get_backend(name)
+        if precisions is None and precision not in backend.precisions:
+            continue
         variant = Variant(name, device, precision, batch, threads)
         rows.append((variant, backend.unavailable_reason(model, variant)))
     return rows

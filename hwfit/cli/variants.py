@@ -60,7 +60,9 @@ def variants(
                           "cost": loaded.cost(batch_size).to_dict(),
                           "results": [r.to_dict() for r in results]}, indent=2))
         return
-    Console().print(_table(loaded, results, batch_size, show_unavailable))
+    out = Console(width=max(Console().width, 150))
+    out.print(_table(loaded, results, batch_size))
+    _print_reasons(out, results, show_unavailable)
 
 
 def _advancing(progress, task, on_start):
@@ -75,34 +77,50 @@ def _advancing(progress, task, on_start):
     return callback
 
 
-def _table(model, results, batch_size: int, show_unavailable: bool) -> Table:
+def _table(model, results, batch_size: int) -> Table:
     cost = model.cost(batch_size)
     table = Table(title=f"{model.name}: {model.description}\n"
-                  f"{cost.flops_per_sample / 1e9:.3g} GFLOP/sample, weights {cost.weight_bytes / 1e6:.1f} MB, "
-                  f"batch {batch_size}; throughput = best of 3 timing rounds (measured), accuracy vs fp32 reference",
+                  f"{cost.flops_per_sample / 1e9:.3g} GFLOP/sample (counted from the graph), weights "
+                  f"{cost.weight_bytes / 1e6:.1f} MB, batch {batch_size}. samples/s: best of 3 timing rounds; "
+                  "p50: median of all timed runs (measured); vs fp32: agreement with the fp32 reference on "
+                  f"{model.sample_inputs(1)[1]} inputs",
                   title_justify="left")
     for column, justify in [("variant", "left"), ("status", "left"), ("samples/s", "right"), ("p50 ms", "right"),
-                            ("load s", "right"), ("convert/compile s", "right"), ("vs fp32", "left"),
-                            ("task acc", "right"), ("why / notes", "left")]:
-        table.add_column(column, justify=justify, overflow="fold")
+                            ("load s", "right"), ("convert s", "right"), ("compile s", "right"),
+                            ("vs fp32", "left"), ("task acc", "right")]:
+        table.add_column(column, justify=justify, no_wrap=column == "variant")
     for result in results:
-        if result.status == "unavailable" and not show_unavailable:
-            continue
-        table.add_row(*_row(result))
+        if result.status != "unavailable":
+            table.add_row(*_row(result))
     return table
+
+
+def _seconds(value) -> str:
+    return f"{value:.1f}" if value else ""
 
 
 def _row(result) -> list[str]:
     style = STATUS_STYLE[result.status]
-    prep = [f"{result.convert_s:.1f}" if result.convert_s else "", f"{result.compile_s:.1f}" if result.compile_s else ""]
     return [
         result.variant.key,
         f"[{style}]{result.status}[/]",
         f"{result.samples_per_s:.1f}" if result.samples_per_s else "",
         f"{result.latency_ms_p50:.2f}" if result.latency_ms_p50 else "",
         f"{result.load_s:.2f}" if result.load_s is not None else "",
-        " / ".join(p for p in prep if p) if any(prep) else "",
+        _seconds(result.convert_s),
+        _seconds(result.compile_s),
         result.accuracy_verdict or "",
         f"{result.task_accuracy:.3f}" if result.task_accuracy is not None else "",
-        result.reason if result.status != "ok" else "; ".join(n for n in result.notes if len(n) < 90)[:160],
     ]
+
+
+def _print_reasons(out: Console, results, show_unavailable: bool) -> None:
+    """Every variant that did not pass, with why: never silently dropped."""
+    for status, heading in (("inaccurate", "Outside the accuracy tolerance"), ("failed", "Failed"),
+                            ("unavailable", "Cannot run here")):
+        rows = [r for r in results if r.status == status]
+        if not rows or (status == "unavailable" and not show_unavailable):
+            continue
+        out.print(f"\n[bold]{heading}[/] ({len(rows)}):")
+        for result in rows:
+            out.print(f"  [{STATUS_STYLE[status]}]{result.variant.key}[/]: {result.reason}", highlight=False)

@@ -133,10 +133,18 @@ def quick_check(
     seconds: float = 1.5,
     rounds: int = 3,
     on_start: Callable[[Variant], None] | None = None,
+    timeout_s: float = 600.0,
 ) -> list[QuickResult]:
-    """Check every candidate; unavailable ones are kept with their reason, never dropped."""
+    """Check every candidate, each in its own process; unavailable ones are kept with their reason.
+
+    One process per variant: runtimes in one process disturb each other (ONNX Runtime's and
+    OpenMP's thread pools spin and pin; measured here, PyTorch eager ran 3x slower after an ORT
+    session in the same process), and a crash or hang costs one variant, not the run.
+    """
     reference_inputs, _ = model.sample_inputs(REFERENCE_SAMPLES, seed=REFERENCE_SEED)
-    reference, _ = reference_outputs(model, reference_inputs)
+    reference = _in_subprocess(_reference_job, (model.source, model.inputs, reference_inputs), timeout_s)
+    if isinstance(reference, QuickResult):
+        raise HwfitError(f"the fp32 reference run of {model.name} failed: {reference.reason}")
     results = []
     for variant, reason in candidates:
         if reason:
@@ -144,5 +152,62 @@ def quick_check(
             continue
         if on_start:
             on_start(variant)
-        results.append(check_variant(model, variant, reference, reference_inputs, seconds, rounds))
+        job_args = (model.source, model.inputs, variant, reference, reference_inputs, seconds, rounds)
+        outcome = _in_subprocess(_variant_job, job_args, timeout_s)
+        if isinstance(outcome, QuickResult) and outcome.status == "failed" and outcome.variant is None:
+            outcome.variant = variant
+        results.append(outcome)
     return results
+
+
+def _reload(source: str, inputs) -> Model:
+    from dataclasses import replace
+
+    from hwfit.models import load_model
+
+    return replace(load_model(source), inputs=inputs)
+
+
+def _reference_job(source: str, inputs, reference_inputs):
+    model = _reload(source, inputs)
+    return reference_outputs(model, reference_inputs)[0]
+
+
+def _variant_job(source, inputs, variant, reference, reference_inputs, seconds, rounds):
+    model = _reload(source, inputs)
+    return check_variant(model, variant, reference, reference_inputs, seconds, rounds)
+
+
+def _child(job, args, connection) -> None:
+    try:
+        connection.send(("ok", job(*args)))
+    except BaseException as error:  # everything goes back to the parent as a recorded failure
+        connection.send(("error", f"{type(error).__name__}: {error}"))
+    finally:
+        connection.close()
+
+
+def _in_subprocess(job, args, timeout_s: float):
+    """Run job(*args) in a fresh spawned process; a crash, hang or error becomes a failed QuickResult."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_child, args=(job, args, sender), daemon=True)
+    process.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout_s):
+            process.kill()
+            return QuickResult(None, "failed", f"timed out after {timeout_s:.0f} s")
+        status, payload = receiver.recv()
+    except EOFError:
+        process.join(5)
+        return QuickResult(None, "failed", f"the process died (exit code {process.exitcode}) before answering")
+    finally:
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+    if status == "error":
+        return QuickResult(None, "failed", payload)
+    return payload

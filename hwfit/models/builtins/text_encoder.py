@@ -64,6 +64,9 @@ def _make_encoder(folder: Path, pooling: str, normalize: bool):
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # hwfit shows its own progress
     try:
         transformer = AutoModel.from_pretrained(str(folder), local_files_only=True)
     except Exception as error:

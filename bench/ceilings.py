@@ -4,8 +4,8 @@
 
 Measures `measure_ceilings("cpu")`, then numpy's best fp32 matmul (several sizes, best of N) and
 a plain numpy STREAM triad (naive `a[:] = b + s*c` and the out= variant) on arrays of the same
-size, in alternating rounds; prints a table of each side's best and exits 1 if any hwfit figure
-is below 90% of numpy's.
+size, in rounds whose order alternates; prints a table of each side's best (and the per-round
+ratios) and exits 1 if any hwfit figure is below 90% of numpy's.
 """
 
 import argparse
@@ -24,6 +24,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwfit.hardware import Ceiling, discover_cpu, format_si, measure_ceilings  # noqa: E402
+from hwfit.hardware.microbench import triad_array_bytes  # noqa: E402
 
 THRESHOLD = 0.9
 MATMUL_SIZES = (1024, 2048, 3072, 4096)
@@ -81,45 +82,48 @@ def numpy_triad_best(elements: int) -> tuple[float, str]:
     return rates[best_name], how
 
 
-def one_round(ceilings: list[Ceiling]) -> list[dict]:
-    """hwfit's ceilings of this round, each beside numpy's figure measured right after it."""
-    rows = []
-    for ceiling in ceilings:
-        label = f"matmul {ceiling.dtype}" if ceiling.metric == "matmul_flops" else ceiling.metric
-        row = {"metric": label, "hwfit": ceiling.value, "unit": ceiling.unit, "hwfit_how": ceiling.method,
-               "numpy": None, "numpy_how": "no numpy counterpart (numpy has no bf16/fp16 BLAS)"}
-        if ceiling.metric == "matmul_flops" and ceiling.dtype == "fp32":
-            row["numpy"], row["numpy_how"] = numpy_matmul_best()
-        elif ceiling.metric == "mem_bandwidth":
-            row["numpy"], row["numpy_how"] = numpy_triad_best(ceiling.details["elements"])
-        rows.append(row)
-    return rows
+def numpy_round(triad_elements: int) -> dict[str, tuple[float, str]]:
+    """numpy's figures for the metrics it has a counterpart for."""
+    return {"matmul fp32": numpy_matmul_best(), "mem_bandwidth": numpy_triad_best(triad_elements)}
 
 
-def best_over_rounds(rounds: list[list[dict]]) -> list[dict]:
-    """Per metric, the best hwfit and the best numpy figure over all rounds (same attempts for both).
+def label(ceiling: Ceiling) -> str:
+    return f"matmul {ceiling.dtype}" if ceiling.metric == "matmul_flops" else ceiling.metric
 
-    The machine is shared: another process can take a core for a whole phase, so one round can
-    penalise either side. Alternating rounds and keeping each side's best cancels that out.
+
+def merge_rounds(hwfit_rounds: list[list[Ceiling]], numpy_rounds: list[dict[str, tuple[float, str]]]) -> list[dict]:
+    """Per metric: each side's best over all rounds, and the per-round ratios to show the noise.
+
+    The machine is shared: a neighbour can take a core for a whole phase and halve one side's
+    figure. Alternating the order each round and keeping each side's best cancels that out.
     """
-    merged: dict[str, dict] = {}
-    for rows in rounds:
-        for row in rows:
-            best = merged.setdefault(row["metric"], dict(row))
-            if row["hwfit"] > best["hwfit"]:
-                best["hwfit"], best["hwfit_how"] = row["hwfit"], row["hwfit_how"]
-            if row["numpy"] and (best["numpy"] is None or row["numpy"] > best["numpy"]):
-                best["numpy"], best["numpy_how"] = row["numpy"], row["numpy_how"]
-    count = len(rounds)
-    for row in merged.values():
+    rows: dict[str, dict] = {}
+    for number, ceilings in enumerate(hwfit_rounds):
+        for ceiling in ceilings:
+            name = label(ceiling)
+            row = rows.setdefault(name, {"metric": name, "hwfit": 0.0, "unit": ceiling.unit, "hwfit_how": "",
+                                         "numpy": None, "numpy_how": "no numpy counterpart (numpy has no bf16/fp16 BLAS)",
+                                         "round_ratios": []})
+            if ceiling.value > row["hwfit"]:
+                row["hwfit"], row["hwfit_how"] = ceiling.value, ceiling.method
+            if name in numpy_rounds[number]:
+                numpy_value, numpy_how = numpy_rounds[number][name]
+                row["round_ratios"].append(ceiling.value / numpy_value)
+                if row["numpy"] is None or numpy_value > row["numpy"]:
+                    row["numpy"], row["numpy_how"] = numpy_value, numpy_how
+    count = len(hwfit_rounds)
+    for row in rows.values():
         row["hwfit_how"] = f"best of {count} rounds; in the best: {row['hwfit_how']}"
         if row["numpy"]:
             row["numpy_how"] = f"best of {count} rounds; in the best: {row['numpy_how']}"
-    return list(merged.values())
+    return list(rows.values())
 
 
 def ratio_text(row: dict) -> str:
-    return f"{row['hwfit'] / row['numpy']:.3f}" if row["numpy"] else "—"
+    if not row["numpy"]:
+        return "—"
+    per_round = ", ".join(f"{ratio:.2f}" for ratio in row["round_ratios"])
+    return f"{row['hwfit'] / row['numpy']:.3f} (rounds: {per_round})"
 
 
 def print_table(console: Console, rows: list[dict], cpu_name: str) -> None:
@@ -161,19 +165,25 @@ def describe_cpu() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating hwfit/numpy rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of hwfit and numpy, order alternating (default 5)")
     args = parser.parse_args()
     console = Console()
     cpu_name = describe_cpu()
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    rounds = []
+    triad_elements = triad_array_bytes(discover_cpu())[0] // 8  # the same arrays hwfit's triad uses
+    hwfit_rounds: list[list[Ceiling]] = []
+    numpy_rounds: list[dict[str, tuple[float, str]]] = []
     with console.status("measuring…") as status:
-        for number in range(1, args.rounds + 1):
-            status.update(f"round {number}/{args.rounds}: hwfit measure_ceilings('cpu')…")
-            ceilings = measure_ceilings("cpu")
-            status.update(f"round {number}/{args.rounds}: numpy baselines…")
-            rounds.append(one_round(ceilings))
-    rows = best_over_rounds(rounds)
+        for number in range(args.rounds):
+            # Alternate who goes first, so a neighbour's burst does not always hit the same side.
+            sides = ("hwfit", "numpy") if number % 2 == 0 else ("numpy", "hwfit")
+            for side in sides:
+                status.update(f"round {number + 1}/{args.rounds}: {side}…")
+                if side == "hwfit":
+                    hwfit_rounds.append(measure_ceilings("cpu"))
+                else:
+                    numpy_rounds.append(numpy_round(triad_elements))
+    rows = merge_rounds(hwfit_rounds, numpy_rounds)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     # Other processes on the cores halve these figures; say how busy the machine was.
     load = (

@@ -48,7 +48,7 @@ def devices(
             payload["bench_notes"] = bench_notes
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    console = Console()
+    console = Console(width=max(Console().width, 120))  # tables stay readable in logs and pipes
     console.print(_cpu_table(inventory))
     _print_gpus(console, inventory)
     console.print(_runtimes_table(inventory))

@@ -97,13 +97,22 @@ def onnx_cost(path: Path, shapes: dict[str, tuple[int, ...]], input_bytes: int) 
 
 
 def _infer_shapes(proto, path: Path):
-    """ONNX Runtime's symbolic shape inference resolves more than onnx's own (Reshape chains at batch 1)."""
+    """ONNX Runtime's symbolic shape inference resolves more than onnx's own (Reshape chains at batch 1).
+
+    Its public `infer_shapes` saves a temp model into the current directory when inference is
+    incomplete and then raises; we drive its steps ourselves to keep partial results and write nothing.
+    """
     import onnx
 
     try:
         from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-        return SymbolicShapeInference.infer_shapes(proto, auto_merge=True)
+        inference = SymbolicShapeInference(2**31 - 1, True, False, 0)
+        inference._preprocess(proto)
+        while inference.run_:
+            inference._infer_impl()
+        inference._update_output_from_vi()
+        return inference.out_mp_
     except Exception:  # falls back to onnx's inference, which handles fewer ops but never needs ORT
         pass
     try:

@@ -16,6 +16,19 @@ class OrtTensorrtBackend(Backend):
     summary = "ONNX Runtime TensorrtExecutionProvider (engine cache on disk), CUDA EP for the rest"
     precisions = ("fp32", "fp16", "int8-static")
 
+    def package_reason(self) -> str | None:
+        from hwfit.hardware import ort_providers
+
+        report = ort_providers()
+        if not report.installed:
+            return report.reason
+        for device in report.devices:
+            if device.name == "TensorrtExecutionProvider" and not device.usable:
+                return f"TensorrtExecutionProvider is not usable here: {device.reason}"
+        if "TensorrtExecutionProvider" not in [d.name for d in report.devices]:
+            return "TensorrtExecutionProvider is not in this onnxruntime build: install onnxruntime-gpu and TensorRT"
+        return None
+
     def devices(self) -> list[str]:
         from hwfit.hardware import device_names, ort_providers
 

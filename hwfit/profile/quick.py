@@ -14,6 +14,7 @@ import numpy as np
 from hwfit.backends import Runner, Variant, load_variant
 from hwfit.errors import HwfitError
 from hwfit.models import Agreement, Model, compare_outputs, evaluate_accuracy, within_tolerance
+from hwfit.profile.isolation import run_isolated
 
 REFERENCE_SAMPLES = 16
 REFERENCE_SEED = 123
@@ -135,16 +136,13 @@ def quick_check(
     on_start: Callable[[Variant], None] | None = None,
     timeout_s: float = 600.0,
 ) -> list[QuickResult]:
-    """Check every candidate, each in its own process; unavailable ones are kept with their reason.
-
-    One process per variant: runtimes in one process disturb each other (ONNX Runtime's and
-    OpenMP's thread pools spin and pin; measured here, PyTorch eager ran 3x slower after an ORT
-    session in the same process), and a crash or hang costs one variant, not the run.
-    """
+    """Check every candidate, each in its own process (see `isolation`); unavailable ones are
+    kept with their reason, never dropped."""
     reference_inputs, _ = model.sample_inputs(REFERENCE_SAMPLES, seed=REFERENCE_SEED)
-    reference = _in_subprocess(_reference_job, (model.source, model.inputs, reference_inputs), timeout_s)
-    if isinstance(reference, QuickResult):
-        raise HwfitError(f"the fp32 reference run of {model.name} failed: {reference.reason}")
+    outcome = run_isolated(_reference_job, (model.source, model.inputs, reference_inputs), timeout_s)
+    if not outcome.ok:
+        raise HwfitError(f"the fp32 reference run of {model.name} failed: {outcome.reason}")
+    reference = outcome.value
     results = []
     for variant, reason in candidates:
         if reason:
@@ -153,14 +151,13 @@ def quick_check(
         if on_start:
             on_start(variant)
         job_args = (model.source, model.inputs, variant, reference, reference_inputs, seconds, rounds)
-        outcome = _in_subprocess(_variant_job, job_args, timeout_s)
-        if isinstance(outcome, QuickResult) and outcome.status == "failed" and outcome.variant is None:
-            outcome.variant = variant
-        results.append(outcome)
+        outcome = run_isolated(_variant_job, job_args, timeout_s)
+        results.append(outcome.value if outcome.ok else QuickResult(variant, "failed", outcome.reason))
     return results
 
 
-def _reload(source: str, inputs) -> Model:
+def reload_model(source: str, inputs) -> Model:
+    """The model again in a child process, from what the user named, with the parent's input spec."""
     from dataclasses import replace
 
     from hwfit.models import load_model
@@ -168,46 +165,10 @@ def _reload(source: str, inputs) -> Model:
     return replace(load_model(source), inputs=inputs)
 
 
-def _reference_job(source: str, inputs, reference_inputs):
-    model = _reload(source, inputs)
-    return reference_outputs(model, reference_inputs)[0]
+def _reference_job(source: str, inputs, reference_inputs, report=None):
+    return reference_outputs(reload_model(source, inputs), reference_inputs)[0]
 
 
-def _variant_job(source, inputs, variant, reference, reference_inputs, seconds, rounds):
-    model = _reload(source, inputs)
+def _variant_job(source, inputs, variant, reference, reference_inputs, seconds, rounds, report=None):
+    model = reload_model(source, inputs)
     return check_variant(model, variant, reference, reference_inputs, seconds, rounds)
-
-
-def _child(job, args, connection) -> None:
-    try:
-        connection.send(("ok", job(*args)))
-    except BaseException as error:  # everything goes back to the parent as a recorded failure
-        connection.send(("error", f"{type(error).__name__}: {error}"))
-    finally:
-        connection.close()
-
-
-def _in_subprocess(job, args, timeout_s: float):
-    """Run job(*args) in a fresh spawned process; a crash, hang or error becomes a failed QuickResult."""
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(job, args, sender), daemon=True)
-    process.start()
-    sender.close()
-    try:
-        if not receiver.poll(timeout_s):
-            process.kill()
-            return QuickResult(None, "failed", f"timed out after {timeout_s:.0f} s")
-        status, payload = receiver.recv()
-    except EOFError:
-        process.join(5)
-        return QuickResult(None, "failed", f"the process died (exit code {process.exitcode}) before answering")
-    finally:
-        process.join(5)
-        if process.is_alive():
-            process.kill()
-    if status == "error":
-        return QuickResult(None, "failed", payload)
-    return payload

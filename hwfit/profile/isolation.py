@@ -1,0 +1,103 @@
+"""Run one job in a fresh spawned process with a timeout, relaying its progress messages.
+
+Every point of a sweep runs this way: runtimes in one process disturb each other (thread pools
+that spin and pin; measured here, PyTorch eager ran 3x slower after an ONNX Runtime session had
+run in the same process), and a crash, an out-of-memory kill or a hang costs one point, not the run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+POLL_S = 0.2
+
+
+@dataclass
+class JobOutcome:
+    """`ok` with the job's return value, or a failure with a reason a person can read."""
+
+    ok: bool
+    value: Any = None
+    reason: str | None = None
+    wall_s: float = 0.0
+
+
+class _Reporter:
+    """Handed to the job in the child: `report(dict)` sends a progress message to the parent."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def __call__(self, message: dict) -> None:
+        try:
+            self.connection.send(("progress", message))
+        except (BrokenPipeError, OSError):
+            pass
+
+
+def _child(job: Callable, args: tuple, connection) -> None:
+    # The parent owns Ctrl-C: it decides to stop the run and kills this process itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        connection.send(("result", job(*args, report=_Reporter(connection))))
+    except BaseException as error:  # every failure goes back to the parent as a recorded reason
+        connection.send(("error", f"{type(error).__name__}: {error}"))
+    finally:
+        connection.close()
+
+
+def run_isolated(job: Callable, args: tuple, timeout_s: float,
+                 on_progress: Callable[[dict], None] | None = None) -> JobOutcome:
+    """Run `job(*args, report=...)` in a new process; never raises for the job's own failures.
+
+    KeyboardInterrupt in the parent kills the child and propagates, so the caller can close the run.
+    """
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_child, args=(job, args, sender), daemon=True)
+    started = time.perf_counter()
+    process.start()
+    sender.close()
+    try:
+        return _wait(process, receiver, started, timeout_s, on_progress)
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join(5)
+        receiver.close()
+
+
+def _wait(process, receiver, started: float, timeout_s: float, on_progress) -> JobOutcome:
+    while True:
+        elapsed = time.perf_counter() - started
+        if elapsed > timeout_s:
+            return JobOutcome(False, reason=f"timed out after {timeout_s:.0f} s (hung or too slow); killed", wall_s=elapsed)
+        if not receiver.poll(POLL_S):
+            if not process.is_alive() and not receiver.poll(0):
+                process.join(1)
+                return JobOutcome(False, reason=_death_reason(process.exitcode), wall_s=elapsed)
+            continue
+        try:
+            kind, payload = receiver.recv()
+        except EOFError:
+            process.join(1)
+            return JobOutcome(False, reason=_death_reason(process.exitcode), wall_s=time.perf_counter() - started)
+        if kind == "progress":
+            if on_progress:
+                on_progress(payload)
+            continue
+        wall = time.perf_counter() - started
+        return JobOutcome(kind == "result", payload if kind == "result" else None,
+                          None if kind == "result" else payload, wall)
+
+
+def _death_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in signal.Signals._value2member_map_ else str(-exitcode)
+        hint = " (out of memory?)" if -exitcode == signal.SIGKILL else ""
+        return f"the process died from signal {name}{hint} before answering"
+    return f"the process exited with code {exitcode} before answering"

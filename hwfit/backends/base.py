@@ -116,6 +116,13 @@ class Runner(ABC):
     def to_host(self, result: Any) -> dict[str, np.ndarray]:
         raise HwfitError(f"{self.variant.key} keeps no device-resident outputs")
 
+    def synchronize(self) -> None:
+        """Wait for queued device work (timing device-resident runs); no-op where runs are synchronous."""
+
+    def device_memory_peak_bytes(self) -> int | None:
+        """Peak device memory this runner's framework allocated, where it keeps count."""
+        return None
+
     def close(self) -> None:
         """Release sessions and device memory."""
 

@@ -107,6 +107,15 @@ class TorchRunner(Runner):
     def supports_device_io(self) -> bool:  # type: ignore[override]
         return self.device.type == "cuda"
 
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def device_memory_peak_bytes(self) -> int | None:
+        if self.device.type != "cuda":
+            return None
+        return int(self.torch.cuda.max_memory_allocated(self.device))
+
     def close(self) -> None:
         self.module = None
         if self.device.type == "cuda":

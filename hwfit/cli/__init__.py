@@ -8,6 +8,8 @@ from hwfit.errors import HwfitError
 # Importing a command module registers its commands on `app`.
 from hwfit.cli import devices as _devices  # noqa: F401,E402
 from hwfit.cli import variants as _variants  # noqa: F401,E402
+from hwfit.cli import results as _results  # noqa: F401,E402
+from hwfit.cli import profile as _profile  # noqa: F401,E402
 
 
 def main() -> None:

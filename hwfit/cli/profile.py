@@ -1,0 +1,182 @@
+"""`hwfit profile MODEL`: sweep variants × batch sizes, each point measured in its own process,
+recorded in the results store; re-running the same command resumes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hwfit.cli._app import app
+
+STATUS_STYLE = {"ok": "green", "unstable": "yellow", "failed": "red", "skipped": "dim"}
+
+
+def _split(values: Optional[List[str]]) -> Optional[List[str]]:
+    if not values:
+        return None
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+@app.command()
+def profile(
+    model: str = typer.Argument("minilm", help="Built-in name, .onnx/.pt/.pt2 file, Hugging Face folder, or package.module:factory."),
+    sweep_file: Optional[Path] = typer.Option(None, "--sweep", help="YAML sweep file (fields: backends, devices, precisions, batch_sizes, max_batch, threads, knobs, budget_s, ...)."),
+    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="Backends (default: all installed)."),
+    device: Optional[List[str]] = typer.Option(None, "--device", "-d", help="Devices (default: all found)."),
+    precision: Optional[List[str]] = typer.Option(None, "--precision", "-p", help="fp32, fp16, bf16, int8-dynamic, int8-static."),
+    batch: Optional[List[str]] = typer.Option(None, "--batch", help="Batch sizes, e.g. 1,8,32 (default: grow 1, 2, 4, ... until throughput stops rising by 3%)."),
+    threads: Optional[List[str]] = typer.Option(None, "--threads", help="Intra-op thread counts to sweep (default: all usable cores)."),
+    budget: Optional[float] = typer.Option(None, "--budget", help="Measuring seconds per point (default 8)."),
+    shape: Optional[List[str]] = typer.Option(None, "--shape", help="Input shape override, e.g. input_ids=B,64."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: ~/.cache/hwfit/results.db)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start a new run instead of resuming one with the same arguments."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run's measurements as JSON only."),
+) -> None:
+    """Measure what MODEL costs on every variant and batch size: latency distribution, throughput,
+    memory, MFU, energy and accuracy, stored for `hwfit results` and the planner.
+
+    Example: hwfit profile minilm --backend ort,openvino --batch 1,8,32
+    """
+    from hwfit.models import load_model, parse_shape_overrides
+    from hwfit.profile import build_spec, load_sweep_file, sweep
+    from hwfit.store import open_store
+
+    settings = _flag_settings(backend, device, precision, batch, threads, budget)
+    spec = load_sweep_file(sweep_file, settings) if sweep_file else build_spec(settings, origin="command line")
+    loaded = load_model(model, parse_shape_overrides(shape or []))
+    err = Console(stderr=True)
+    with open_store(db) as store:
+        observer = ProgressObserver(err, disabled=as_json)
+        with observer:
+            try:
+                result = sweep(loaded, spec, store, observer, fresh=fresh, args={"model": model, "shape": shape or []})
+            except KeyboardInterrupt:
+                observer.stop()
+                err.print("[yellow]interrupted[/]: the run is saved; run the same command again to resume.")
+                raise typer.Exit(130)
+        measurements = store.measurements(result.run_id)
+        if as_json:
+            print(store.export(result.run_id, "json"))
+            return
+    out = Console(width=max(Console().width, 150))
+    out.print(measurement_table(loaded, result.run_id, measurements))
+    _print_families(out, result)
+    out.print(f"\nrun {result.run_id}: {result.measured} point(s) measured"
+              + (f", {result.reused} reused from the interrupted run" if result.reused else "")
+              + f". Show again: hwfit results {result.run_id}")
+
+
+def _flag_settings(backend, device, precision, batch, threads, budget) -> dict:
+    settings: dict = {}
+    for name, values in (("backends", backend), ("devices", device), ("precisions", precision)):
+        if _split(values):
+            settings[name] = _split(values)
+    for name, values in (("batch_sizes", batch), ("threads", threads)):
+        if _split(values):
+            try:
+                settings[name] = [int(v) for v in _split(values)]
+            except ValueError:
+                raise typer.BadParameter(f"--{name.split('_')[0]} takes integers, e.g. 1,8,32") from None
+    if budget is not None:
+        settings["budget_s"] = budget
+    return settings
+
+
+class ProgressObserver:
+    """Rich progress on stderr: the current point, its running estimate, and the time left."""
+
+    def __init__(self, console: Console, disabled: bool = False):
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                                 TextColumn("left"), TimeRemainingColumn(), console=console, disable=disabled)
+        self.task = None
+        self.console = console
+        self.disabled = disabled
+
+    def __enter__(self):
+        self.progress.start()
+        self.task = self.progress.add_task("planning", total=None)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self.progress.stop()
+
+    def planned(self, total_points: int) -> None:
+        self.progress.update(self.task, total=total_points)
+
+    def stage(self, text: str) -> None:
+        self.progress.update(self.task, description=text)
+
+    def point_started(self, variant) -> None:
+        self.progress.update(self.task, description=f"{variant.key}: loading")
+
+    def point_progress(self, variant, message: dict) -> None:
+        if message.get("phase") == "measuring":
+            text = (f"{variant.key}: {message['runs']} runs, p50 {message['p50_ms']:.2f} ms, "
+                    f"CI ±{message['ci']:.1%}")
+        else:
+            text = f"{variant.key}: {message.get('phase', '')}"
+        self.progress.update(self.task, description=text)
+
+    def point_finished(self, variant, measurement, reused: bool) -> None:
+        self.progress.advance(self.task)
+        if self.disabled:
+            return
+        style = STATUS_STYLE.get(measurement.status, "")
+        rate = f"{measurement.samples_per_s:.1f}/s" if measurement.samples_per_s else ""
+        suffix = " (reused)" if reused else ""
+        why = f" — {measurement.reason}" if measurement.reason else ""
+        self.progress.console.print(f"  [{style}]{measurement.status:8}[/] {variant.key} {rate}{suffix}{why}",
+                                    highlight=False)
+
+    def family_finished(self, family, skipped_points: int) -> None:
+        self.progress.advance(self.task, skipped_points)
+
+
+def _fmt(value, pattern: str) -> str:
+    return pattern.format(value) if value is not None else ""
+
+
+def measurement_table(model, run_id: int, measurements) -> Table:
+    table = Table(title=f"run {run_id}: {model.name} — latency per batch (measured, median's 95% CI), "
+                  "throughput, peak RSS increase, MFU (achieved FLOP/s ÷ measured matmul ceiling | ÷ peak), "
+                  "energy (how), accuracy vs fp32", title_justify="left")
+    for column in ("variant", "status", "p50 ms", "±CI", "p99 ms", "samples/s", "RSS MB", "MFU meas|peak",
+                   "bound", "J/sample", "vs fp32", "task acc"):
+        table.add_column(column, justify="left" if column in ("variant", "status", "bound", "vs fp32") else "right",
+                         no_wrap=column == "variant")
+    for m in measurements:
+        if m.status == "skipped":
+            continue
+        latency = m.latency
+        ci = (latency.ci95_high_ms - latency.ci95_low_ms) / 2 / latency.p50_ms if latency else None
+        mfu = " | ".join(_fmt(v, "{:.0%}") for v in (m.mfu_vs_measured, m.mfu_vs_spec)) if m.mfu_vs_spec else ""
+        agreement = (f"top1 {m.top1_agreement:.3f}" if m.top1_agreement is not None
+                     else _fmt(m.cosine_mean, "cos {:.4f}"))
+        energy = f"{m.energy_j_per_sample:.3g} ({m.energy_how})" if m.energy_j_per_sample else ""
+        table.add_row(m.variant_key, f"[{STATUS_STYLE.get(m.status, '')}]{m.status}[/]",
+                      _fmt(latency.p50_ms if latency else None, "{:.2f}"), _fmt(ci, "{:.1%}"),
+                      _fmt(latency.p99_ms if latency else None, "{:.2f}"), _fmt(m.samples_per_s, "{:.1f}"),
+                      _fmt(m.peak_rss_delta_bytes / 1e6 if m.peak_rss_delta_bytes else None, "{:.0f}"),
+                      mfu, m.roofline_bound or "", energy, agreement, _fmt(m.task_accuracy, "{:.3f}"))
+    return table
+
+
+def _print_families(out: Console, result) -> None:
+    out.print("\n[bold]Batch-size sweet spots[/] (growth stops when throughput rises < 3%, memory runs out, or latency passes the cap):")
+    for family in result.families:
+        if family.sweet_spot_batch is None:
+            out.print(f"  [dim]{family.family}[/]: {family.stop_reason}", highlight=False)
+            continue
+        out.print(f"  {family.family}: batch {family.sweet_spot_batch}, {family.best_samples_per_s:.1f} samples/s "
+                  f"— {family.stop_reason}", highlight=False)

@@ -1,0 +1,233 @@
+"""The sweep: the steps of profiling in order — plan the variants, open or resume the run, measure
+the machine's ceilings, compute the fp32 reference, then measure each point in its own process,
+growing the batch until throughput stops rising — recording every point, failures included."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hwfit.backends import Variant, backend_names, candidate_variants, get_backend
+from hwfit.errors import HwfitError
+from hwfit.models import Model
+from hwfit.profile.isolation import run_isolated
+from hwfit.profile.point import PointPlan, measure_point
+from hwfit.profile.quick import REFERENCE_SAMPLES, REFERENCE_SEED, _reference_job
+from hwfit.profile.stats import StopRule, WarmupRule
+from hwfit.profile.sweepspec import SweepSpec, family_key, knob_combinations
+from hwfit.store import Measurement, ResultsStore
+
+# Precision -> the matmul dtype whose ceiling and peak bound it.
+PRECISION_DTYPE = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "int8-dynamic": "int8", "int8-static": "int8"}
+
+
+class SweepObserver(Protocol):
+    def planned(self, total_points: int) -> None: ...
+    def stage(self, text: str) -> None: ...
+    def point_started(self, variant: Variant) -> None: ...
+    def point_progress(self, variant: Variant, message: dict) -> None: ...
+    def point_finished(self, variant: Variant, measurement: Measurement, reused: bool) -> None: ...
+    def family_finished(self, family: "FamilyOutcome", skipped_points: int) -> None: ...
+
+
+@dataclass
+class FamilyOutcome:
+    """One variant family (a variant without its batch size): its sweet spot and why growth stopped."""
+
+    family: str
+    sweet_spot_batch: int | None
+    best_samples_per_s: float | None
+    stop_reason: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class SweepResult:
+    run_id: int
+    resumed: bool
+    measured: int = 0
+    reused: int = 0
+    families: list[FamilyOutcome] = field(default_factory=list)
+
+
+def sweep(model: Model, spec: SweepSpec, store: ResultsStore, observer: SweepObserver,
+          fresh: bool = False, args: dict | None = None) -> SweepResult:
+    families = plan_families(model, spec)
+    observer.planned(sum(len(spec.batch_plan()) if reason is None else 1 for _, reason in families))
+    run, resumed = _open_run(model, spec, store, fresh, args or {})
+    result = SweepResult(run.id, resumed)
+    try:
+        observer.stage("measuring this machine's ceilings")
+        ceilings = machine_ceilings(store, run.id, {v.device for v, reason in families if reason is None}, spec)
+        observer.stage("computing the fp32 reference outputs")
+        reference, reference_inputs = _reference(model, spec)
+        done = {m.variant_key: m for m in store.measurements(run.id)}
+        for template, reason in families:
+            outcome = _sweep_family(model, spec, store, run.id, template, reason, done, ceilings,
+                                    (reference, reference_inputs), observer, result)
+            result.families.append(outcome)
+        store.set_run_extra(run.id, "families", [f.to_dict() for f in result.families])
+        store.finish_run(run.id, "complete")
+    except KeyboardInterrupt:
+        store.finish_run(run.id, "interrupted", "stopped by the user; run the same command again to resume")
+        raise
+    except BaseException as error:
+        store.finish_run(run.id, "failed", f"{type(error).__name__}: {error}")
+        raise
+    return result
+
+
+def plan_families(model: Model, spec: SweepSpec) -> list[tuple[Variant, str | None]]:
+    """One template variant (batch 1) per backend × device × precision × threads × knobs, with the
+    reason it cannot run here (None if it can)."""
+    families = []
+    threads_options = spec.threads or [None]
+    for backend in spec.backends or backend_names():
+        for knobs in knob_combinations(spec, backend):
+            for threads in threads_options:
+                rows = candidate_variants(model, [backend], spec.devices, spec.precisions, [1], threads)
+                for variant, reason in rows:
+                    templated = Variant(variant.backend, variant.device, variant.precision, 1, threads, knobs)
+                    families.append((templated, reason or get_backend(backend).unavailable_reason(model, templated)))
+    return families
+
+
+def _open_run(model: Model, spec: SweepSpec, store: ResultsStore, fresh: bool, args: dict):
+    from hwfit.profile.environment import capture_environment
+
+    sweep_key = spec.key(model.content_hash)
+    if not fresh:
+        existing = store.find_resumable_run(model.content_hash, sweep_key)
+        if existing is not None:
+            return existing, True
+    run = store.start_run(model.name, model.source, model.content_hash, sweep_key,
+                          {**args, "spec": spec.model_dump()}, capture_environment())
+    return run, False
+
+
+def machine_ceilings(store: ResultsStore, run_id: int, devices: set[str], spec: SweepSpec) -> dict:
+    """Measured matmul and bandwidth ceilings per device, once per run (kept for resumes)."""
+    known = store.run_extra(run_id).get("ceilings")
+    if known is not None:
+        return known
+    ceilings: dict[str, dict] = {}
+    for device in sorted(d for d in devices if not d.startswith("emulated")):
+        outcome = run_isolated(_ceilings_job, (device,), spec.timeout_s)
+        ceilings[device] = outcome.value if outcome.ok else {"error": outcome.reason}
+    store.set_run_extra(run_id, "ceilings", ceilings)
+    return ceilings
+
+
+def _ceilings_job(device: str, report=None) -> dict:
+    from hwfit.hardware import measure_ceilings
+
+    found: dict = {"matmul_flops": {}, "mem_bandwidth": None}
+    for ceiling in measure_ceilings(device):
+        if ceiling.metric == "matmul_flops":
+            found["matmul_flops"][ceiling.dtype] = ceiling.value
+        elif ceiling.metric in ("mem_bandwidth", "device_mem_bandwidth"):
+            found["mem_bandwidth"] = ceiling.value
+    return found
+
+
+def _reference(model: Model, spec: SweepSpec):
+    inputs, _ = model.sample_inputs(REFERENCE_SAMPLES, seed=REFERENCE_SEED)
+    outcome = run_isolated(_reference_job, (model.source, model.inputs, inputs), spec.timeout_s)
+    if not outcome.ok:
+        raise HwfitError(f"the fp32 reference run of {model.name} failed, so accuracy cannot be judged: {outcome.reason}")
+    return outcome.value, inputs
+
+
+def _sweep_family(model, spec, store, run_id, template, reason, done, ceilings, reference, observer, result) -> FamilyOutcome:
+    family = family_key(template)
+    if reason:
+        skipped = Measurement(template.key, template.to_dict(), "skipped", reason)
+        store.record(run_id, skipped)
+        observer.point_finished(template, skipped, reused=False)
+        return FamilyOutcome(family, None, None, f"cannot run here: {reason}")
+    best: Measurement | None = None
+    previous: Measurement | None = None
+    plan = spec.batch_plan()
+    for index, batch in enumerate(plan):
+        variant = Variant(template.backend, template.device, template.precision, batch, template.threads, template.knobs)
+        measurement, reused = _measure_or_reuse(model, spec, store, run_id, variant, done, ceilings, reference, observer)
+        result.reused += reused
+        result.measured += not reused
+        stop = _growth_stop(spec, measurement, previous, best)
+        if measurement.status in ("ok", "unstable") and (best is None or measurement.samples_per_s > best.samples_per_s):
+            best = measurement
+        if measurement.status in ("ok", "unstable"):
+            previous = measurement
+        if stop:
+            observer.family_finished(FamilyOutcome(family, None, None, stop), len(plan) - index - 1)
+            return FamilyOutcome(family, _batch(best), _rate(best), stop)
+    return FamilyOutcome(family, _batch(best), _rate(best), "every batch size in the plan was measured")
+
+
+def _growth_stop(spec: SweepSpec, measurement: Measurement, previous: Measurement | None,
+                 best: Measurement | None) -> str | None:
+    """Why to stop growing the batch after this point, or None to go on."""
+    batch = measurement.variant["batch_size"]
+    if measurement.status == "failed":
+        memory = any(word in (measurement.reason or "").lower() for word in ("memory", "sigkill", "alloc"))
+        return (f"memory ran out at batch {batch}: {measurement.reason}" if memory
+                else f"batch {batch} failed: {measurement.reason}")
+    if not spec.grows:
+        return None
+    if spec.max_latency_ms and measurement.latency and measurement.latency.p50_ms > spec.max_latency_ms:
+        return f"batch {batch} takes {measurement.latency.p50_ms:.0f} ms (p50), above the {spec.max_latency_ms:.0f} ms cap"
+    reference = best or previous
+    if reference is not None and measurement.samples_per_s < reference.samples_per_s * (1 + spec.min_gain):
+        gain = measurement.samples_per_s / reference.samples_per_s - 1
+        return (f"throughput rose {gain:+.1%} from batch {reference.variant['batch_size']} to {batch} "
+                f"(less than {spec.min_gain:.0%}): sweet spot found")
+    return None
+
+
+def _measure_or_reuse(model, spec, store, run_id, variant, done, ceilings, reference, observer):
+    if variant.key in done and done[variant.key].status != "skipped":
+        observer.point_finished(variant, done[variant.key], reused=True)
+        return done[variant.key], True
+    observer.point_started(variant)
+    plan = _point_plan(model, spec, variant, ceilings, reference)
+    outcome = run_isolated(measure_point, (plan,), spec.timeout_s + spec.budget_s + spec.warmup_s,
+                           on_progress=lambda message: observer.point_progress(variant, message))
+    measurement = outcome.value if outcome.ok else Measurement(variant.key, variant.to_dict(), "failed", outcome.reason)
+    measurement.wall_s = outcome.wall_s
+    store.record(run_id, measurement)
+    done[variant.key] = measurement
+    observer.point_finished(variant, measurement, reused=False)
+    return measurement, False
+
+
+def _point_plan(model: Model, spec: SweepSpec, variant: Variant, ceilings: dict, reference) -> PointPlan:
+    from hwfit.hardware import peak_flops
+
+    dtype = PRECISION_DTYPE[variant.precision]
+    device_ceilings = ceilings.get(variant.device, {})
+    spec_peak = None
+    if not variant.device.startswith("emulated"):
+        figure = peak_flops(variant.device, dtype)
+        spec_peak = figure.value if figure else None
+    cost = model.cost(variant.batch_size)
+    outputs, inputs = reference
+    return PointPlan(
+        model.source, model.inputs, variant,
+        stop=StopRule(target_rel=spec.target_ci, budget_s=spec.budget_s),
+        warmup=WarmupRule(budget_s=spec.warmup_s),
+        reference=outputs, reference_inputs=inputs,
+        flops_per_sample=cost.flops_per_sample, min_bytes_per_batch=cost.min_bytes,
+        measured_peak_flops=(device_ceilings.get("matmul_flops") or {}).get(dtype),
+        spec_peak_flops=spec_peak,
+        bandwidth_bytes_per_s=device_ceilings.get("mem_bandwidth"),
+    )
+
+
+def _batch(measurement: Measurement | None) -> int | None:
+    return measurement.variant["batch_size"] if measurement else None
+
+
+def _rate(measurement: Measurement | None) -> float | None:
+    return measurement.samples_per_s if measurement else None

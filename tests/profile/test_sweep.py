@@ -1,0 +1,142 @@
+"""Sweeps with real backends: every point recorded with its figures, failures with reasons,
+interrupted runs resumed without measuring any point twice, bad sweep files named."""
+
+import textwrap
+
+import pytest
+
+from hwfit.errors import HwfitError
+from hwfit.models import load_model
+from hwfit.profile import build_spec, load_sweep_file, sweep
+from hwfit.store import open_store
+
+FAST = {"budget_s": 0.6, "warmup_s": 0.3, "timeout_s": 120}
+
+
+class Recorder:
+    """A SweepObserver that remembers what happened and can stop the sweep like Ctrl-C would."""
+
+    def __init__(self, interrupt_after: int | None = None):
+        self.finished = []
+        self.interrupt_after = interrupt_after
+
+    def planned(self, total_points): self.total = total_points
+    def stage(self, text): pass
+    def point_started(self, variant): pass
+    def point_progress(self, variant, message): pass
+    def family_finished(self, family, skipped_points): pass
+
+    def point_finished(self, variant, measurement, reused):
+        self.finished.append((variant.key, measurement.status, reused))
+        if self.interrupt_after and len([f for f in self.finished if not f[2]]) >= self.interrupt_after:
+            raise KeyboardInterrupt
+
+
+def test_sweep_records_every_figure_and_the_environment(tmp_path, cnn):
+    spec = build_spec({"backends": ["ort"], "precisions": ["fp32"], "batch_sizes": [1, 8], **FAST})
+    with open_store(tmp_path / "r.db") as store:
+        result = sweep(cnn, spec, store, Recorder())
+        run = store.get_run(result.run_id)
+        points = store.measurements(result.run_id)
+    assert run.status == "complete" and run.model_hash == cnn.content_hash
+    assert run.environment.python and run.environment.cpu_model
+    assert [p.variant_key for p in points] == ["ort/cpu/fp32/b1", "ort/cpu/fp32/b8"]
+    for point in points:
+        assert point.status in ("ok", "unstable")
+        assert point.latency.count >= 10 and point.latency.p50_ms > 0
+        assert point.latency.ci95_low_ms <= point.latency.p50_ms <= point.latency.ci95_high_ms
+        assert point.samples_per_s > 0 and point.peak_rss_delta_bytes is not None
+        assert point.flops_per_sample == pytest.approx(cnn.cost(1).flops_per_sample)
+        assert 0 < point.mfu_vs_spec < 1 and point.roofline_bound in ("compute", "memory")
+        assert point.top1_agreement == 1.0 and point.task_accuracy > 0.95
+        assert point.energy_how in ("measured", "estimated", None)
+
+
+def test_interrupted_sweep_resumes_and_measures_each_point_once(tmp_path, cnn):
+    spec = build_spec({"backends": ["ort"], "precisions": ["fp32", "int8-dynamic"], "batch_sizes": [1, 4], **FAST})
+    with open_store(tmp_path / "r.db") as store:
+        first = Recorder(interrupt_after=2)
+        with pytest.raises(KeyboardInterrupt):
+            sweep(cnn, spec, store, first)
+        interrupted = store.list_runs()[0]
+        assert interrupted.status == "interrupted"
+        kept = {m.variant_key: m.started_at for m in store.measurements(interrupted.id)}
+        assert len(kept) == 2
+
+        second = Recorder()
+        result = sweep(cnn, spec, store, second)
+        assert result.resumed and result.run_id == interrupted.id
+        assert result.reused == 2 and result.measured == 2
+        points = store.measurements(result.run_id)
+    assert len({p.variant_key for p in points}) == len(points) == 4
+    assert all(p.started_at == kept[p.variant_key] for p in points if p.variant_key in kept)
+    assert store_status(tmp_path / "r.db", result.run_id) == "complete"
+
+
+def store_status(path, run_id):
+    with open_store(path) as store:
+        return store.get_run(run_id).status
+
+
+KILLER = '''
+import os, signal, torch
+
+class KillsAtBatch4(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        if x.shape[0] == 4 and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would
+        return self.linear(x)
+
+def make():
+    torch.manual_seed(0)
+    return KillsAtBatch4().eval(), torch.randn(2, 6)
+'''
+
+
+def test_point_killed_mid_run_is_recorded_and_stops_the_batch_growth(tmp_path, monkeypatch):
+    (tmp_path / "killer_model.py").write_text(KILLER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = load_model("killer_model:make")
+    spec = build_spec({"backends": ["torch"], "precisions": ["fp32"], "max_batch": 8, **FAST})
+    with open_store(tmp_path / "r.db") as store:
+        result = sweep(model, spec, store, Recorder())
+        points = {m.variant_key: m for m in store.measurements(result.run_id)}
+    assert points["torch/cpu/fp32/b2"].status in ("ok", "unstable")
+    killed = points["torch/cpu/fp32/b4"]
+    assert killed.status == "failed" and "SIGKILL" in killed.reason
+    assert "torch/cpu/fp32/b8" not in points
+    assert result.families[0].stop_reason.startswith("memory ran out at batch 4")
+    assert result.families[0].sweet_spot_batch == 2
+
+
+def test_unavailable_variants_are_recorded_as_skipped(tmp_path, cnn):
+    spec = build_spec({"backends": ["ort"], "precisions": ["fp16"], "batch_sizes": [1], **FAST})
+    with open_store(tmp_path / "r.db") as store:
+        result = sweep(cnn, spec, store, Recorder())
+        (point,) = store.measurements(result.run_id)
+    assert point.status == "skipped" and "CPUExecutionProvider" in point.reason
+
+
+@pytest.mark.parametrize("text,field", [
+    ("precisions: [int4]", "precisions"),
+    ("batchsizes: [1, 2]", "batchsizes"),
+    ("batch_sizes: [0]", "batch_sizes"),
+    ("backends: [tensorflow]", "backends"),
+    ("budget_s: fast", "budget_s"),
+])
+def test_bad_sweep_file_names_the_field(tmp_path, text, field):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(textwrap.dedent(text))
+    with pytest.raises(HwfitError, match=f"field '{field}'"):
+        load_sweep_file(path)
+
+
+def test_sweep_file_that_is_not_a_mapping(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("- ort\n- openvino\n")
+    with pytest.raises(HwfitError, match="must hold a mapping"):
+        load_sweep_file(path)

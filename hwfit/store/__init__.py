@@ -4,7 +4,7 @@ migrations, and exports. Imports nothing from other hwfit layers. Everything pub
 
 from hwfit.store._errors import StoreError
 from hwfit.store.db import ResultsStore, default_db_path, open_store, resolve_db_path
-from hwfit.store.export import flatten, measurements_to_csv, to_frame
+from hwfit.store.export import flatten, measurements_to_csv, run_summary, runs_to_csv, runs_to_json, to_frame
 from hwfit.store.metrics import METRICS, MetricSpec
 from hwfit.store.records import (
     POINT_STATUSES,
@@ -37,5 +37,8 @@ __all__ = [
     "measurements_to_csv",
     "open_store",
     "resolve_db_path",
+    "run_summary",
+    "runs_to_csv",
+    "runs_to_json",
     "to_frame",
 ]

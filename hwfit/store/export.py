@@ -80,3 +80,48 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         seen.update(dict.fromkeys(row))
     return list(seen)
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    """One flat row per run, for listings and their CSV/JSON exports."""
+    environment = run.environment
+    return {
+        "id": run.id,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "status": run.status,
+        "model_name": run.model_name,
+        "model_source": run.model_source,
+        "model_hash": run.model_hash,
+        "sweep_key": run.sweep_key,
+        "points": run.point_count,
+        **{f"points_{status}": run.status_counts.get(status, 0) for status in ("ok", "unstable", "failed", "skipped")},
+        "hwfit_version": environment.hwfit_version,
+        "hwfit_commit": environment.hwfit_commit,
+        "cpu_model": environment.cpu_model,
+        "gpu_names": "; ".join(environment.gpu_names),
+        "note": run.note,
+    }
+
+
+def runs_to_csv(runs: list[Run]) -> str:
+    """CSV text: a header, then one row per run (see run_summary)."""
+    rows = [run_summary(run) for run in runs]
+    columns = list(rows[0]) if rows else list(_EMPTY_SUMMARY_COLUMNS)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({key: "" if value is None else value for key, value in row.items()} for row in rows)
+    return buffer.getvalue()
+
+
+def runs_to_json(runs: list[Run]) -> str:
+    """One document listing runs, each with its environment and point counts."""
+    return json.dumps({"schema": "hwfit.runs/1", "runs": [run.to_dict() for run in runs]}, indent=2) + "\n"
+
+
+_EMPTY_SUMMARY_COLUMNS = (
+    "id", "created_at", "finished_at", "status", "model_name", "model_source", "model_hash", "sweep_key", "points",
+    "points_ok", "points_unstable", "points_failed", "points_skipped", "hwfit_version", "hwfit_commit", "cpu_model",
+    "gpu_names", "note",
+)

@@ -214,3 +214,11 @@ def test_latency_stats_are_all_or_nothing(store, sample):
     measurement.latency = LatencyStats(1, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0)
     store.record(run.id, measurement)
     assert store.measurements(run.id)[0].latency == measurement.latency
+
+
+def test_runs_csv_header_is_the_same_with_and_without_runs(store, sample):
+    from hwfit.store import runs_to_csv
+
+    _start(store, sample)
+    with_runs = runs_to_csv(store.list_runs()).splitlines()
+    assert runs_to_csv([]).splitlines() == with_runs[:1] and len(with_runs) == 2

@@ -20,6 +20,7 @@ from hwfit.hardware.runtimes import (
     torch_cuda_available,
     torch_report,
 )
+from hwfit.hardware.catalog import CpuPowerSpec, cpu_power_spec
 
 __all__ = [
     "BenchmarkError",
@@ -52,4 +53,6 @@ __all__ = [
     "spec_for_gpu",
     "torch_cuda_available",
     "torch_report",
+    "CpuPowerSpec",
+    "cpu_power_spec",
 ]

@@ -147,10 +147,45 @@ class _CpuPeak(_Strict):
     dtype_rules: list[_DtypeRule] = []
 
 
+class _Share(_Strict):
+    value: float = Field(gt=0, lt=1)
+    source: str
+    how: Literal["spec", "computed", "estimated"] = "estimated"
+    note: str | None = None
+
+
+class _CpuPowerRule(_Strict):
+    name: str
+    vendors: list[str] | None = None
+    families: list[int] | None = None
+    models: list[int] | None = None
+    model_min: int | None = None
+    model_max: int | None = None
+    max_w_per_core: _Valued
+    idle_share: _Share
+
+    @property
+    def unconditional(self) -> bool:
+        conditions = (self.vendors, self.families, self.models, self.model_min, self.model_max)
+        return all(condition is None for condition in conditions)
+
+
+class _CpuPower(_Strict):
+    rules: list[_CpuPowerRule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _last_rule_catches_all(self) -> "_CpuPower":
+        # Every CPU must get a figure, so an estimate never silently disappears.
+        if not self.rules[-1].unconditional:
+            raise ValueError(f"the last rule ({self.rules[-1].name!r}) must have no conditions: it is the fallback")
+        return self
+
+
 class _CatalogFile(_Strict):
     sources: dict[str, _Source] = {}
     gpus: list[_Gpu]
     cpu_peak: _CpuPeak
+    cpu_power: _CpuPower | None = None
 
 
 # --- the public values -------------------------------------------------------------------------
@@ -242,6 +277,7 @@ class Catalog:
     cpu_fp32_rules: tuple[CpuRule, ...]
     cpu_dtype_rules: tuple[DtypeRule, ...]
     sources: dict[str, str] = field(default_factory=dict)  # key -> "title (url)"
+    cpu_power_rules: tuple["CpuPowerRule", ...] = ()
 
     def spec(self, key: str) -> DeviceSpec | None:
         for spec in self.gpus:
@@ -276,12 +312,14 @@ def _load(path: Path) -> Catalog:
     # CPU formulas are long already; they cite a source by title alone (the URL is in `sources`).
     titles = {key: source.title for key, source in parsed.sources.items()}
     _check_source_refs(path, parsed, sources)
+    power_rules = parsed.cpu_power.rules if parsed.cpu_power else []
     return Catalog(
         path=path,
         gpus=tuple(_device_spec(entry, sources) for entry in parsed.gpus),
         cpu_fp32_rules=tuple(_cpu_rule(rule, titles) for rule in parsed.cpu_peak.fp32_rules),
         cpu_dtype_rules=tuple(_dtype_rule(rule, titles) for rule in parsed.cpu_peak.dtype_rules),
         sources=sources,
+        cpu_power_rules=tuple(_cpu_power_rule(rule, sources) for rule in power_rules),
     )
 
 
@@ -501,3 +539,91 @@ def _clock_for_peak(cpu: CpuInfo) -> tuple[float | None, str]:
     if cpu.base_clock_mhz:
         return cpu.base_clock_mhz, "base clock; boost clocks may exceed it"
     return None, "unknown"
+
+
+# --- CPU power (for energy estimates where no counter exists) ----------------------------------
+
+
+@dataclass(frozen=True)
+class CpuPowerRule:
+    """A row of the `cpu_power` table: which CPUs it covers and their per-core package power."""
+
+    name: str
+    vendors: tuple[str, ...] | None
+    families: tuple[int, ...] | None
+    models: tuple[int, ...] | None
+    model_min: int | None
+    model_max: int | None
+    max_w_per_core: Figure  # unit "W/core"
+    idle_share: float  # package idle power / full-load power
+    idle_share_source: str
+
+    def applies_to(self, cpu: CpuInfo) -> bool:
+        if self.vendors is not None and cpu.vendor not in self.vendors:
+            return False
+        if self.families is not None and cpu.family not in self.families:
+            return False
+        if self.models is not None and cpu.model not in self.models:
+            return False
+        if self.model_min is not None and (cpu.model is None or cpu.model < self.model_min):
+            return False
+        if self.model_max is not None and (cpu.model is None or cpu.model > self.model_max):
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class CpuPowerSpec:
+    """Per-core package power of one CPU at full load and at idle, each with how it was obtained."""
+
+    rule_name: str
+    max_w_per_core: Figure  # W per physical core at full load (TDP / cores of a reference SKU)
+    idle_w_per_core: Figure  # W per physical core at idle (idle_share x max)
+    idle_share: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule_name": self.rule_name,
+            "max_w_per_core": self.max_w_per_core.to_dict(),
+            "idle_w_per_core": self.idle_w_per_core.to_dict(),
+            "idle_share": self.idle_share,
+        }
+
+
+def _cpu_power_rule(rule: _CpuPowerRule, sources: dict[str, str]) -> CpuPowerRule:
+    share = rule.idle_share
+    share_source = _cite(share.source, sources) + (f"; {share.note}" if share.note else "")
+    return CpuPowerRule(
+        name=rule.name,
+        vendors=tuple(rule.vendors) if rule.vendors is not None else None,
+        families=tuple(rule.families) if rule.families is not None else None,
+        models=tuple(rule.models) if rule.models is not None else None,
+        model_min=rule.model_min,
+        model_max=rule.model_max,
+        max_w_per_core=_valued(rule.max_w_per_core, 1.0, "W/core", sources),
+        idle_share=share.value,
+        idle_share_source=f"{share.how}: {share_source}",
+    )
+
+
+def cpu_power_spec(cpu: CpuInfo, catalog: Catalog | None = None) -> CpuPowerSpec | None:
+    """Per-core power figures for `cpu` from the catalog's `cpu_power` rules (first match wins).
+
+    The catalog's last rule catches every CPU, so this is None only for a catalog without a
+    `cpu_power` section. Idle power is always `estimated`: it is a share of the full-load figure.
+    """
+    catalog = catalog or load_catalog()
+    rule = next((rule for rule in catalog.cpu_power_rules if rule.applies_to(cpu)), None)
+    if rule is None:
+        return None
+    idle_w = rule.max_w_per_core.value * rule.idle_share
+    idle_source = (
+        f"{rule.idle_share:g} x {rule.max_w_per_core.value:g} W/core full load "
+        f"(idle share {rule.idle_share_source})"
+    )
+    return CpuPowerSpec(
+        rule_name=rule.name,
+        max_w_per_core=rule.max_w_per_core,
+        idle_w_per_core=Figure(idle_w, "W/core", "estimated", idle_source),
+        idle_share=rule.idle_share,
+    )

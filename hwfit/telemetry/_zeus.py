@@ -20,7 +20,10 @@ _window_ids = itertools.count()
 
 def zeus_installed() -> bool:
     """True when the `zeus` package can be imported (checked without importing it)."""
-    return importlib.util.find_spec("zeus") is not None
+    try:
+        return importlib.util.find_spec("zeus") is not None
+    except (ImportError, ValueError):  # a broken install or a stubbed-out module
+        return False
 
 
 @dataclass(frozen=True)

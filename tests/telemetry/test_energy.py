@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from hwfit.hardware import cpu_power_spec, discover_cpu
-from hwfit.telemetry import EnergyMeter, EnergyReading, TelemetryError
+from hwfit.telemetry import EnergyMeter, EnergyReading, TelemetryError, nvml
 from hwfit.telemetry.energy import integrate_power
 from hwfit.telemetry.rapl import DEFAULT_POWERCAP_ROOT, rapl_status
 
@@ -103,3 +103,20 @@ def test_window_keeps_its_reading_when_the_work_fails():
 
 def test_trapezoid_integration_of_power():
     assert integrate_power([(0.0, 100.0), (1.0, 200.0), (3.0, 200.0)]) == pytest.approx(150.0 + 400.0)
+
+
+def _nvml_works() -> bool:
+    try:
+        nvml.nvml()
+    except nvml.NvmlUnavailable:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_nvml_works(), reason="NVML works here: see test_nvidia.py")
+def test_gpu_without_nvml_is_null_and_never_estimated():
+    meter = EnergyMeter("cuda:0", prefer_zeus=False)
+    reading = measure(meter, lambda: time.sleep(0.01))
+    assert reading.device == "cuda:0"
+    assert reading.joules is None and reading.how is None
+    assert "NVML" in reading.reason and "never estimated" in reading.reason

@@ -163,7 +163,7 @@ def _run_header(run: Run) -> str:
 
 
 def _measurements_table(run: Run, measurements: list[Measurement]) -> Table:
-    table = Table(title=f"Run {run.id}: latency of one batch, ± the 95% CI of the median; "
+    table = Table(title=f"Run {run.id}: latency of one batch, ± half the 95% CI of the median; "
                   "MFU as a share of the measured ceiling / of the datasheet peak", title_justify="left",
                   box=box.SIMPLE_HEAD)
     table.add_column("variant", no_wrap=True)  # a key is copied into commands: never cut it
@@ -254,7 +254,11 @@ def _p50(measurement: Measurement) -> str:
     if latency is None:
         return "—"
     half_width_ms = max(latency.p50_ms - latency.ci95_low_ms, latency.ci95_high_ms - latency.p50_ms)
-    return f"{_number(latency.p50_ms)} [dim]±{half_width_ms:.2g}[/]"
+    if not latency.p50_ms > 0 or math.isnan(half_width_ms):
+        return _number(latency.p50_ms)
+    share = half_width_ms / latency.p50_ms  # relative: readable whether p50 is 0.04 ms or 400 ms
+    spread = "<0.01%" if share < 1e-4 else f"{share * 100:.2g}%"
+    return f"{_number(latency.p50_ms)} [dim]±{spread}[/]"
 
 
 def _percent(value: Optional[float]) -> Optional[str]:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from hwfit.store import open_store
 
 
@@ -29,6 +31,7 @@ def test_store_after_sigkill_is_valid_and_resumable(writer_script, db_path):
     lines = _read_lines(process, 41)  # "run N" and 40 keys: the writer is in its loop, mid-transaction or between
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=10)  # reaped, so its pid is gone
+    lines += process.stdout.read().splitlines()  # what it printed after our last read, before it died
     run_id = int(lines[0].split()[1])
     printed = set(lines[1:])
 
@@ -49,7 +52,7 @@ def test_store_after_sigkill_is_valid_and_resumable(writer_script, db_path):
 
 def test_reader_sees_consistent_points_while_a_writer_writes(writer_script, db_path):
     open_store(db_path).close()  # created and migrated before the writer starts
-    process = _start_writer(writer_script, db_path, count=300)
+    process = _start_writer(writer_script, db_path, count=1000)
     run_id = int(_read_lines(process, 1)[0].split()[1])
     seen_counts = []
     try:
@@ -69,4 +72,34 @@ def test_reader_sees_consistent_points_while_a_writer_writes(writer_script, db_p
     assert len(set(seen_counts)) >= 2, seen_counts  # the reads really overlapped the writes
     with open_store(db_path) as store:
         assert store.get_run(run_id).status == "complete"
-        assert len(store.measurements(run_id)) == 300
+        assert len(store.measurements(run_id)) == 1000
+
+
+class _InterruptingConnection:
+    """The real connection, but Ctrl-C arrives while a point's metrics are being inserted."""
+
+    def __init__(self, connection):
+        self._connection = connection
+
+    def executemany(self, *args):
+        raise KeyboardInterrupt
+
+    def __getattr__(self, name):
+        return getattr(self._connection, name)
+
+
+def test_ctrl_c_inside_a_write_rolls_the_point_back(store, sample):
+    run = store.start_run("m", "s", "h", "k", {}, sample.environment())
+    store.record(run.id, sample.full_measurement("kept"))
+    real = store._connection
+    store._connection = _InterruptingConnection(real)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            store.record(run.id, sample.full_measurement("half"))
+    finally:
+        store._connection = real
+    assert not real.in_transaction
+    assert store.measured_keys(run.id) == {"kept"}  # the point row went back with its metrics
+    assert store.check() == []
+    store.record(run.id, sample.full_measurement("after"))  # and the store is still writable
+    assert store.measured_keys(run.id) == {"kept", "after"}

@@ -27,7 +27,7 @@ class SweepSpec(BaseModel):
     batch_sizes: Optional[list[int]] = Field(None, description="explicit batch sizes; default: grow 1, 2, 4, ...")
     max_batch: int = Field(256, ge=1, description="largest batch the growth rule tries")
     min_gain: float = Field(0.03, ge=0.0, le=1.0, description="stop growing when throughput rises less than this")
-    max_latency_ms: Optional[float] = Field(5000.0, gt=0, description="stop growing past this p50 batch latency")
+    max_latency_ms: Optional[float] = Field(1000.0, gt=0, description="stop growing past this p50 batch latency (ms)")
     threads: Optional[list[int]] = Field(None, description="intra-op threads; default: all usable cores")
     knobs: dict[str, dict[str, list[str]]] = Field(default_factory=dict,
                                                    description="backend -> knob -> values, e.g. torch-compile: {mode: [default]}")

@@ -139,6 +139,17 @@ class Backend(ABC):
     name: str = ""
     summary: str = ""
     precisions: tuple[str, ...] = ("fp32",)
+    runtime_modules: tuple[str, ...] = ()  # the heavy packages a runner imports
+
+    def preload(self) -> None:
+        """Import the runtime now, so that memory measured around a load is the model's, not the import's."""
+        import importlib
+
+        for module in self.runtime_modules:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass  # unavailable_reason() says so when the variant is loaded
 
     @abstractmethod
     def devices(self) -> list[str]:

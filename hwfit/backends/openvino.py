@@ -85,6 +85,7 @@ class OpenvinoBackend(Backend):
     name = "openvino"
     summary = "OpenVINO runtime (CPU plugin), static shapes, inference precision set explicitly"
     precisions = ("fp32", "bf16", "fp16", "int8-static")
+    runtime_modules = ("openvino",)
 
     def package_reason(self) -> str | None:
         from hwfit.hardware import openvino_devices

@@ -115,6 +115,7 @@ class OrtBackend(Backend):
     name = "ort"
     summary = "ONNX Runtime: CPUExecutionProvider on the CPU, CUDAExecutionProvider (IOBinding) on NVIDIA GPUs"
     precisions = ("fp32", "fp16", "int8-dynamic", "int8-static")
+    runtime_modules = ("onnxruntime",)
 
     def devices(self) -> list[str]:
         from hwfit.hardware import device_names, ort_providers

@@ -15,6 +15,7 @@ class OrtTensorrtBackend(Backend):
     name = "ort-trt"
     summary = "ONNX Runtime TensorrtExecutionProvider (engine cache on disk), CUDA EP for the rest"
     precisions = ("fp32", "fp16", "int8-static")
+    runtime_modules = ("onnxruntime",)
 
     def package_reason(self) -> str | None:
         from hwfit.hardware import ort_providers

@@ -47,6 +47,9 @@ class TorchCompileBackend(TorchEagerBackend):
     def _load(self, model: Model, variant: Variant):
         # Inductor keeps compiled graphs here across processes: the second compile is a cache hit.
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir("inductor")))
+        # Compile in this process: Inductor's worker pool would compete with the timed runs for the
+        # cores, and its processes outlive the point (leaked semaphores at exit).
+        os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
         return super()._load(model, variant)
 
 

@@ -126,6 +126,7 @@ class TorchEagerBackend(Backend):
     name = "torch"
     summary = "PyTorch eager under inference_mode (CPU, CUDA); int8 = torch.ao dynamic quantization"
     precisions = ("fp32", "bf16", "fp16", "int8-dynamic")
+    runtime_modules = ("torch",)
     runner_class = TorchRunner
 
     def package_reason(self) -> str | None:

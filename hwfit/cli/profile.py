@@ -11,9 +11,9 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from hwfit.cli._app import app
+from hwfit.cli.results import show_run
 
 STATUS_STYLE = {"ok": "green", "unstable": "yellow", "failed": "red", "skipped": "dim"}
 
@@ -61,12 +61,11 @@ def profile(
                 observer.stop()
                 err.print("[yellow]interrupted[/]: the run is saved; run the same command again to resume.")
                 raise typer.Exit(130)
-        measurements = store.measurements(result.run_id)
         if as_json:
             print(store.export(result.run_id, "json"))
             return
+        show_run(store, result.run_id)
     out = Console(width=max(Console().width, 150))
-    out.print(measurement_table(loaded, result.run_id, measurements))
     _print_families(out, result)
     out.print(f"\nrun {result.run_id}: {result.measured} point(s) measured"
               + (f", {result.reused} reused from the interrupted run" if result.reused else "")
@@ -141,35 +140,6 @@ class ProgressObserver:
 
     def family_finished(self, family, skipped_points: int) -> None:
         self.progress.advance(self.task, skipped_points)
-
-
-def _fmt(value, pattern: str) -> str:
-    return pattern.format(value) if value is not None else ""
-
-
-def measurement_table(model, run_id: int, measurements) -> Table:
-    table = Table(title=f"run {run_id}: {model.name} — latency per batch (measured, median's 95% CI), "
-                  "throughput, peak RSS increase, MFU (achieved FLOP/s ÷ measured matmul ceiling | ÷ peak), "
-                  "energy (how), accuracy vs fp32", title_justify="left")
-    for column in ("variant", "status", "p50 ms", "±CI", "p99 ms", "samples/s", "RSS MB", "MFU meas|peak",
-                   "bound", "J/sample", "vs fp32", "task acc"):
-        table.add_column(column, justify="left" if column in ("variant", "status", "bound", "vs fp32") else "right",
-                         no_wrap=column == "variant")
-    for m in measurements:
-        if m.status == "skipped":
-            continue
-        latency = m.latency
-        ci = (latency.ci95_high_ms - latency.ci95_low_ms) / 2 / latency.p50_ms if latency else None
-        mfu = " | ".join(_fmt(v, "{:.0%}") for v in (m.mfu_vs_measured, m.mfu_vs_spec)) if m.mfu_vs_spec else ""
-        agreement = (f"top1 {m.top1_agreement:.3f}" if m.top1_agreement is not None
-                     else _fmt(m.cosine_mean, "cos {:.4f}"))
-        energy = f"{m.energy_j_per_sample:.3g} ({m.energy_how})" if m.energy_j_per_sample else ""
-        table.add_row(m.variant_key, f"[{STATUS_STYLE.get(m.status, '')}]{m.status}[/]",
-                      _fmt(latency.p50_ms if latency else None, "{:.2f}"), _fmt(ci, "{:.1%}"),
-                      _fmt(latency.p99_ms if latency else None, "{:.2f}"), _fmt(m.samples_per_s, "{:.1f}"),
-                      _fmt(m.peak_rss_delta_bytes / 1e6 if m.peak_rss_delta_bytes else None, "{:.0f}"),
-                      mfu, m.roofline_bound or "", energy, agreement, _fmt(m.task_accuracy, "{:.3f}"))
-    return table
 
 
 def _print_families(out: Console, result) -> None:

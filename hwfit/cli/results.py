@@ -61,7 +61,7 @@ def results(
             if run_id is None:
                 _list(store, fmt, model, limit)
             else:
-                _show(store, run_id, fmt)
+                show_run(store, run_id, fmt)
     except StoreError as error:
         Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
@@ -130,7 +130,8 @@ def _runs_table(runs: list[Run], path: Path) -> Table:
 # --- show ----------------------------------------------------------------------------------------
 
 
-def _show(store: ResultsStore, run_id: int, fmt: Optional[str]) -> None:
+def show_run(store: ResultsStore, run_id: int, fmt: Optional[str] = None) -> None:
+    """Print one run (header, measurements, reasons, environment), or export it in `fmt`."""
     if fmt is not None:
         sys.stdout.write(store.export(run_id, fmt))
         return
@@ -170,7 +171,7 @@ def _measurements_table(run: Run, measurements: list[Measurement]) -> Table:
     table.add_column("status", no_wrap=True)
     for header in ("p50 ms", "p99 ms", "samples/s"):
         table.add_column(header, justify="right", no_wrap=True)
-    for header in ("ΔRSS MB", "MFU meas./spec", "J/sample"):
+    for header in ("ΔRSS MB", "MFU meas./spec", "bound", "J/sample"):
         table.add_column(header, justify="right")
     table.add_column("accuracy", justify="right", min_width=10)
     for measurement in measurements:
@@ -182,6 +183,7 @@ def _measurements_table(run: Run, measurements: list[Measurement]) -> Table:
             _number(measurement.samples_per_s),
             _number(measurement.peak_rss_delta_bytes / 1e6 if measurement.peak_rss_delta_bytes is not None else None),
             f"{_percent(measurement.mfu_vs_measured) or '—'} / {_percent(measurement.mfu_vs_spec) or '—'}",
+            measurement.roofline_bound or "—",
             _energy(measurement),
             _accuracy(measurement),
         )
@@ -278,8 +280,8 @@ def _accuracy(measurement: Measurement) -> str:
     parts = []
     if measurement.top1_agreement is not None:
         parts.append(f"top1 {_percent(measurement.top1_agreement)}")
-    elif measurement.cosine_min is not None:
-        parts.append(f"cos≥{measurement.cosine_min:.5f}")
+    elif measurement.cosine_mean is not None:
+        parts.append(f"cos {measurement.cosine_mean:.4f} (min {measurement.cosine_min:.4f})")
     if measurement.task_accuracy is not None:
         parts.append(f"task {_percent(measurement.task_accuracy)}")
     return ", ".join(parts) or "—"

@@ -12,7 +12,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from hwfit.backends import Runner, Variant, load_variant
+from hwfit.backends import Runner, Variant, get_backend, load_variant
 from hwfit.models import Model, compare_outputs, evaluate_accuracy
 from hwfit.profile.quick import reload_model, run_in_batches
 from hwfit.profile.stats import StopRule, WarmupRule, ci_relative_half_width, latency_summary
@@ -47,7 +47,9 @@ def measure_point(plan: PointPlan, report: Callable[[dict], None] | None = None)
     wall_started = time.perf_counter()
     report = report or (lambda message: None)
     model = reload_model(plan.model_source, plan.model_inputs)
-    rss_before = _rss_bytes()
+    get_backend(plan.variant.backend).preload()
+    meter = _energy_meter(plan.variant.device)
+    rss_before = _rss_bytes()  # after imports: the increase is the model, its runtime state and buffers
     report({"phase": "loading"})
     with load_variant(model, plan.variant) as runner:
         measurement = Measurement(plan.variant.key, plan.variant.to_dict(), "ok", started_at=started_at,
@@ -57,7 +59,7 @@ def measure_point(plan: PointPlan, report: Callable[[dict], None] | None = None)
         _accuracy(model, runner, plan, measurement)
         inputs = model.synthetic_inputs(plan.variant.batch_size)
         warmup_runs = _warm_up(runner, inputs, plan.warmup, report)
-        latencies, energy, status, reason = _measure(runner, inputs, plan, report)
+        latencies, energy, status, reason = _measure(runner, inputs, plan, meter, report)
         if runner.supports_device_io:
             _transfer_breakdown(runner, inputs, measurement)
         measurement.details.update({"warmup_runs": warmup_runs, "stop": reason or "median 95% CI within target"})
@@ -90,9 +92,8 @@ def _warm_up(runner: Runner, inputs, rule: WarmupRule, report) -> int:
     return len(latencies)
 
 
-def _measure(runner: Runner, inputs, plan: PointPlan, report):
+def _measure(runner: Runner, inputs, plan: PointPlan, meter, report):
     """Timed runs inside an energy window until the stop rule is met or the budget is spent."""
-    meter = _energy_meter(plan.variant.device)
     latencies: list[float] = []
     if meter:
         meter.begin()

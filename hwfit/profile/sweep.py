@@ -98,13 +98,23 @@ def _open_run(model: Model, spec: SweepSpec, store: ResultsStore, fresh: bool, a
     from hwfit.profile.environment import capture_environment
 
     sweep_key = spec.key(model.content_hash)
+    environment = capture_environment()
     if not fresh:
-        existing = store.find_resumable_run(model.content_hash, sweep_key)
+        existing = store.find_resumable_run(model.content_hash, sweep_key) or _finished_twin(
+            store, model, sweep_key, environment)
         if existing is not None:
             return existing, True
     run = store.start_run(model.name, model.source, model.content_hash, sweep_key,
-                          {**args, "spec": spec.model_dump()}, capture_environment())
+                          {**args, "spec": spec.model_dump()}, environment)
     return run, False
+
+
+def _finished_twin(store: ResultsStore, model: Model, sweep_key: str, environment):
+    """A complete run of the same sweep in the same environment: its points are reused (--fresh measures anew)."""
+    for run in store.list_runs(model=model.content_hash, limit=200):
+        if run.sweep_key == sweep_key and run.status == "complete" and run.environment.key() == environment.key():
+            return run
+    return None
 
 
 def machine_ceilings(store: ResultsStore, run_id: int, devices: set[str], spec: SweepSpec) -> dict:
@@ -181,8 +191,9 @@ def _growth_stop(spec: SweepSpec, measurement: Measurement, previous: Measuremen
     reference = best or previous
     if reference is not None and measurement.samples_per_s < reference.samples_per_s * (1 + spec.min_gain):
         gain = measurement.samples_per_s / reference.samples_per_s - 1
-        return (f"throughput rose {gain:+.1%} from batch {reference.variant['batch_size']} to {batch} "
-                f"(less than {spec.min_gain:.0%}): sweet spot found")
+        verb = "rose only" if gain > 0 else "fell"
+        return (f"throughput {verb} {abs(gain):.1%} from batch {reference.variant['batch_size']} to {batch} "
+                f"(growth needs +{spec.min_gain:.0%}): sweet spot found")
     return None
 
 

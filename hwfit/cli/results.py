@@ -281,7 +281,10 @@ def _accuracy(measurement: Measurement) -> str:
     if measurement.top1_agreement is not None:
         parts.append(f"top1 {_percent(measurement.top1_agreement)}")
     elif measurement.cosine_mean is not None:
-        parts.append(f"cos {measurement.cosine_mean:.4f} (min {measurement.cosine_min:.4f})")
+        least = f" (min {measurement.cosine_min:.4f})" if measurement.cosine_min is not None else ""
+        parts.append(f"cos {measurement.cosine_mean:.4f}{least}")
+    elif measurement.cosine_min is not None:
+        parts.append(f"cos≥{measurement.cosine_min:.5f}")
     if measurement.task_accuracy is not None:
         parts.append(f"task {_percent(measurement.task_accuracy)}")
     return ", ".join(parts) or "—"

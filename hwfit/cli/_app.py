@@ -1,5 +1,7 @@
 """The Typer application every command module registers on."""
 
+from typing import List, Optional
+
 import typer
 
 app = typer.Typer(
@@ -10,3 +12,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def split_values(values: Optional[List[str]]) -> Optional[List[str]]:
+    """Repeated or comma-separated option values as one list: `-b ort,openvino -b torch`."""
+    if not values:
+        return None
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]

@@ -12,16 +12,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from hwfit.cli._app import app
+from hwfit.cli._app import app, split_values
 from hwfit.cli.results import show_run
 
 STATUS_STYLE = {"ok": "green", "unstable": "yellow", "failed": "red", "skipped": "dim"}
-
-
-def _split(values: Optional[List[str]]) -> Optional[List[str]]:
-    if not values:
-        return None
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
 @app.command()
@@ -75,12 +69,12 @@ def profile(
 def _flag_settings(backend, device, precision, batch, threads, budget) -> dict:
     settings: dict = {}
     for name, values in (("backends", backend), ("devices", device), ("precisions", precision)):
-        if _split(values):
-            settings[name] = _split(values)
+        if split_values(values):
+            settings[name] = split_values(values)
     for name, values in (("batch_sizes", batch), ("threads", threads)):
-        if _split(values):
+        if split_values(values):
             try:
-                settings[name] = [int(v) for v in _split(values)]
+                settings[name] = [int(v) for v in split_values(values)]
             except ValueError:
                 raise typer.BadParameter(f"--{name.split('_')[0]} takes integers, e.g. 1,8,32") from None
     if budget is not None:

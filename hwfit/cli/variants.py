@@ -10,15 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hwfit.cli._app import app
+from hwfit.cli._app import app, split_values
 
 STATUS_STYLE = {"ok": "green", "inaccurate": "yellow", "unavailable": "dim", "failed": "red"}
-
-
-def _split(values: Optional[List[str]]) -> Optional[List[str]]:
-    if not values:
-        return None
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
 @app.command()
@@ -45,7 +39,7 @@ def variants(
 
     err = Console(stderr=True)
     loaded = load_model(model, parse_shape_overrides(shape or []))
-    candidates = candidate_variants(loaded, _split(backend), _split(device), _split(precision), [batch_size], threads)
+    candidates = candidate_variants(loaded, split_values(backend), split_values(device), split_values(precision), [batch_size], threads)
     runnable = sum(1 for _, reason in candidates if reason is None)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=err, transient=True, disable=as_json) as progress:

@@ -1,7 +1,7 @@
-"""Profile MiniLM on every CPU variant with hwfit's point measurement, and time the same points with
-an independent timer (torch.utils.benchmark's blocked_autorange on the raw library call: ORT
-session.run, OpenVINO infer request, the torch module) in the same run, alternating over rounds;
-print both medians side by side. (`hwfit profile minilm` gives the full table with every figure.)
+"""Time MiniLM on every CPU variant with hwfit's timing loop and, on the same loaded model in the same
+process, with an independent timer (torch.utils.benchmark's blocked_autorange on the raw library
+call: ORT session.run, OpenVINO infer request, the torch module), alternating over rounds; print
+both medians side by side. `hwfit profile minilm` gives the full table with every figure.
 
     python bench/profile_minilm.py [--batch 8] [--budget 3] [--rounds 3] [--model minilm]
 
@@ -26,9 +26,9 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from hwfit.backends import Variant, load_variant
 from hwfit.models import load_model
-from hwfit.profile import StopRule, WarmupRule, build_spec, plan_families
+from hwfit.profile import StopRule, build_spec, plan_families
 from hwfit.profile.isolation import run_isolated
-from hwfit.profile.point import PointPlan, measure_point
+from hwfit.profile.point import timed_runs
 from hwfit.profile.quick import reload_model
 
 AGREEMENT = 0.05
@@ -52,34 +52,36 @@ def raw_call(runner, inputs):
     return call
 
 
-def independent_job(source, inputs_spec, variant, seconds, report=None):
-    """In a fresh process: hwfit loads the variant, torch.utils.benchmark times the raw call."""
+def compare_job(source, inputs_spec, variant, budget_s, rounds, report=None):
+    """In one fresh process: hwfit loads the variant; then, alternating over rounds, hwfit's timing
+    loop (the profiler's own `timed_runs`, warm-up and CI stop rule) and torch.utils.benchmark's
+    blocked_autorange over the raw library call time the same loaded model on the same inputs."""
     import torch.utils.benchmark as benchmark
 
     model = reload_model(source, inputs_spec)
     with load_variant(model, variant) as runner:
-        call = raw_call(runner, model.synthetic_inputs(variant.batch_size))
-        for _ in range(3):
-            call()
+        inputs = model.synthetic_inputs(variant.batch_size)
+        call = raw_call(runner, inputs)
+        warm_up_until = time.perf_counter() + 2.0
+        while time.perf_counter() < warm_up_until:
+            runner.run_unchecked(inputs)
         timer = benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=runner_threads(variant))
-        result = timer.blocked_autorange(min_run_time=seconds)
-    return result.median * 1000.0, len(result.times)
+        ours, theirs = [], []
+        for round_index in range(rounds):
+            sides = ("hwfit", "independent") if round_index % 2 == 0 else ("independent", "hwfit")
+            for side in sides:
+                if side == "hwfit":
+                    latencies, _, _ = timed_runs(runner, inputs, StopRule(budget_s=budget_s))
+                    ours.append(statistics.median(latencies) * 1000.0)
+                else:
+                    theirs.append(timer.blocked_autorange(min_run_time=budget_s).median * 1000.0)
+    return ours, theirs
 
 
 def runner_threads(variant) -> int:
     import os
 
     return variant.threads or len(os.sched_getaffinity(0))
-
-
-def reference_job(source, inputs_spec, inputs, report=None):
-    from hwfit.profile import reference_outputs
-
-    return reference_outputs(reload_model(source, inputs_spec), inputs)[0]
-
-
-def hwfit_job(plan, report=None):
-    return measure_point(plan).latency.p50_ms
 
 
 def main() -> int:
@@ -92,52 +94,38 @@ def main() -> int:
 
     model = load_model(args.model)
     started = time.perf_counter()
-    inputs, _ = model.sample_inputs(16)
-    reference = run_isolated(reference_job, (model.source, model.inputs, inputs), 600).value
     variants = [Variant(t.backend, "cpu", t.precision, args.batch, t.threads, t.knobs)
                 for t, reason in plan_families(model, build_spec({"devices": ["cpu"]})) if reason is None]
     rows = []
     for variant in variants:
-        plan = PointPlan(model.source, model.inputs, variant, StopRule(budget_s=args.budget),
-                         WarmupRule(budget_s=2.0), reference, inputs)
-        ours, theirs = [], []
-        for round_index in range(args.rounds):
-            # Alternate who goes first: the shared machine drifts 5-10% over minutes.
-            order = ("hwfit", "independent") if round_index % 2 == 0 else ("independent", "hwfit")
-            for side in order:
-                print(f"  round {round_index + 1}: {side}: {variant.key}", file=sys.stderr)
-                if side == "hwfit":
-                    ours.append(run_isolated(hwfit_job, (plan,), 600))
-                else:
-                    theirs.append(run_isolated(independent_job, (model.source, model.inputs, variant, args.budget), 600))
-        rows.append((variant, ours, theirs))
+        print(f"  {variant.key}", file=sys.stderr)
+        outcome = run_isolated(compare_job, (model.source, model.inputs, variant, args.budget, args.rounds), 900)
+        rows.append((variant, outcome))
     failed = print_table(args, rows, time.perf_counter() - started)
     return 1 if failed else 0
 
 
 def print_table(args, rows, seconds: float) -> int:
-    table = Table(title=f"{args.model}, batch {args.batch}, CPU: median batch latency by hwfit's profiler vs "
-                  "torch.utils.benchmark (blocked_autorange over the raw library call), each in its own process, "
-                  f"{args.rounds} alternating rounds in the same run; figures are the median over rounds",
+    table = Table(title=f"{args.model}, batch {args.batch}, CPU: median batch latency by hwfit's timing loop vs "
+                  "torch.utils.benchmark (blocked_autorange over the raw library call), same loaded model in one "
+                  f"process per variant, {args.rounds} alternating rounds; figures are the median over rounds",
                   title_justify="left")
     for column in ("variant", "hwfit p50 ms", "per round", "independent ms", "per round", "difference",
                    f"within {AGREEMENT:.0%}"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     failed = 0
-    for variant, ours, theirs in rows:
-        problems = [o.reason for o in ours + theirs if not o.ok]
-        if problems:
-            table.add_row(variant.key, "", "", "", "", f"failed: {problems[0]}", "")
+    for variant, outcome in rows:
+        if not outcome.ok:
+            table.add_row(variant.key, "", "", "", "", f"failed: {outcome.reason}", "")
             failed += 1
             continue
-        our_rounds = [o.value for o in ours]
-        their_rounds = [o.value[0] for o in theirs]
-        ours_ms, theirs_ms = statistics.median(our_rounds), statistics.median(their_rounds)
+        ours, theirs = outcome.value
+        ours_ms, theirs_ms = statistics.median(ours), statistics.median(theirs)
         difference = ours_ms / theirs_ms - 1
         agrees = abs(difference) <= AGREEMENT
         failed += not agrees
-        table.add_row(variant.key, f"{ours_ms:.2f}", " ".join(f"{v:.1f}" for v in our_rounds), f"{theirs_ms:.2f}",
-                      " ".join(f"{v:.1f}" for v in their_rounds), f"{difference:+.1%}",
+        table.add_row(variant.key, f"{ours_ms:.2f}", " ".join(f"{v:.1f}" for v in ours), f"{theirs_ms:.2f}",
+                      " ".join(f"{v:.1f}" for v in theirs), f"{difference:+.1%}",
                       "[green]yes[/]" if agrees else "[red]no[/]")
     console = Console(width=max(Console().width, 150))
     console.print(table)

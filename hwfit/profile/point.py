@@ -94,31 +94,37 @@ def _warm_up(runner: Runner, inputs, rule: WarmupRule, report) -> int:
 
 def _measure(runner: Runner, inputs, plan: PointPlan, meter, report):
     """Timed runs inside an energy window until the stop rule is met or the budget is spent."""
-    latencies: list[float] = []
     if meter:
         meter.begin()
+    latencies, status, reason = timed_runs(runner, inputs, plan.stop, report)
+    energy = meter.end() if meter else None
+    return latencies, energy, status, reason
+
+
+def timed_runs(runner: Runner, inputs, stop: StopRule, report=None) -> tuple[list[float], str, str | None]:
+    """Run until the median's 95% CI is within the target (status ok) or the budget is spent
+    (status unstable, with the spread reached). Returns per-run latencies in seconds."""
+    report = report or (lambda message: None)
+    latencies: list[float] = []
     started = last_report = time.perf_counter()
-    status, reason = "ok", None
     while True:
         run_started = time.perf_counter()
         runner.run_unchecked(inputs)
         now = time.perf_counter()
         latencies.append(now - run_started)
         elapsed = now - started
-        if plan.stop.settled(latencies, elapsed):
-            break
-        if plan.stop.exhausted(elapsed):
+        if stop.settled(latencies, elapsed):
+            return latencies, "ok", None
+        if stop.exhausted(elapsed):
             spread = ci_relative_half_width(latencies)
-            status = "unstable" if spread > plan.stop.target_rel else "ok"
-            reason = (f"budget of {plan.stop.budget_s:.0f} s spent with the median's 95% CI at ±{spread:.1%} "
-                      f"(target ±{plan.stop.target_rel:.0%}) after {len(latencies)} runs") if status == "unstable" else None
-            break
+            if spread <= stop.target_rel:
+                return latencies, "ok", None
+            return latencies, "unstable", (f"budget of {stop.budget_s:.0f} s spent with the median's 95% CI at "
+                                           f"±{spread:.1%} (target ±{stop.target_rel:.0%}) after {len(latencies)} runs")
         if now - last_report >= PROGRESS_EVERY_S:
             last_report = now
             report({"phase": "measuring", "runs": len(latencies), "p50_ms": float(np.median(latencies)) * 1000,
                     "ci": ci_relative_half_width(latencies), "elapsed_s": elapsed})
-    energy = meter.end() if meter else None
-    return latencies, energy, status, reason
 
 
 def _energy_meter(device: str):

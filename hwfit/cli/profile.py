@@ -28,6 +28,7 @@ def profile(
     batch: Optional[List[str]] = typer.Option(None, "--batch", help="Batch sizes, e.g. 1,8,32 (default: grow 1, 2, 4, ... until throughput stops rising by 3%)."),
     threads: Optional[List[str]] = typer.Option(None, "--threads", help="Intra-op thread counts to sweep (default: all usable cores)."),
     budget: Optional[float] = typer.Option(None, "--budget", help="Measuring seconds per point (default 8)."),
+    processes: Optional[int] = typer.Option(None, "--processes", help="Measure each point in N fresh processes and flag it unstable when they disagree (default 1)."),
     shape: Optional[List[str]] = typer.Option(None, "--shape", help="Input shape override, e.g. input_ids=B,64."),
     db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: ~/.cache/hwfit/results.db)."),
     fresh: bool = typer.Option(False, "--fresh", help="Start a new run instead of resuming one with the same arguments."),
@@ -42,7 +43,7 @@ def profile(
     from hwfit.profile import build_spec, load_sweep_file, sweep
     from hwfit.store import open_store
 
-    settings = _flag_settings(backend, device, precision, batch, threads, budget)
+    settings = _flag_settings(backend, device, precision, batch, threads, budget, processes)
     spec = load_sweep_file(sweep_file, settings) if sweep_file else build_spec(settings, origin="command line")
     loaded = load_model(model, parse_shape_overrides(shape or []))
     err = Console(stderr=True)
@@ -66,7 +67,7 @@ def profile(
               + f". Show again: hwfit results {result.run_id}")
 
 
-def _flag_settings(backend, device, precision, batch, threads, budget) -> dict:
+def _flag_settings(backend, device, precision, batch, threads, budget, processes) -> dict:
     settings: dict = {}
     for name, values in (("backends", backend), ("devices", device), ("precisions", precision)):
         if split_values(values):
@@ -79,6 +80,8 @@ def _flag_settings(backend, device, precision, batch, threads, budget) -> dict:
                 raise typer.BadParameter(f"--{name.split('_')[0]} takes integers, e.g. 1,8,32") from None
     if budget is not None:
         settings["budget_s"] = budget
+    if processes is not None:
+        settings["processes"] = processes
     return settings
 
 

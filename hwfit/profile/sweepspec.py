@@ -35,6 +35,8 @@ class SweepSpec(BaseModel):
     warmup_s: float = Field(4.0, gt=0, description="warm-up time budget per point")
     target_ci: float = Field(0.02, gt=0, lt=1, description="stop when the median's 95% CI is within ±this")
     timeout_s: float = Field(600.0, gt=0, description="kill a point's process after this long")
+    processes: int = Field(1, ge=1, le=10, description="measure each point in this many fresh processes; "
+                           "flag it unstable when their medians disagree (process-to-process noise)")
 
     @field_validator("backends")
     @classmethod

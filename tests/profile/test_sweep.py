@@ -144,3 +144,18 @@ def test_sweep_file_that_is_not_a_mapping(tmp_path):
     path.write_text("- ort\n- openvino\n")
     with pytest.raises(HwfitError, match="must hold a mapping"):
         load_sweep_file(path)
+
+
+def test_processes_that_disagree_make_a_point_unstable():
+    from hwfit.profile.sweep import combine_processes
+    from hwfit.store import LatencyStats, Measurement
+
+    def made(p50):
+        stats = LatencyStats(20, p50, p50, p50, p50, p50, 0.1, p50, p50, p50 * 0.99, p50 * 1.01)
+        return Measurement("ort/cpu/fp32/b8", {"batch_size": 8}, "ok", latency=stats, wall_s=5.0)
+
+    steady = combine_processes([made(133.0), made(134.0), made(132.5)], target_rel=0.02)
+    assert steady.status == "ok" and steady.latency.p50_ms == 133.0 and steady.wall_s == 15.0
+    noisy = combine_processes([made(133.0), made(165.0), made(140.0)], target_rel=0.02)
+    assert noisy.status == "unstable" and noisy.latency.p50_ms == 140.0
+    assert "24.1% across 3 processes" in noisy.reason

@@ -22,7 +22,7 @@ def test_emulated_runner_follows_its_curve_and_is_labelled(cnn):
     for _ in range(10):
         outputs = runner.run(inputs)
     elapsed = (time.perf_counter() - started) / 10
-    assert 0.012 <= elapsed < 0.016
+    assert 0.012 <= elapsed < 0.020  # never faster than the curve; scheduling may add a little
     assert outputs["logits"].shape == (8, 10)
 
 

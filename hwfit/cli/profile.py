@@ -27,6 +27,7 @@ def profile(
     precision: Optional[List[str]] = typer.Option(None, "--precision", "-p", help="fp32, fp16, bf16, int8-dynamic, int8-static."),
     batch: Optional[List[str]] = typer.Option(None, "--batch", help="Batch sizes, e.g. 1,8,32 (default: grow 1, 2, 4, ... until throughput stops rising by 3%)."),
     threads: Optional[List[str]] = typer.Option(None, "--threads", help="Intra-op thread counts to sweep (default: all usable cores)."),
+    replicas: Optional[List[str]] = typer.Option(None, "--replicas", help="Replica counts measured running together, e.g. 1,2 with --threads 1 (default: 1)."),
     budget: Optional[float] = typer.Option(None, "--budget", help="Measuring seconds per point (default 8)."),
     processes: Optional[int] = typer.Option(None, "--processes", help="Measure each point in N fresh processes and flag it unstable when they disagree (default 1)."),
     shape: Optional[List[str]] = typer.Option(None, "--shape", help="Input shape override, e.g. input_ids=B,64."),
@@ -43,7 +44,7 @@ def profile(
     from hwfit.profile import build_spec, load_sweep_file, sweep
     from hwfit.store import open_store
 
-    settings = _flag_settings(backend, device, precision, batch, threads, budget, processes)
+    settings = _flag_settings(backend, device, precision, batch, threads, replicas, budget, processes)
     spec = load_sweep_file(sweep_file, settings) if sweep_file else build_spec(settings, origin="command line")
     loaded = load_model(model, parse_shape_overrides(shape or []))
     err = Console(stderr=True)
@@ -67,12 +68,12 @@ def profile(
               + f". Show again: hwfit results {result.run_id}")
 
 
-def _flag_settings(backend, device, precision, batch, threads, budget, processes) -> dict:
+def _flag_settings(backend, device, precision, batch, threads, replicas, budget, processes) -> dict:
     settings: dict = {}
     for name, values in (("backends", backend), ("devices", device), ("precisions", precision)):
         if split_values(values):
             settings[name] = split_values(values)
-    for name, values in (("batch_sizes", batch), ("threads", threads)):
+    for name, values in (("batch_sizes", batch), ("threads", threads), ("replicas", replicas)):
         if split_values(values):
             try:
                 settings[name] = [int(v) for v in split_values(values)]

@@ -58,7 +58,8 @@ def run_isolated(job: Callable, args: tuple, timeout_s: float,
     """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(job, args, sender), daemon=True)
+    # Not daemonic: a point may start processes of its own (replicas). The finally below kills it.
+    process = context.Process(target=_child, args=(job, args, sender), daemon=False)
     started = time.perf_counter()
     process.start()
     sender.close()

@@ -15,6 +15,7 @@ import numpy as np
 from hwfit.backends import Runner, Variant, get_backend, load_variant
 from hwfit.models import Model, compare_outputs, evaluate_accuracy
 from hwfit.profile.quick import reload_model, run_in_batches
+from hwfit.profile.replicas import measure_replicas, replica_count
 from hwfit.profile.stats import StopRule, WarmupRule, ci_relative_half_width, latency_summary
 from hwfit.store import LatencyStats, Measurement
 
@@ -51,12 +52,16 @@ def measure_point(plan: PointPlan, report: Callable[[dict], None] | None = None)
     meter = _energy_meter(plan.variant.device)
     rss_before = _rss_bytes()  # after imports: the increase is the model, its runtime state and buffers
     report({"phase": "loading"})
+    replicas = replica_count(plan.variant)
     with load_variant(model, plan.variant) as runner:
         measurement = Measurement(plan.variant.key, plan.variant.to_dict(), "ok", started_at=started_at,
                                   load_s=runner.stats.load_s, convert_s=runner.stats.convert_s,
                                   compile_s=runner.stats.compile_s, details={"notes": list(runner.stats.notes)})
         report({"phase": "accuracy"})
         _accuracy(model, runner, plan, measurement)
+    if replicas > 1:
+        return _measure_replicas(plan, measurement, report, wall_started)
+    with load_variant(model, plan.variant) as runner:
         inputs = model.synthetic_inputs(plan.variant.batch_size)
         warmup_runs = _warm_up(runner, inputs, plan.warmup, report)
         latencies, energy, status, reason = _measure(runner, inputs, plan, meter, report)
@@ -67,6 +72,14 @@ def measure_point(plan: PointPlan, report: Callable[[dict], None] | None = None)
     _fill_energy(measurement, energy, len(latencies) * plan.variant.batch_size)
     _fill_compute(measurement, plan)
     measurement.peak_rss_delta_bytes = max(_peak_rss_bytes() - rss_before, 0)
+    measurement.wall_s = time.perf_counter() - wall_started
+    return measurement
+
+
+def _measure_replicas(plan: PointPlan, measurement: Measurement, report, wall_started: float) -> Measurement:
+    """K replicas running together (the accuracy runner is closed first so it takes no memory or cores)."""
+    measurement = measure_replicas(plan, measurement, report)
+    _fill_compute(measurement, plan)
     measurement.wall_s = time.perf_counter() - wall_started
     return measurement
 

@@ -85,13 +85,18 @@ def plan_families(model: Model, spec: SweepSpec) -> list[tuple[Variant, str | No
     families = []
     threads_options = spec.threads or [None]
     for backend in spec.backends or backend_names():
-        for knobs in knob_combinations(spec, backend):
+        for knobs in _with_replicas(knob_combinations(spec, backend), spec.replicas or [1]):
             for threads in threads_options:
                 rows = candidate_variants(model, [backend], spec.devices, spec.precisions, [1], threads)
                 for variant, reason in rows:
                     templated = Variant(variant.backend, variant.device, variant.precision, 1, threads, knobs)
                     families.append((templated, reason or get_backend(backend).unavailable_reason(model, templated)))
     return families
+
+
+def _with_replicas(knob_sets, replica_counts: list[int]):
+    """Each knob combination once per replica count; one replica adds no knob (keys stay short)."""
+    return [knobs + ((("replicas", str(k)),) if k > 1 else ()) for knobs in knob_sets for k in replica_counts]
 
 
 def _open_run(model: Model, spec: SweepSpec, store: ResultsStore, fresh: bool, args: dict):

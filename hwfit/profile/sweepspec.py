@@ -29,6 +29,8 @@ class SweepSpec(BaseModel):
     min_gain: float = Field(0.03, ge=0.0, le=1.0, description="stop growing when throughput rises less than this")
     max_latency_ms: Optional[float] = Field(1000.0, gt=0, description="stop growing past this p50 batch latency (ms)")
     threads: Optional[list[int]] = Field(None, description="intra-op threads; default: all usable cores")
+    replicas: Optional[list[int]] = Field(None, description="replicas running together on a device, measured "
+                                          "as one point (K replicas x t threads); default: 1")
     knobs: dict[str, dict[str, list[str]]] = Field(default_factory=dict,
                                                    description="backend -> knob -> values, e.g. torch-compile: {mode: [default]}")
     budget_s: float = Field(8.0, gt=0, description="measuring time budget per point")
@@ -54,7 +56,7 @@ class SweepSpec(BaseModel):
                 raise ValueError(f"unknown precision '{name}'; expected one of {', '.join(PRECISIONS)}")
         return value
 
-    @field_validator("batch_sizes", "threads")
+    @field_validator("batch_sizes", "threads", "replicas")
     @classmethod
     def _positive(cls, value):
         for number in value or []:

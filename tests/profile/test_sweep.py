@@ -159,3 +159,17 @@ def test_processes_that_disagree_make_a_point_unstable():
     noisy = combine_processes([made(133.0), made(165.0), made(140.0)], target_rel=0.02)
     assert noisy.status == "unstable" and noisy.latency.p50_ms == 140.0
     assert "24.1% across 3 processes" in noisy.reason
+
+
+def test_replicas_are_measured_together_as_one_point(tmp_path, cnn):
+    spec = build_spec({"backends": ["ort"], "precisions": ["fp32"], "batch_sizes": [2], "threads": [1],
+                       "replicas": [2], **FAST})
+    with open_store(tmp_path / "r.db") as store:
+        result = sweep(cnn, spec, store, Recorder())
+        (point,) = store.measurements(result.run_id)
+    assert point.variant_key == "ort/cpu/fp32/b2/t1/replicas=2"
+    assert point.status in ("ok", "unstable"), point.reason
+    rates = point.details["replica_samples_per_s"]
+    assert len(rates) == 2 and all(rate > 0 for rate in rates)
+    assert point.samples_per_s == pytest.approx(sum(rates))
+    assert point.top1_agreement == 1.0 and point.energy_j_per_sample is None and point.energy_note

@@ -1,0 +1,96 @@
+"""K replicas × t threads as one point: K processes, each with its own runner, started together
+behind a barrier and timed over the same window. Replicas on one CPU share its cores, caches and
+memory bandwidth, so their joint throughput is measured, never taken as K times one replica's."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from datetime import datetime, timezone
+
+from hwfit.backends import Variant, get_backend, load_variant
+from hwfit.errors import BackendError
+from hwfit.store import LatencyStats, Measurement
+
+BARRIER_TIMEOUT_S = 600.0
+
+
+def replica_count(variant: Variant) -> int:
+    text = variant.knob("replicas", "1")
+    if not str(text).isdigit() or int(text) < 1:
+        raise BackendError(f"{variant.key}: replicas must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def _replica(plan, barrier, results, index: int) -> None:
+    """One replica's process: load, warm up, wait for the others, run the shared window, report."""
+    from hwfit.profile.point import _peak_rss_bytes, _rss_bytes, _warm_up
+    from hwfit.profile.quick import reload_model
+
+    try:
+        model = reload_model(plan.model_source, plan.model_inputs)
+        get_backend(plan.variant.backend).preload()
+        rss_before = _rss_bytes()
+        with load_variant(model, plan.variant) as runner:
+            inputs = model.synthetic_inputs(plan.variant.batch_size)
+            _warm_up(runner, inputs, plan.warmup, lambda message: None)
+            barrier.wait(BARRIER_TIMEOUT_S)
+            window_end = time.perf_counter() + plan.stop.budget_s
+            latencies = []
+            started = time.perf_counter()
+            while time.perf_counter() < window_end:
+                run_started = time.perf_counter()
+                runner.run_unchecked(inputs)
+                latencies.append(time.perf_counter() - run_started)
+            elapsed = time.perf_counter() - started
+        results.put((index, "ok", latencies, elapsed, max(_peak_rss_bytes() - rss_before, 0)))
+    except BaseException as error:  # a replica's failure fails the point, with its reason
+        barrier.abort()
+        results.put((index, "error", f"replica {index}: {type(error).__name__}: {error}", 0.0, 0))
+
+
+def measure_replicas(plan, measurement: Measurement, report) -> Measurement:
+    """Fill `measurement` (accuracy already checked on one runner) with the K replicas' joint figures."""
+    count = replica_count(plan.variant)
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(count)
+    results = context.Queue()
+    processes = [context.Process(target=_replica, args=(plan, barrier, results, i), daemon=True) for i in range(count)]
+    report({"phase": f"starting {count} replicas"})
+    for process in processes:
+        process.start()
+    outcomes = [results.get() for _ in processes]
+    for process in processes:
+        process.join(30)
+    errors = [o[2] for o in outcomes if o[1] == "error"]
+    if errors:
+        measurement.status, measurement.reason = "failed", "; ".join(errors)
+        return measurement
+    return _fill_joint(plan, measurement, outcomes)
+
+
+def _fill_joint(plan, measurement: Measurement, outcomes) -> Measurement:
+    from hwfit.profile.stats import ci_relative_half_width, latency_summary
+
+    batch = plan.variant.batch_size
+    latencies = [latency for outcome in outcomes for latency in outcome[2]]
+    if len(latencies) < 2:
+        measurement.status = "failed"
+        measurement.reason = f"the {len(outcomes)} replicas finished fewer than 2 runs in {plan.stop.budget_s:.0f} s"
+        return measurement
+    measurement.latency = LatencyStats(**latency_summary(latencies))
+    measurement.samples_per_s = sum(batch * len(o[2]) / o[3] for o in outcomes)
+    measurement.peak_rss_delta_bytes = sum(o[4] for o in outcomes)
+    spread = ci_relative_half_width(latencies)
+    if spread > plan.stop.target_rel:
+        measurement.status = "unstable"
+        measurement.reason = (f"{len(outcomes)} replicas over a {plan.stop.budget_s:.0f} s window: the median's 95% CI "
+                              f"is ±{spread:.1%} (target ±{plan.stop.target_rel:.0%})")
+    measurement.energy_note = "not measured for multi-replica points: the replicas' CPU time is not metered yet"
+    measurement.details.update({
+        "replicas": len(outcomes),
+        "replica_samples_per_s": [batch * len(o[2]) / o[3] for o in outcomes],
+        "stop": f"fixed shared window of {plan.stop.budget_s:.0f} s",
+    })
+    measurement.started_at = measurement.started_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return measurement

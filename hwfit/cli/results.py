@@ -255,7 +255,8 @@ def _p50(measurement: Measurement) -> str:
     latency = measurement.latency
     if latency is None:
         return "—"
-    half_width_ms = max(latency.p50_ms - latency.ci95_low_ms, latency.ci95_high_ms - latency.p50_ms)
+    # Half the CI's width, as the stop rule measures it (profile.stats.ci_relative_half_width).
+    half_width_ms = (latency.ci95_high_ms - latency.ci95_low_ms) / 2.0
     if not latency.p50_ms > 0 or math.isnan(half_width_ms):
         return _number(latency.p50_ms)
     share = half_width_ms / latency.p50_ms  # relative: readable whether p50 is 0.04 ms or 400 ms

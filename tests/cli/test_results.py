@@ -76,7 +76,8 @@ def test_show_one_run(db):
     assert result.exit_code == 0, result.output
     out = result.stdout
     row = next(line for line in out.splitlines() if "ort/cpu/fp32/b8/t2" in line)
-    for cell in ("1.23 ±2.9%", "2.25", "6,480", "52", "43% / 12%", "0.0123 est.", "cos≥0.99991"):
+    # ± is half the CI width, as the stop rule measures it.
+    for cell in ("1.23 ±2.8%", "2.25", "6,480", "52", "43% / 12%", "0.0123 est.", "cos≥0.99991"):
         assert cell in row, (cell, row)
     assert "ort/cpu/int8-static/b8/t2: calibration failed: no inputs" in out
     assert "Environment" in out and "Test CPU @ 2.0GHz" in out and "1.18.0" in out

@@ -1,0 +1,109 @@
+"""Dynamic-batching pool model: the simulation against closed forms, the approximation against
+the simulation, and the choice of max batch size / max queue delay."""
+
+import math
+
+import pytest
+
+from hwfit.plan import (
+    BatchingChoice,
+    NoBatchingFit,
+    QueueingError,
+    ServiceCurve,
+    approximate_p99_ms,
+    capacity_rps,
+    choose_batching,
+    simulate_pool,
+)
+
+# s(b) = 2 + 0.5·b ms, given by two points: the rest is interpolated or extrapolated
+LINEAR = {1: 2.5, 8: 6.0}
+
+
+def test_curve_interpolates_and_extrapolates():
+    curve = ServiceCurve.from_points({1: 2.0, 4: 4.0, 8: 6.0})
+    assert curve(1) == 2.0 and curve(8) == 6.0
+    assert curve(2) == pytest.approx(2.0 + 2.0 / 3.0)  # between 1 and 4
+    assert curve(6) == pytest.approx(5.0)  # between 4 and 8
+    assert curve(16) == pytest.approx(10.0)  # beyond 8: slope of the last two points, 0.5 ms/request
+    assert ServiceCurve.from_points({4: 3.0})(32) == 3.0  # one point: flat
+
+
+@pytest.mark.parametrize("bad", [{}, {0: 1.0}, {2: -1.0}, {1.5: 2.0}, {1: float("nan")}])
+def test_curve_rejects_bad_points(bad):
+    with pytest.raises(QueueingError):
+        ServiceCurve.from_points(bad)
+
+
+@pytest.mark.parametrize("rho", [0.3, 0.6, 0.85])
+def test_simulation_matches_md1_mean_wait(rho):
+    # no batching (B = 1, d = 0) is M/D/1: mean wait W = ρ·s / (2(1 − ρ))
+    service_ms = 4.0
+    rate_rps = rho / service_ms * 1000.0
+    stats = simulate_pool({1: service_ms}, 1, 1, 0.0, rate_rps, seed=1)
+    expected_wait_ms = rho * service_ms / (2.0 * (1.0 - rho))
+    assert stats.mean_ms - service_ms == pytest.approx(expected_wait_ms, rel=0.05)
+    assert stats.mean_batch_size == 1.0
+    assert stats.utilization == pytest.approx(rho, rel=0.03)
+    assert stats.throughput_rps == pytest.approx(rate_rps, rel=0.03)
+    assert stats.stable and stats.requests >= 100_000
+
+
+def test_simulation_batch_formation_waits_for_the_delay():
+    # at a very low rate every request is alone: it waits the full queue delay, then s(1)
+    stats = simulate_pool(LINEAR, 1, 8, 3.0, rate_rps=1.0, duration_s=2000, seed=2)
+    assert stats.p50_ms == pytest.approx(3.0 + 2.5, abs=0.05)
+    assert stats.mean_batch_size < 1.05
+
+
+def test_simulation_fills_batches_under_load():
+    low = simulate_pool(LINEAR, 1, 8, 2.0, rate_rps=200.0, seed=3)
+    high = simulate_pool(LINEAR, 1, 8, 2.0, rate_rps=1200.0, seed=3)
+    assert low.mean_batch_size < 2.0 < 5.0 < high.mean_batch_size <= 8.0
+    assert high.utilization > low.utilization
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_overload_is_unstable(replicas):
+    rate_rps = 1.2 * capacity_rps(LINEAR, replicas, 8)
+    stats = simulate_pool(LINEAR, replicas, 8, 2.0, rate_rps, duration_s=20, seed=4)
+    assert not stats.stable and stats.load_ratio == pytest.approx(1.2)
+    assert stats.throughput_rps < rate_rps  # it cannot keep up
+    assert stats.mean_batch_size > 7.9  # every batch is full
+    assert math.isinf(approximate_p99_ms(LINEAR, replicas, 8, 2.0, rate_rps))
+    assert not choose_batching(LINEAR, replicas, rate_rps, 1000.0, max_batch_options=[8])
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+@pytest.mark.parametrize("rho", [0.3, 0.6, 0.85])
+@pytest.mark.parametrize("max_batch,delay_ms", [(1, 0.0), (8, 2.0)])
+def test_approximation_within_25_percent_of_simulation(replicas, rho, max_batch, delay_ms):
+    # measured over a wider grid (see approximate_pool's docstring): worst 24% for c <= 2
+    rate_rps = rho * capacity_rps(LINEAR, replicas, max_batch)
+    simulated = simulate_pool(LINEAR, replicas, max_batch, delay_ms, rate_rps, seed=5).p99_ms
+    estimated = approximate_p99_ms(LINEAR, replicas, max_batch, delay_ms, rate_rps)
+    assert estimated == pytest.approx(simulated, rel=0.25)
+
+
+def test_choose_batching_picks_larger_batches_at_higher_rates():
+    chosen = [choose_batching(LINEAR, 1, rate, 12.0, prefer="smallest") for rate in (100, 400, 800)]
+    assert all(isinstance(choice, BatchingChoice) for choice in chosen)
+    sizes = [choice.max_batch for choice in chosen]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    for choice in chosen:
+        assert choice.p99_ms <= 12.0  # confirmed by simulation, not only estimated
+        assert choice.simulated >= 1 and choice.considered > choice.simulated
+
+
+def test_choose_batching_default_meets_target_and_stays_stable():
+    choice = choose_batching(LINEAR, 2, 1500.0, 12.0)
+    assert choice and choice.p99_ms <= 12.0 and choice.stats.stable
+    assert choice.capacity_rps > 1500.0
+
+
+def test_choose_batching_says_how_close_an_infeasible_target_gets():
+    # s(1) = 2.5 ms: no configuration can answer in 2 ms
+    result = choose_batching(LINEAR, 1, 100.0, 2.0)
+    assert isinstance(result, NoBatchingFit) and not result
+    assert "2 ms is not reachable" in result.reason and "the best is" in result.reason
+    assert result.best_p99_ms > 2.0 and result.best is not None

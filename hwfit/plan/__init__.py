@@ -1,5 +1,6 @@
 """Planning: SLOs, serving-latency models and the choice of a deployment; pure functions of measurements."""
 
+from hwfit.plan.pareto import DIRECTIONS, ParetoError, ParetoSplit, pareto_front, pareto_split
 from hwfit.plan.queueing import (
     PREFERENCES,
     ApproxStats,
@@ -18,6 +19,11 @@ from hwfit.plan.queueing import (
 from hwfit.plan.slo import OBJECTIVES, DeviceAllowance, Slo, SloError, load_slo, parse_slo
 
 __all__ = [
+    "DIRECTIONS",
+    "ParetoError",
+    "ParetoSplit",
+    "pareto_front",
+    "pareto_split",
     "OBJECTIVES",
     "PREFERENCES",
     "ApproxStats",

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hwfit.errors import HwfitError
 
@@ -53,6 +53,24 @@ class Slo(BaseModel):
     headroom: float = Field(
         default=0.7, gt=0, le=1, description="a number in (0, 1] (target busy share at the sustained rate, default 0.7)"
     )
+
+    @field_validator(
+        "latency_p99_ms",
+        "throughput_rps",
+        "peak_rps",
+        "max_accuracy_loss",
+        "max_energy_j_per_inference",
+        "max_cost_per_million",
+        "price_per_kwh",
+        "headroom",
+        mode="before",
+    )
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        # YAML reads `yes`/`true` as a boolean, which pydantic would take as 1.0: almost surely a slip
+        if isinstance(value, bool):
+            raise ValueError(f"got {value!r}, a boolean; expected a number")
+        return value
 
     @model_validator(mode="after")
     def _peak_not_below_sustained(self) -> Slo:

@@ -109,3 +109,9 @@ def test_missing_file(tmp_path):
     with pytest.raises(SloError) as caught:
         load_slo(tmp_path / "absent.yaml")
     assert "absent.yaml" in str(caught.value)
+
+
+def test_boolean_is_not_a_number(tmp_path):
+    # YAML reads `yes` as true; pydantic alone would take it as 1.0
+    message = load_error(tmp_path, VALID.replace("latency_p99_ms: 20", "latency_p99_ms: yes"))
+    assert "latency_p99_ms" in message and "boolean" in message

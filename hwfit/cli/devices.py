@@ -18,6 +18,7 @@ from hwfit.hardware import (
     measure_ceilings,
     torch_cuda_available,
 )
+from hwfit.telemetry import power_sources
 
 _YES, _NO = "[green]✓[/]", "[red]✗[/]"
 
@@ -41,8 +42,10 @@ def devices(
         raise typer.BadParameter("--quick shortens the benchmarks; use it together with --bench", param_hint="--quick")
     inventory = discover()
     ceilings, bench_notes = _run_benchmarks(inventory, quick) if bench else ([], [])
+    sources = power_sources()
     if json_output:
         payload = inventory.to_dict()
+        payload["power_sources"] = [source.to_dict() for source in sources]
         if bench:
             payload["ceilings"] = [ceiling.to_dict() for ceiling in ceilings]
             payload["bench_notes"] = bench_notes
@@ -53,6 +56,7 @@ def devices(
     _print_gpus(console, inventory)
     console.print(_runtimes_table(inventory))
     _print_peaks(console, inventory, ceilings, bench)
+    console.print(_power_table(sources))
     for note in bench_notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
 
@@ -80,6 +84,16 @@ def _run_benchmarks(inventory: HardwareInventory, quick: bool) -> tuple[list[Cei
 
 
 # --- tables ------------------------------------------------------------------------------------
+
+
+def _power_table(sources) -> Table:
+    """Where energy figures will come from: a hardware counter, integrated power, or an estimate."""
+    table = Table(title="Energy sources (what `hwfit profile` reports J/sample from)", title_justify="left")
+    for column in ("device", "source", "usable", "details"):
+        table.add_column(column)
+    for source in sources:
+        table.add_row(source.device, source.kind, "✓" if source.usable else "✗", escape(source.reason or ""))
+    return table
 
 
 def _cpu_table(inventory: HardwareInventory) -> Table:

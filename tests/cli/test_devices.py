@@ -19,6 +19,8 @@ def test_json_is_the_whole_stdout():
     assert data["cpu"]["physical_cores"] >= 1
     assert "avx2" in data["cpu"]["isa"]
     assert "ceilings" not in data
+    cpu_sources = [s for s in data["power_sources"] if s["device"] == "cpu"]
+    assert cpu_sources and all(s["usable"] or s["reason"] for s in cpu_sources)  # unusable ones say why
 
 
 def test_bench_quick_json_adds_measured_ceilings():

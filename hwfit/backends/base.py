@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -13,6 +14,10 @@ from hwfit.errors import HwfitError, VariantUnavailable
 from hwfit.models import Model
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8-dynamic", "int8-static")
+
+
+def usable_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, order=True)
@@ -39,6 +44,15 @@ class Variant:
 
     def knob(self, name: str, default: str | None = None) -> str | None:
         return dict(self.knobs).get(name, default)
+
+    def knob_flag(self, name: str, default: bool) -> bool:
+        """A yes/no knob such as `per_channel=false`."""
+        return str(self.knob(name, str(default))).lower() in ("1", "true", "yes")
+
+    @property
+    def intra_op_threads(self) -> int:
+        """The threads a runner uses: the variant's, else every core this process may run on."""
+        return self.threads or usable_threads()
 
     @property
     def key(self) -> str:

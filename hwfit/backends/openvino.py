@@ -9,7 +9,6 @@ import numpy as np
 
 from hwfit.backends import onnx_convert
 from hwfit.backends.base import Backend, Runner, Variant
-from hwfit.backends.ort import _bool_knob, usable_threads
 from hwfit.errors import BackendError, InputSpecError
 from hwfit.models import Model
 
@@ -39,7 +38,7 @@ class OpenvinoRunner(Runner):
         hint, _ = PRECISION_HINTS[variant.precision]
         config = {
             "INFERENCE_PRECISION_HINT": hint,
-            "INFERENCE_NUM_THREADS": variant.threads or usable_threads(),
+            "INFERENCE_NUM_THREADS": variant.intra_op_threads,
             "PERFORMANCE_HINT": variant.knob("performance_hint", "LATENCY"),
             "NUM_STREAMS": int(variant.knob("streams", "1")),
         }
@@ -56,7 +55,7 @@ class OpenvinoRunner(Runner):
         if variant.precision != "int8-static":
             return model.onnx_path()
         # OpenVINO reads ONNX QuantizeLinear/DequantizeLinear pairs and runs those layers in int8.
-        path, seconds, cached = onnx_convert.int8_static(model, _bool_knob(variant, "per_channel", True))
+        path, seconds, cached = onnx_convert.int8_static(model, variant.knob_flag("per_channel", True))
         self.stats.convert_s, self.stats.convert_cached = seconds, cached
         return path
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,17 +16,9 @@ OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
               "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
 
-def usable_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _bool_knob(variant: Variant, name: str, default: bool) -> bool:
-    return str(variant.knob(name, str(default))).lower() in ("1", "true", "yes")
-
-
 def model_file_for(model: Model, variant: Variant, runner: Runner) -> Path:
     """The ONNX file for the variant's precision, converting (through the cache) when needed."""
-    per_channel = _bool_knob(variant, "per_channel", True)
+    per_channel = variant.knob_flag("per_channel", True)
     converters = {
         "int8-dynamic": lambda: onnx_convert.int8_dynamic(model, per_channel),
         "int8-static": lambda: onnx_convert.int8_static(model, per_channel),
@@ -45,7 +36,7 @@ def session_options(variant: Variant):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = variant.threads or usable_threads()
+    options.intra_op_num_threads = variant.intra_op_threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     level = variant.knob("opt_level", "all")

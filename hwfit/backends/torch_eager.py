@@ -9,7 +9,6 @@ from typing import Any, Mapping
 import numpy as np
 
 from hwfit.backends.base import Backend, Runner, Variant
-from hwfit.backends.ort import usable_threads
 from hwfit.errors import BackendError
 from hwfit.models import Model
 
@@ -47,7 +46,7 @@ class TorchRunner(Runner):
         self.torch = torch
         self.device = torch.device(variant.device)
         self.dtype = getattr(torch, TORCH_DTYPES[variant.precision])
-        torch.set_num_threads(variant.threads or usable_threads())  # process-wide: one variant per process
+        torch.set_num_threads(variant.intra_op_threads)  # process-wide: one variant per process
         module = copy.deepcopy(model.torch_module()).eval()
         if variant.precision == "int8-dynamic":
             module = self._quantize_dynamic(module)
@@ -65,7 +64,7 @@ class TorchRunner(Runner):
         if linear_count == 0:
             raise BackendError(f"{self.variant.key}: the model has no nn.Linear layers for dynamic int8 quantization")
         # Per-channel weight scales by default: per-tensor loses ~5% cosine on MiniLM.
-        per_channel = str(self.variant.knob("per_channel", "true")).lower() in ("1", "true", "yes")
+        per_channel = self.variant.knob_flag("per_channel", True)
         qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
         self.stats.notes.append(f"{linear_count} Linear layers quantized to int8 (torch.ao dynamic, "
                                 f"{'per-channel' if per_channel else 'per-tensor'}, "

@@ -3,8 +3,6 @@ recorded in the results store; re-running the same command resumes."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import List, Optional
 

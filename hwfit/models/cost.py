@@ -70,12 +70,7 @@ class ModelCost:
 
 def onnx_cost(path: Path, shapes: dict[str, tuple[int, ...]], input_bytes: int) -> ModelCost:
     """Count FLOPs from the ONNX graph after shape inference at concrete input shapes."""
-    import onnx
-
-    proto = onnx.load(str(path))
-    _fix_input_shapes(proto, shapes)
-    inferred = _infer_shapes(proto, path)
-    known = _known_shapes(inferred)
+    inferred, known = shapes_at(path, shapes)
     flops = other = 0.0
     unresolved = 0
     for node in inferred.graph.node:
@@ -90,10 +85,20 @@ def onnx_cost(path: Path, shapes: dict[str, tuple[int, ...]], input_bytes: int) 
     how = "counted from the ONNX graph (MatMul/Gemm/Conv, 2 FLOPs per MAC)"
     if unresolved:
         how += f"; {unresolved} matmul/conv node(s) had unresolved shapes and are not counted (a lower bound)"
-    weight_bytes = sum(_initializer_bytes(init) for init in proto.graph.initializer)
+    weight_bytes = sum(_initializer_bytes(init) for init in inferred.graph.initializer)
     output_bytes = sum(_value_bytes(value, known) for value in inferred.graph.output)
     batch = next(iter(shapes.values()))[0]
     return ModelCost(batch, flops, other, weight_bytes, input_bytes, output_bytes, how=how)
+
+
+def shapes_at(path: Path, shapes: dict[str, tuple[int, ...]]):
+    """(inferred ModelProto, {tensor name: concrete shape}) with the inputs fixed at `shapes`."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    _fix_input_shapes(proto, shapes)
+    inferred = _infer_shapes(proto, path)
+    return inferred, _known_shapes(inferred)
 
 
 def _infer_shapes(proto, path: Path):
@@ -198,12 +203,7 @@ def _value_bytes(value, known: dict[str, list[int]]) -> int:
 
 def output_shapes(model, batch_size: int) -> dict[str, tuple[int, ...]]:
     """Output shapes at `batch_size` from ONNX shape inference (nothing is run)."""
-    import onnx
-
-    path = model.onnx_path()
-    proto = onnx.load(str(path))
-    _fix_input_shapes(proto, model.inputs.shapes(batch_size))
-    known = _known_shapes(_infer_shapes(proto, path))
+    _, known = shapes_at(model.onnx_path(), model.inputs.shapes(batch_size))
     missing = [name for name in model.output_names if name not in known]
     if missing:
         raise ModelSourceError(f"cannot infer the shape of output(s) {missing} of {model.name}")

@@ -7,7 +7,7 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from hwfit._paths import cache_dir
 from hwfit.errors import ModelSourceError, VariantUnavailable
 from hwfit.models.spec import BATCH, InputSpec
 from hwfit.models.synthetic import synthetic_inputs
+
+if TYPE_CHECKING:  # cost imports nothing from here at run time; this is for the annotation only
+    from hwfit.models.cost import ModelCost
 
 ONNX_OPSET = 17
 

@@ -8,7 +8,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 
 from hwfit.errors import ModelSourceError
 from hwfit.models.model import Model, hash_bytes_of_file, hash_module
@@ -211,6 +210,3 @@ class _Eval:
         self.module = self.module.to(*args, **kwargs)
         return self
 
-
-def example_to_numpy(example: Sequence[Any]) -> list[np.ndarray]:
-    return [t.detach().cpu().numpy() for t in example]

@@ -11,10 +11,6 @@ import numpy as np
 Z_95 = 1.959964
 
 
-def percentile_ms(latencies_s: list[float] | np.ndarray, q: float) -> float:
-    return float(np.percentile(np.asarray(latencies_s) * 1000.0, q))
-
-
 def median_ci95(latencies_s: list[float] | np.ndarray) -> tuple[float, float]:
     """95% CI of the median from order statistics (no assumption on the distribution's shape).
 

@@ -3,12 +3,10 @@ quantization is a real number measured on a held-out split."""
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from hwfit._paths import cache_dir
-from hwfit.models.model import EvalSet, Model
+from hwfit.models.model import EvalSet, Model, hash_module
 from hwfit.models.spec import BATCH, InputSpec, TensorSpec
 
 SEED = 0
@@ -101,16 +99,13 @@ def _training_images(count: int) -> dict[str, np.ndarray]:
 
 def load_cnn() -> Model:
     module = _trained_module()
-    digest = hashlib.sha256()
-    for key, tensor in module.state_dict().items():
-        digest.update(key.encode() + tensor.numpy().tobytes())
     return Model(
         name="cnn",
         source="cnn",
         kind="builtin",
         inputs=InputSpec((TensorSpec("image", "float32", (BATCH, 1, 8, 8), fill="uniform", low=0.0, high=1.0),)),
         output_names=("logits",),
-        content_hash=digest.hexdigest(),
+        content_hash=hash_module(module),
         task="classification",
         description="2-conv CNN trained on sklearn digits (8x8, 10 classes); eval: 360 held-out images",
         module_factory=lambda: module,

@@ -16,9 +16,35 @@ from hwfit.plan.queueing import (
     load_ratio,
     simulate_pool,
 )
+from hwfit.plan.schema import (
+    PLAN_SCHEMA,
+    POOL_ROLES,
+    Candidate,
+    Expected,
+    Infeasibility,
+    ModelRef,
+    Plan,
+    PlanError,
+    PoolPlan,
+    SearchStats,
+    load_plan,
+    parse_plan,
+)
 from hwfit.plan.slo import OBJECTIVES, DeviceAllowance, Slo, SloError, load_slo, parse_slo
 
 __all__ = [
+    "PLAN_SCHEMA",
+    "POOL_ROLES",
+    "Candidate",
+    "Expected",
+    "Infeasibility",
+    "ModelRef",
+    "Plan",
+    "PlanError",
+    "PoolPlan",
+    "SearchStats",
+    "load_plan",
+    "parse_plan",
     "DIRECTIONS",
     "ParetoError",
     "ParetoSplit",

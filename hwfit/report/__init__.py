@@ -1,0 +1,48 @@
+"""The report layer: one self-contained HTML page (inline CSS, inline SVG charts, a tiny inline
+script) for profile runs and/or a plan. Imports only hwfit.store, hwfit.plan and hwfit.errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hwfit.plan import Plan
+from hwfit.report.data import ReportData, ReportError, choose_run_ids, load_report_data, read_plan
+from hwfit.report.html import SECTIONS, render_page
+from hwfit.store import ResultsStore
+
+
+def build_report(store: ResultsStore | None, run_ids: list[int], plan: Plan | None = None,
+                 plan_source: str | None = None) -> str:
+    """The report's HTML for these runs and the optional plan. With a plan, `run_ids` may be empty
+    (and `store` None): a plan-only report."""
+    if not run_ids and plan is None:
+        raise ReportError("nothing to report: give a run id or a plan")
+    if run_ids and store is None:
+        raise ReportError(f"runs {run_ids} were asked for but no results database was given")
+    data = load_report_data(store, run_ids, plan, plan_source) if run_ids else ReportData((), plan, plan_source)
+    return render_page(data)
+
+
+def write_report(store: ResultsStore | None, run_ids: list[int], path: str | Path, plan: Plan | None = None,
+                 plan_source: str | None = None) -> Path:
+    """Build the report and write it to `path` (folders made as needed); returns the path written."""
+    html = build_report(store, run_ids, plan, plan_source)
+    target = Path(path).expanduser()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(html, encoding="utf-8")
+    except OSError as error:
+        raise ReportError(f"cannot write the report to {target}: {error.strerror or error}") from None
+    return target
+
+
+__all__ = [
+    "SECTIONS",
+    "ReportData",
+    "ReportError",
+    "build_report",
+    "choose_run_ids",
+    "load_report_data",
+    "read_plan",
+    "write_report",
+]

@@ -18,6 +18,18 @@ OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
 
 def model_file_for(model: Model, variant: Variant, runner: Runner) -> Path:
     """The ONNX file for the variant's precision, converting (through the cache) when needed."""
+    path, seconds, cached = onnx_file(model, variant)
+    if variant.precision in CONVERTED:
+        runner.stats.convert_s, runner.stats.convert_cached = seconds, cached
+        runner.stats.notes.append(f"converted to {variant.precision}" + (" (from cache)" if cached else f" in {seconds:.1f} s"))
+    return path
+
+
+CONVERTED = ("int8-dynamic", "int8-static", "fp16")
+
+
+def onnx_file(model: Model, variant: Variant) -> tuple[Path, float, bool]:
+    """(ONNX file that runs `variant`'s precision, seconds spent converting, found in cache)."""
     per_channel = variant.knob_flag("per_channel", True)
     converters = {
         "int8-dynamic": lambda: onnx_convert.int8_dynamic(model, per_channel),
@@ -25,11 +37,8 @@ def model_file_for(model: Model, variant: Variant, runner: Runner) -> Path:
         "fp16": lambda: onnx_convert.float16(model),
     }
     if variant.precision not in converters:
-        return model.onnx_path()
-    path, seconds, cached = converters[variant.precision]()
-    runner.stats.convert_s, runner.stats.convert_cached = seconds, cached
-    runner.stats.notes.append(f"converted to {variant.precision}" + (" (from cache)" if cached else f" in {seconds:.1f} s"))
-    return path
+        return model.onnx_path(), 0.0, True
+    return converters[variant.precision]()
 
 
 def session_options(variant: Variant):

@@ -85,7 +85,7 @@ class _Valued(_Strict):
 
 class _Price(_Strict):
     usd: PositiveFloat
-    per: Literal["gpu_hour", "unit"]
+    per: Literal["gpu_hour", "unit", "core_hour"]
     how: Literal["spec", "computed", "estimated"]
     source: str
     as_of: str
@@ -186,6 +186,7 @@ class _CatalogFile(_Strict):
     gpus: list[_Gpu]
     cpu_peak: _CpuPeak
     cpu_power: _CpuPower | None = None
+    cpu_price: _Price | None = None
 
 
 # --- the public values -------------------------------------------------------------------------
@@ -278,6 +279,7 @@ class Catalog:
     cpu_dtype_rules: tuple[DtypeRule, ...]
     sources: dict[str, str] = field(default_factory=dict)  # key -> "title (url)"
     cpu_power_rules: tuple["CpuPowerRule", ...] = ()
+    cpu_price: Figure | None = None  # USD per core-hour, for pools charged by the cores they take
 
     def spec(self, key: str) -> DeviceSpec | None:
         for spec in self.gpus:
@@ -320,6 +322,7 @@ def _load(path: Path) -> Catalog:
         cpu_dtype_rules=tuple(_dtype_rule(rule, titles) for rule in parsed.cpu_peak.dtype_rules),
         sources=sources,
         cpu_power_rules=tuple(_cpu_power_rule(rule, sources) for rule in power_rules),
+        cpu_price=_price(parsed.cpu_price, sources),
     )
 
 
@@ -426,7 +429,7 @@ def _valued(item: _Valued, scale: float, unit: str, sources: dict[str, str]) -> 
 def _price(price: _Price | None, sources: dict[str, str]) -> Figure | None:
     if price is None:
         return None
-    unit = "USD/GPU-hour" if price.per == "gpu_hour" else "USD"
+    unit = {"gpu_hour": "USD/GPU-hour", "core_hour": "USD/core-hour"}.get(price.per, "USD")
     source = f"{_cite(price.source, sources)}, as of {price.as_of}" + (f"; {price.note}" if price.note else "")
     return Figure(price.usd, unit, price.how, source)
 

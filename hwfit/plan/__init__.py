@@ -1,5 +1,9 @@
 """Planning: SLOs, serving-latency models and the choice of a deployment; pure functions of measurements."""
 
+from hwfit.plan.evaluate import CONSTRAINTS, DeviceOffer, Evaluation
+from hwfit.plan.planner import PlanRequest, make_plan
+from hwfit.plan.search import Grid, SearchOutcome, search
+from hwfit.plan.triton import ExportError, TritonExport, config_pbtxt, export_triton
 from hwfit.plan.pareto import DIRECTIONS, ParetoError, ParetoSplit, pareto_front, pareto_split
 from hwfit.plan.queueing import (
     PREFERENCES,
@@ -33,6 +37,18 @@ from hwfit.plan.schema import (
 from hwfit.plan.slo import OBJECTIVES, DeviceAllowance, Slo, SloError, load_slo, parse_slo
 
 __all__ = [
+    "CONSTRAINTS",
+    "DeviceOffer",
+    "Evaluation",
+    "ExportError",
+    "Grid",
+    "PlanRequest",
+    "SearchOutcome",
+    "TritonExport",
+    "config_pbtxt",
+    "export_triton",
+    "make_plan",
+    "search",
     "PLAN_SCHEMA",
     "POOL_ROLES",
     "Candidate",

@@ -2,13 +2,22 @@
 process (warm-up until settled, then until the median is known to ±2%) and records it in the store;
 the quick check (`hwfit variants`) is the short version without the store."""
 
+from hwfit.profile.grid import GRID_BATCHES, cpu_layouts, grid_variants
 from hwfit.profile.quick import QuickResult, quick_check, reference_outputs, run_in_batches
 from hwfit.profile.stats import StopRule, WarmupRule, latency_summary, median_ci95
-from hwfit.profile.sweep import FamilyOutcome, SweepObserver, SweepResult, plan_families, sweep
+from hwfit.profile.sweep import (
+    FamilyOutcome,
+    PointSession,
+    SweepObserver,
+    SweepResult,
+    open_point_session,
+    plan_families,
+    sweep,
+)
 from hwfit.profile.sweepspec import SweepSpec, build_spec, load_sweep_file
 
 __all__ = [
-    "FamilyOutcome", "QuickResult", "StopRule", "SweepObserver", "SweepResult", "SweepSpec", "WarmupRule",
-    "build_spec", "latency_summary", "load_sweep_file", "median_ci95", "plan_families", "quick_check",
+    "FamilyOutcome", "GRID_BATCHES", "cpu_layouts", "grid_variants", "PointSession", "QuickResult", "StopRule", "SweepObserver", "SweepResult", "SweepSpec", "WarmupRule",
+    "build_spec", "latency_summary", "load_sweep_file", "median_ci95", "open_point_session", "plan_families", "quick_check",
     "reference_outputs", "run_in_batches", "sweep",
 ]

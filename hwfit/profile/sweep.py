@@ -272,3 +272,57 @@ def _batch(measurement: Measurement | None) -> int | None:
 
 def _rate(measurement: Measurement | None) -> float | None:
     return measurement.samples_per_s if measurement else None
+
+
+# --- measuring chosen points (for the planner's measure-few search) -----------------------------
+
+
+@dataclass
+class PointSession:
+    """An open run that measures the points it is asked for, one process each, recording every one.
+
+    The planner's search asks for a few points at a time; each call to `measure` records them in
+    the same run, so an interrupted `hwfit plan` leaves its points in the store for the next one.
+    """
+
+    model: Model
+    spec: SweepSpec
+    store: ResultsStore
+    observer: SweepObserver
+    run_id: int
+    ceilings: dict
+    reference: tuple
+    done: dict
+
+    def measure(self, variants: list[Variant]) -> list[Measurement]:
+        measured = []
+        for variant in variants:
+            reason = get_backend(variant.backend).unavailable_reason(self.model, variant)
+            if reason:
+                measurement = Measurement(variant.key, variant.to_dict(), "skipped", reason)
+                self.store.record(self.run_id, measurement)
+                self.observer.point_finished(variant, measurement, reused=False)
+            else:
+                measurement, _ = _measure_or_reuse(self.model, self.spec, self.store, self.run_id, variant, self.done,
+                                                   self.ceilings, self.reference, self.observer)
+            measured.append(measurement)
+        return measured
+
+    def close(self, status: str = "complete", note: str | None = None) -> None:
+        self.store.finish_run(self.run_id, status, note)
+
+
+def open_point_session(model: Model, spec: SweepSpec, store: ResultsStore, observer: SweepObserver,
+                       devices: set[str], args: dict | None = None) -> PointSession:
+    """Start a run for points chosen one call at a time: measure ceilings and the reference once."""
+    from hwfit.profile.environment import capture_environment
+
+    environment = capture_environment()
+    sweep_key = "points:" + spec.key(model.content_hash)
+    run = store.start_run(model.name, model.source, model.content_hash, sweep_key,
+                          {**(args or {}), "spec": spec.model_dump()}, environment)
+    observer.stage("measuring this machine's ceilings")
+    ceilings = machine_ceilings(store, run.id, devices, spec)
+    observer.stage("computing the fp32 reference outputs")
+    reference = _reference(model, spec)
+    return PointSession(model, spec, store, observer, run.id, ceilings, reference, {})

@@ -10,6 +10,7 @@ from hwfit.cli import devices as _devices  # noqa: F401,E402
 from hwfit.cli import variants as _variants  # noqa: F401,E402
 from hwfit.cli import results as _results  # noqa: F401,E402
 from hwfit.cli import profile as _profile  # noqa: F401,E402
+from hwfit.cli import plan as _plan  # noqa: F401,E402
 from hwfit.cli import report as _report  # noqa: F401,E402
 
 

@@ -81,7 +81,8 @@ def roofline(points: list[shaped.RooflinePoint], roofs: list[shaped.Roof], ceili
                                   "FLOP/s (the model's FLOP or byte count was not known to the profiler)")
     low = min([p.intensity for p in points] + [r.ridge for r in roofs if r.ridge]) / 2
     high = max([p.intensity for p in points] + [r.ridge for r in roofs if r.ridge]) * 2
-    series = [_roof_series(roof, low, high, index) for index, roof in enumerate(roofs)]
+    several_runs = len({roof.run_id for roof in roofs}) > 1
+    series = [_roof_series(roof, low, high, index, several_runs) for index, roof in enumerate(roofs)]
     by_family: dict[str, list[shaped.RooflinePoint]] = {}
     for point in points:
         by_family.setdefault(point.name, []).append(point)
@@ -90,7 +91,7 @@ def roofline(points: list[shaped.RooflinePoint], roofs: list[shaped.Roof], ceili
         series.append(Series(name, tuple(Point(p.intensity, p.flops_per_s, _roofline_tip(p), f"b{p.batch}")
                                          for p in ordered), color(index), line=False))
     chart = Chart("roofline", "Roofline: achieved FLOP/s vs arithmetic intensity", "arithmetic intensity (FLOP/byte, estimated)",
-                  "achieved FLOP/s (estimated FLOPs × measured samples/s)", tuple(series), x_log=True, y_log=True)
+                  "achieved FLOP/s (estimated)", tuple(series), x_log=True, y_log=True)
     caption = ("Roofs (grey, dashed): the measured memory-bandwidth slope rising to each dtype's measured matmul "
                "ceiling (microbenchmarks of this run). Points: FLOPs per sample counted from the model graph "
                "(estimated) × measured samples/s; intensity = FLOPs / minimum bytes moved (estimated).")
@@ -99,8 +100,9 @@ def roofline(points: list[shaped.RooflinePoint], roofs: list[shaped.Roof], ceili
     return Figure(chart, caption)
 
 
-def _roof_series(roof: shaped.Roof, low: float, high: float, index: int) -> Series:
-    label = (f"roof run {roof.run_id} {roof.device} {roof.dtype}: {si(roof.peak_flops_per_s, 'FLOP/s')}"
+def _roof_series(roof: shaped.Roof, low: float, high: float, index: int, several_runs: bool) -> Series:
+    run = f"run {roof.run_id} " if several_runs else ""
+    label = (f"{run}{roof.device} {roof.dtype} roof: {si(roof.peak_flops_per_s, 'FLOP/s')}"
              + (f", {si(roof.bandwidth_bytes_per_s, 'B/s')}" if roof.bandwidth_bytes_per_s else "") + " (measured)")
     ridge = roof.ridge
     if ridge is None:
@@ -164,10 +166,14 @@ def _candidate_point(candidate, view: shaped.ParetoView, label: str = "") -> Poi
 
 def _slo_rules(plan: Plan, y_field: str) -> tuple[Rule, ...]:
     rules = [Rule("x", plan.slo.latency_p99_ms, f"SLO p99 {number(plan.slo.latency_p99_ms)} ms")]
-    limits = {"cost_per_million": plan.slo.max_cost_per_million, "j_per_inference": plan.slo.max_energy_j_per_inference,
-              "capacity_rps": plan.slo.throughput_rps}
-    if limits.get(y_field):
-        rules.append(Rule("y", limits[y_field], f"SLO {number(limits[y_field])}"))
+    limits = {
+        "cost_per_million": (plan.slo.max_cost_per_million, "SLO max ${} per million"),
+        "j_per_inference": (plan.slo.max_energy_j_per_inference, "SLO max {} J per inference"),
+        "capacity_rps": (plan.slo.throughput_rps, "SLO throughput {} requests/s"),
+    }
+    limit, text = limits.get(y_field, (None, ""))
+    if limit:
+        rules.append(Rule("y", limit, text.format(number(limit))))
     return tuple(rules)
 
 
@@ -237,7 +243,9 @@ def cost(plan: Plan | None) -> Figure:
     bars = tuple(Bar(c.config, c.cost_per_million, VERDICT_STYLE[c.verdict][0],
                      f"{c.config} [{c.verdict}]: {c.cost_per_million:.4g} USD per million inferences (planned)",
                      c.verdict) for c in priced)
-    legend = tuple((verdict, VERDICT_STYLE[verdict][0]) for verdict in ("chosen", "feasible", "rejected"))
+    present = {c.verdict for c in priced}
+    legend = tuple((verdict, VERDICT_STYLE[verdict][0]) for verdict in ("chosen", "feasible", "rejected")
+                   if verdict in present)
     chart = BarChart("cost", "Cost per million inferences, per candidate", "USD per million inferences (planned)",
                      bars, legend)
     caption = ("Planned by the planner from the SLO's device prices and each candidate's capacity; "

@@ -310,8 +310,8 @@ def _sweet_spot(report: shaped.ReportData) -> Markup:
     spots = shaped.sweet_spots(report, curves)
     parts: list[object] = [_figure(figures.sweet_spot(curves, spots))]
     if spots:
-        rows = [[s.name, s.batch if s.batch is not None else "—", number(s.samples_per_s), how_badge(s.how),
-                 s.stop_reason] for s in spots]
+        rows = [[s.name, s.batch if s.batch is not None else "—", number(s.samples_per_s),
+                 how_badge(s.how) if s.batch is not None else "nothing measured", s.stop_reason] for s in spots]
         parts.append(_table(["family", "sweet-spot batch", _header("best samples/s", "measured"), "how",
                              "why growth stopped"], rows, numeric=(1, 2)))
     return _section("sweet-spot", *parts)

@@ -18,8 +18,8 @@ _MARGIN_RIGHT = 24
 _MARGIN_TOP = 34
 _MARGIN_BOTTOM = 50
 _LEGEND_ROW_PX = 18
-_LEGEND_COLUMN_PX = 330
-_LEGEND_MAX_CHARS = 46
+_LEGEND_COLUMN_PX = 340
+_LEGEND_MAX_CHARS = 50
 
 
 def color(index: int) -> str:
@@ -269,7 +269,7 @@ def _draw_rules(frame: _Frame, rules: tuple[Rule, ...]) -> None:
         if rule.axis == "x":
             x = frame.x.to_px(rule.value, frame.left, frame.right)
             line = f'x1="{x:.1f}" y1="{frame.top}" x2="{x:.1f}" y2="{frame.bottom}"'
-            text = f'x="{x + 4:.1f}" y="{frame.top + 12}"'
+            text = f'x="{x - 4:.1f}" y="{frame.top + 12}" text-anchor="end"'
         else:
             y = frame.y.to_px(rule.value, frame.bottom, frame.top)
             line = f'x1="{frame.left}" y1="{y:.1f}" x2="{frame.right}" y2="{y:.1f}"'

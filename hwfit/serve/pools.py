@@ -1,0 +1,395 @@
+"""A pool: the replicas of one plan pool (one worker process each), fed by one dynamic batcher.
+
+The pool admits requests into its queue, runs each batch on a free replica, answers the batch's
+requests, and supervises its workers: a worker that fails is restarted with exponential backoff;
+a device whose workers fail repeatedly is marked down for a while, and when no device of the
+pool is left its queued requests are handed back for rerouting (the plan's fallback chain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from hwfit.backends import Variant
+from hwfit.models import InputSpec
+from hwfit.plan import PoolPlan
+from hwfit.serve.api import DeadlineExceeded, InternalError, Rejected
+from hwfit.serve.batcher import DynamicBatcher, Job, QueueFull, pack_batch, slice_outputs
+from hwfit.serve.metrics import ServeMetrics
+from hwfit.serve.router import OnlineCurve, PoolLoad, predict_completion_s
+from hwfit.serve.workers import WatchdogPolicy, Worker, WorkerFailure, WorkerSpec
+
+log = logging.getLogger("hwfit.serve")
+
+DEGRADED = "degraded"
+
+
+@dataclass(frozen=True)
+class HealthPolicy:
+    """When a device is marked down, and for how long."""
+
+    failures_to_mark_down: int = 3
+    failure_window_s: float = 60.0
+    down_for_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    watchdog: WatchdogPolicy = WatchdogPolicy()
+    health: HealthPolicy = HealthPolicy()
+    queue_batches_per_replica: int = 8  # queue bound: this many full batches per replica
+
+
+@dataclass
+class DeviceHealth:
+    """One unit of a pool's device (cuda:1, or the CPU), with its recent worker failures."""
+
+    label: str  # cuda:1, cpu, emulated:fast[0]
+    device: str  # what the variant runs on
+    failures: deque = field(default_factory=deque)
+    down_until: float = 0.0
+    reason: str | None = None
+
+    def is_down(self, now: float) -> bool:
+        return now < self.down_until
+
+    def record_failure(self, now: float, reason: str, policy: HealthPolicy) -> bool:
+        """Count a failure; True when this one marks the device down."""
+        self.failures.append(now)
+        while self.failures and self.failures[0] < now - policy.failure_window_s:
+            self.failures.popleft()
+        if len(self.failures) < policy.failures_to_mark_down:
+            return False
+        self.down_until = now + policy.down_for_s
+        self.reason = (f"{len(self.failures)} worker failures in {policy.failure_window_s:g} s "
+                       f"(last: {reason}); marked down for {policy.down_for_s:g} s")
+        self.failures.clear()
+        return True
+
+
+@dataclass
+class Slot:
+    """One replica's place in the pool: its worker, its device unit and its recent record."""
+
+    worker: Worker
+    unit: DeviceHealth
+    consecutive_failures: int = 0
+    busy_since: float | None = None
+    busy_predicted_s: float = 0.0
+    restart_at: float | None = None
+
+
+@dataclass
+class JobResult:
+    """What a pool hands back for one job."""
+
+    pool: str
+    outputs: dict
+    compute_s: float
+    batch_size: int
+
+
+def is_degraded(plan: PoolPlan) -> bool:
+    """A degraded-tier pool: `tier: degraded` once the schema has it, else a name that says so."""
+    return getattr(plan, "tier", None) == DEGRADED or DEGRADED in plan.name.lower()
+
+
+def device_units(plan: PoolPlan) -> list[DeviceHealth]:
+    """The units a pool spreads over: cuda:N, cuda:N+1, ... for GPUs; one named unit per count otherwise."""
+    if plan.device.startswith("cuda"):
+        _, _, index_text = plan.device.partition(":")
+        first = int(index_text) if index_text.isdigit() else 0
+        return [DeviceHealth(f"cuda:{first + i}", f"cuda:{first + i}") for i in range(plan.devices)]
+    if plan.devices == 1:
+        return [DeviceHealth(plan.device, plan.device)]
+    return [DeviceHealth(f"{plan.device}[{i}]", plan.device) for i in range(plan.devices)]
+
+
+def pool_variant(plan: PoolPlan, device: str) -> Variant:
+    """The plan's variant on one device unit, with the pool's knobs and max batch size."""
+    base = Variant.parse(plan.variant)
+    knobs = {**dict(base.knobs), **plan.knobs}
+    threads = plan.threads if plan.threads is not None else base.threads
+    return Variant(plan.backend, device, plan.precision, plan.max_batch_size, threads, tuple(knobs.items()))
+
+
+Reroute = Callable[[Job, str, WorkerFailure | None], None]
+
+
+class Pool:
+    """See module docstring. Runs on the dispatcher's asyncio loop."""
+
+    def __init__(self, plan: PoolPlan, model_source: str, input_spec: InputSpec,
+                 output_dims: Mapping[str, Mapping[int, str]], metrics: ServeMetrics, reroute: Reroute,
+                 config: PoolConfig = PoolConfig(), io_bytes: tuple[int, int] = (1 << 20, 1 << 20),
+                 one_request_per_batch: bool = False):
+        self.plan = plan
+        self.name = plan.name
+        self.role = plan.role
+        self.degraded = is_degraded(plan)
+        self.max_batch_size = plan.max_batch_size
+        self.config = config
+        self.curve = OnlineCurve(plan.service_ms)
+        self.input_spec = input_spec
+        self.output_dims = output_dims
+        self.metrics = metrics
+        self.reroute = reroute
+        limit = plan.replicas * plan.max_batch_size * config.queue_batches_per_replica
+        self.batcher = DynamicBatcher(plan.max_batch_size, plan.max_queue_delay_ms / 1000.0, limit,
+                                      one_request_per_batch)
+        self.units = device_units(plan)
+        self.slots = [self._slot(unit, index, model_source, io_bytes)
+                      for index, unit in enumerate(u for u in self.units for _ in range(plan.replicas_per_device))]
+        self.start_failure: str | None = None
+        self.started = False
+        self.running_batches = 0
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        metrics.describe_pool(self.name, self.role, plan.variant, plan.device)
+
+    def _slot(self, unit: DeviceHealth, index: int, model_source: str, io_bytes: tuple[int, int]) -> Slot:
+        spec = WorkerSpec(self.name, index, unit.device, model_source, self.input_spec,
+                          pool_variant(self.plan, unit.device))
+        return Slot(Worker(spec, self.config.watchdog, *io_bytes), unit)
+
+    # --- state the router reads
+
+    @property
+    def up(self) -> bool:
+        now = time.perf_counter()
+        return self.started and self.start_failure is None and any(not u.is_down(now) for u in self.units)
+
+    @property
+    def down_reason(self) -> str | None:
+        if self.start_failure is not None:
+            return self.start_failure
+        if not self.started:
+            return "not started"
+        reasons = [f"{u.label}: {u.reason}" for u in self.units if u.reason and u.is_down(time.perf_counter())]
+        return "; ".join(reasons) or None
+
+    @property
+    def ready_replicas(self) -> int:
+        now = time.perf_counter()
+        return sum(1 for s in self.slots if s.worker.state in ("ready", "busy") and not s.unit.is_down(now))
+
+    def predict_s(self, batch_size: int) -> float:
+        return self.curve.predict_s(batch_size)
+
+    def load(self, priority: int) -> PoolLoad:
+        now = time.perf_counter()
+        busy = tuple(max(0.0, s.busy_since + s.busy_predicted_s - now) for s in self.slots
+                     if s.busy_since is not None)
+        return PoolLoad(self.ready_replicas, busy, self._restart_delay_s(now), self.batcher.samples_ahead(priority),
+                        self.max_batch_size, self.batcher.max_queue_delay_s)
+
+    def _restart_delay_s(self, now: float) -> float | None:
+        """Predicted time until a restarting replica is back: its backoff left + its last load time."""
+        delays = []
+        for slot in self.slots:
+            if slot.unit.is_down(now) or slot.worker.state in ("ready", "busy"):
+                continue
+            load_s = slot.worker.info.load_s if slot.worker.info else self.config.watchdog.timeout_margin_s
+            wait = 0.0 if slot.restart_at is None else max(0.0, slot.restart_at - now)
+            delays.append(wait + load_s)
+        return min(delays, default=None)
+
+    def predicted_drain_s(self) -> float:
+        """How long the queue would take to empty: a fair Retry-After for a full queue."""
+        load = self.load(priority=-(2 ** 62))
+        return predict_completion_s(load, 1, self.predict_s)
+
+    # --- lifecycle
+
+    async def start(self) -> None:
+        """Start every replica; the pool is down (with the reason) only if none comes up."""
+        outcomes = await asyncio.gather(*(slot.worker.start() for slot in self.slots), return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        for slot, outcome in zip(self.slots, outcomes):
+            if isinstance(outcome, WorkerFailure):
+                self.metrics.worker_failed(self.name, outcome.kind)
+                slot.consecutive_failures = 1
+            elif isinstance(outcome, BaseException):
+                slot.worker.last_failure = WorkerFailure("load", f"{type(outcome).__name__}: {outcome}")
+        self.started = True
+        if len(failures) == len(self.slots):
+            reasons = sorted({str(f) for f in failures})
+            self.start_failure = f"no replica started: {'; '.join(reasons)}"
+            log.error("pool %s is down: %s", self.name, self.start_failure)
+            await self._stop_workers()
+        else:
+            for failure in failures:
+                log.warning("pool %s: %s (it will be restarted)", self.name, failure)
+            self._tasks = [asyncio.create_task(self._serve_slot(slot), name=f"hwfit-{self.name}-{i}")
+                           for i, slot in enumerate(self.slots)]
+        self._publish_state()
+
+    async def stop(self) -> None:
+        """Stop batching (what is queued is dispatched without delay first), then stop the workers."""
+        self.batcher.stop()
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stop_workers()
+        self._publish_state()
+
+    def drain(self) -> None:
+        """Dispatch what is queued at once: no new work is coming."""
+        self.batcher.draining = True
+        self.batcher.stop()
+
+    async def _stop_workers(self) -> None:
+        await asyncio.gather(*(slot.worker.stop() for slot in self.slots), return_exceptions=True)
+
+    # --- admission
+
+    def submit(self, job: Job) -> None:
+        """Queue `job` (the router chose this pool); sheds lower-priority jobs to make room."""
+        now = time.perf_counter()
+        try:
+            shed = self.batcher.admit(job, now)
+        except QueueFull as full:
+            raise Rejected(f"pool {self.name}: {full}; retry later", retry_after_s=round(self.predicted_drain_s(), 3))
+        job.pool = self.name
+        for victim in shed:
+            self._shed(victim, f"queue full: shed for a request of priority {job.priority}")
+        if self.batcher.has_lower_priority_than(job.priority):
+            self._shed_displaced(job.priority, now)
+        self._publish_queue()
+
+    def _shed_displaced(self, priority: int, now: float) -> None:
+        """Lower-priority jobs that a higher-priority arrival pushed past their deadlines."""
+        def still_in_time(job: Job, samples_ahead: int) -> bool:
+            if job.deadline is None:
+                return True
+            load = self.load(job.priority)
+            load = PoolLoad(load.ready_replicas, load.busy_remaining_s, load.restart_delay_s, samples_ahead,
+                            load.max_batch_size, load.max_queue_delay_s)
+            return now + predict_completion_s(load, job.samples, self.predict_s) <= job.deadline
+
+        for victim in self.batcher.shed_lower(priority, still_in_time):
+            self._shed(victim, f"displaced by requests of priority {priority} and would now miss its deadline")
+
+    def _shed(self, job: Job, why: str) -> None:
+        self.metrics.request_refused(self.name, "shed", "shed")
+        job.fail(Rejected(f"shed by pool {self.name}: {why}; retry later",
+                          retry_after_s=round(max(0.05, self.predicted_drain_s()), 3)))
+
+    def evacuate(self) -> list[Job]:
+        """Take every queued job out (the pool is going down)."""
+        jobs = self.batcher.take_all()
+        self._publish_queue()
+        return jobs
+
+    # --- serving
+
+    async def _serve_slot(self, slot: Slot) -> None:
+        while not self._stopping.is_set():
+            if not slot.worker.ready:
+                await self._restart(slot)
+                continue
+            batch = await self.batcher.next_batch()
+            if batch is None:
+                return
+            self._answer_expired(batch.expired)
+            if not batch.jobs:
+                continue
+            if not slot.worker.ready:
+                self.batcher.requeue(batch.jobs)
+                continue
+            self._publish_queue()
+            await self._execute(slot, batch.jobs)
+
+    async def _execute(self, slot: Slot, jobs: list[Job]) -> None:
+        try:
+            packed = pack_batch(jobs, self.input_spec)
+        except (ValueError, KeyError) as error:
+            for job in jobs:
+                self.metrics.request_refused(self.name, "failed", "other")
+                job.fail(InternalError(f"pool {self.name} could not pack a batch: {error}"))
+            return
+        predicted_s = self.curve.predict_s(packed.size)
+        slot.busy_since, slot.busy_predicted_s = time.perf_counter(), predicted_s
+        self.running_batches += 1
+        try:
+            result = await slot.worker.run(packed.inputs, predicted_s)
+        except WorkerFailure as failure:
+            self._worker_failed(slot, failure)
+            for job in jobs:
+                self.reroute(job, self.name, failure)
+            return
+        finally:
+            slot.busy_since = None
+            self.running_batches -= 1
+        elapsed_s = time.perf_counter() - jobs[0].dispatched_at
+        self.curve.observe(packed.size, elapsed_s)
+        slot.consecutive_failures = 0
+        self.metrics.batch_executed(self.name, packed.size, packed.padded_elements, result.oom_splits)
+        self.metrics.service_ratio.labels(self.metrics.model, self.name).set(self.curve.ratio(packed.size))
+        for job, outputs in zip(jobs, slice_outputs(result.outputs, packed, jobs, self.output_dims)):
+            job.succeed(JobResult(self.name, outputs, elapsed_s, packed.size))
+
+    def _answer_expired(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            self.metrics.request_refused(self.name, "failed", "other")
+            waited_ms = (time.perf_counter() - job.request.arrived) * 1000.0
+            job.fail(DeadlineExceeded(f"deadline passed after {waited_ms:.0f} ms in pool {self.name}'s queue "
+                                      f"(the pool ran slower than predicted); retry, or allow a longer timeout"))
+
+    # --- supervision
+
+    async def _restart(self, slot: Slot) -> None:
+        """Wait out the backoff (and any down period of the device), then start the worker again."""
+        now = time.perf_counter()
+        wait_s = max(self.config.watchdog.backoff_s(slot.consecutive_failures), slot.unit.down_until - now)
+        slot.restart_at = now + wait_s
+        if await self._stopped_within(wait_s):
+            return
+        try:
+            await slot.worker.start()
+        except WorkerFailure as failure:
+            self._worker_failed(slot, failure)
+            return
+        finally:
+            slot.restart_at = None
+        self.metrics.worker_restarted(self.name)
+        log.info("pool %s: worker %s restarted (pid %s)", self.name, slot.worker.spec.label, slot.worker.pid)
+        self._publish_state()
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        if seconds <= 0:
+            return self._stopping.is_set()
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def _worker_failed(self, slot: Slot, failure: WorkerFailure) -> None:
+        slot.consecutive_failures += 1
+        self.metrics.worker_failed(self.name, failure.kind)
+        log.warning("pool %s: %s", self.name, failure)
+        was_up = self.up
+        if slot.unit.record_failure(time.perf_counter(), str(failure), self.config.health):
+            log.error("pool %s: device %s %s", self.name, slot.unit.label, slot.unit.reason)
+            for other in self.slots:
+                if other.unit is slot.unit and other.worker.alive:
+                    other.worker.kill(f"device {slot.unit.label} marked down")
+        if was_up and not self.up:
+            for job in self.evacuate():
+                self.reroute(job, self.name, None)
+        self._publish_state()
+
+    # --- metrics
+
+    def _publish_queue(self) -> None:
+        self.metrics.queue_changed(self.name, len(self.batcher), self.batcher.queued_samples)
+
+    def _publish_state(self) -> None:
+        self.metrics.pool_state(self.name, self.up, self.ready_replicas)

@@ -1,0 +1,206 @@
+"""The predicted-completion router: send each request to the pool predicted to answer it first, and
+refuse at once, with the reason, a request no pool can answer within its deadline.
+
+A pool's prediction = when one of its replicas frees up for the request's batch (the batches ahead
+of it assigned to the earliest-free replicas) + batch formation + the service time of its batch.
+Service times come from the plan's curve (`service_ms`), corrected online by an EWMA of observed /
+predicted per batch size.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
+
+from hwfit.plan import ServiceCurve
+from hwfit.serve.api import Rejected, Unavailable
+
+EWMA_ALPHA = 0.2  # weight of the newest observation: ~5 batches to follow a shift
+ROUTED_ROLES = ("primary", "overflow")  # fallback pools take traffic only when these are all down
+MIN_RETRY_AFTER_S = 0.05
+
+
+class OnlineCurve:
+    """Service time of a batch on one replica: the plan's curve times the observed/predicted ratio."""
+
+    def __init__(self, service_ms: dict[int, float], alpha: float = EWMA_ALPHA):
+        self.base = ServiceCurve.from_points({int(b): float(ms) for b, ms in service_ms.items()})
+        self.alpha = alpha
+        self._ratio_by_batch: dict[int, float] = {}
+        self._ratio_overall: float | None = None
+
+    def ratio(self, batch_size: int) -> float:
+        """The correction at this batch size; the pool-wide one where this size was never seen."""
+        if batch_size in self._ratio_by_batch:
+            return self._ratio_by_batch[batch_size]
+        return 1.0 if self._ratio_overall is None else self._ratio_overall
+
+    def predict_s(self, batch_size: int) -> float:
+        return self.base(batch_size) * self.ratio(batch_size) / 1000.0
+
+    def observe(self, batch_size: int, observed_s: float) -> None:
+        ratio = observed_s * 1000.0 / self.base(batch_size)
+        self._ratio_by_batch[batch_size] = self._ewma(self._ratio_by_batch.get(batch_size), ratio)
+        self._ratio_overall = self._ewma(self._ratio_overall, ratio)
+
+    def _ewma(self, previous: float | None, value: float) -> float:
+        return value if previous is None else (1 - self.alpha) * previous + self.alpha * value
+
+
+@dataclass(frozen=True)
+class PoolLoad:
+    """A pool's state as the router needs it, at one instant."""
+
+    ready_replicas: int  # loaded and in rotation (idle or busy)
+    busy_remaining_s: tuple[float, ...]  # per busy replica: predicted time until it frees
+    restart_delay_s: float | None  # when no replica is ready: predicted time until one is (None: never)
+    samples_ahead: int  # queued samples that go before a new request of the given priority
+    max_batch_size: int
+    max_queue_delay_s: float
+
+
+def predict_completion_s(load: PoolLoad, samples: int, service_s: Callable[[int], float]) -> float:
+    """Seconds from now until a request of `samples` would be answered by this pool (inf if never)."""
+    free_at = list(load.busy_remaining_s) + [0.0] * max(0, load.ready_replicas - len(load.busy_remaining_s))
+    if not free_at:
+        if load.restart_delay_s is None:
+            return float("inf")
+        free_at = [load.restart_delay_s]
+    heapq.heapify(free_at)
+    batch_limit = load.max_batch_size
+    full_batches, remainder = divmod(load.samples_ahead, batch_limit)
+    batches_ahead = [batch_limit] * full_batches
+    if remainder + samples <= batch_limit:
+        own_batch = remainder + samples
+    else:
+        batches_ahead.append(remainder)
+        own_batch = samples
+    for batch in batches_ahead:
+        heapq.heappush(free_at, heapq.heappop(free_at) + service_s(batch))
+    start = heapq.heappop(free_at)
+    if own_batch < batch_limit:
+        start = max(start, load.max_queue_delay_s)  # a batch that is not full waits for the delay
+    return start + service_s(own_batch)
+
+
+class RoutablePool(Protocol):
+    """What the router needs of a pool (see `hwfit.serve.pools.Pool`)."""
+
+    name: str
+    role: str
+    degraded: bool
+    max_batch_size: int
+
+    @property
+    def up(self) -> bool: ...
+
+    @property
+    def down_reason(self) -> str | None: ...
+
+    def load(self, priority: int) -> PoolLoad: ...
+
+    def predict_s(self, batch_size: int) -> float: ...
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    samples: int
+    priority: int
+    tier: str  # full | degraded
+    arrived: float  # perf_counter
+    deadline: float | None  # perf_counter, or None
+
+
+@dataclass(frozen=True)
+class Route:
+    pool: RoutablePool
+    completion: float  # predicted perf_counter time of the answer
+
+
+class Router:
+    """Chooses a pool per request among the plan's pools (see module docstring)."""
+
+    def __init__(self, pools: Sequence[RoutablePool], fallback: Sequence[str]):
+        self.pools = list(pools)
+        by_name = {pool.name: pool for pool in self.pools}
+        self.fallback_chain = [by_name[name] for name in fallback if name in by_name]
+
+    def choose(self, request: RouteRequest, now: float, exclude: frozenset[str] = frozenset()) -> Route:
+        """The pool to queue on; Rejected if none meets the deadline, Unavailable if none is up."""
+        routed = self._routed_candidates(request, exclude)
+        if routed:
+            routes = [self._predict(pool, request, now) for pool in routed]
+            chosen = self._earliest_in_time(routes, request)
+        else:  # every primary and overflow pool is down: the fallback chain, in its order
+            routes = [self._predict(pool, request, now) for pool in self._fallback_candidates(request, exclude)]
+            chosen = self._first_in_time(routes, request)
+        if chosen is not None:
+            return chosen
+        if request.tier == "degraded":
+            degraded = [self._predict(pool, request, now) for pool in self._degraded_candidates(request, exclude)]
+            chosen = self._earliest_in_time(degraded, request)
+            if chosen is not None:
+                return chosen
+            routes += degraded
+        if not routes:
+            raise Unavailable(self._nothing_up_message(exclude), retry_after_s=1.0)
+        raise self._rejection(routes, request)
+
+    # --- candidates
+
+    @staticmethod
+    def _usable(pool: RoutablePool, request: RouteRequest, exclude: frozenset[str]) -> bool:
+        return pool.up and pool.name not in exclude and pool.max_batch_size >= request.samples
+
+    def _routed_candidates(self, request: RouteRequest, exclude: frozenset[str]) -> list[RoutablePool]:
+        return [pool for pool in self.pools
+                if pool.role in ROUTED_ROLES and not pool.degraded and self._usable(pool, request, exclude)]
+
+    def _fallback_candidates(self, request: RouteRequest, exclude: frozenset[str]) -> list[RoutablePool]:
+        """The plan's fallback chain, then fallback pools it does not list, in plan order."""
+        ordered = self.fallback_chain + [pool for pool in self.pools if pool not in self.fallback_chain]
+        return [pool for pool in ordered if not pool.degraded and self._usable(pool, request, exclude)]
+
+    def _degraded_candidates(self, request: RouteRequest, exclude: frozenset[str]) -> list[RoutablePool]:
+        return [pool for pool in self.pools if pool.degraded and self._usable(pool, request, exclude)]
+
+    # --- prediction and choice
+
+    def _predict(self, pool: RoutablePool, request: RouteRequest, now: float) -> Route:
+        seconds = predict_completion_s(pool.load(request.priority), request.samples, pool.predict_s)
+        return Route(pool, now + seconds)
+
+    @staticmethod
+    def _earliest_in_time(routes: list[Route], request: RouteRequest) -> Route | None:
+        in_time = [r for r in routes if request.deadline is None or r.completion <= request.deadline]
+        return min(in_time, key=lambda r: r.completion, default=None)
+
+    @staticmethod
+    def _first_in_time(routes: list[Route], request: RouteRequest) -> Route | None:
+        return next((r for r in routes if request.deadline is None or r.completion <= request.deadline), None)
+
+    def _rejection(self, routes: list[Route], request: RouteRequest) -> Rejected:
+        best = min(routes, key=lambda r: r.completion)
+        assert request.deadline is not None  # without a deadline the earliest route is always in time
+        budget_ms = (request.deadline - request.arrived) * 1000.0
+        if best.completion == float("inf"):
+            return Rejected(f"no pool can answer within {budget_ms:.0f} ms: every pool is restarting",
+                            retry_after_s=1.0)
+        earliest_ms = (best.completion - request.arrived) * 1000.0
+        late_s = best.completion - request.deadline
+        return Rejected(
+            f"no pool can answer within {budget_ms:.0f} ms; the earliest is {earliest_ms:.0f} ms on pool "
+            f"{best.pool.name}; retry later or allow a longer timeout",
+            retry_after_s=round(max(MIN_RETRY_AFTER_S, late_s), 3),
+        )
+
+    def _nothing_up_message(self, exclude: frozenset[str]) -> str:
+        reasons = []
+        for pool in self.pools:
+            if pool.name in exclude:
+                reasons.append(f"{pool.name}: just failed this request")
+            elif not pool.up:
+                reasons.append(f"{pool.name}: {pool.down_reason or 'down'}")
+        detail = "; ".join(reasons) or "the plan has no pool for this request's tier and size"
+        return f"no pool can serve now ({detail}); retry later"

@@ -1,0 +1,143 @@
+"""The predicted-completion router: predictions from the service curve, the choice, and refusals."""
+
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from hwfit.serve.api import Rejected, Unavailable
+from hwfit.serve.router import OnlineCurve, PoolLoad, RouteRequest, Router, predict_completion_s
+
+
+@dataclass
+class PoolState:
+    """A pool as the router sees it: its plan figures and its load right now."""
+
+    name: str
+    curve_ms: dict
+    role: str = "primary"
+    degraded: bool = False
+    max_batch_size: int = 8
+    replicas: int = 1
+    queued_samples: int = 0
+    delay_s: float = 0.002
+    is_up: bool = True
+    curve: OnlineCurve = field(init=False)
+
+    def __post_init__(self):
+        self.curve = OnlineCurve(self.curve_ms)
+
+    @property
+    def up(self):
+        return self.is_up
+
+    @property
+    def down_reason(self):
+        return None if self.is_up else "device marked down"
+
+    def load(self, priority):
+        return PoolLoad(self.replicas, (), None, self.queued_samples, self.max_batch_size, self.delay_s)
+
+    def predict_s(self, batch_size):
+        return self.curve.predict_s(batch_size)
+
+
+def request(samples=1, timeout_ms=None, tier="full", priority=0):
+    now = time.perf_counter()
+    return RouteRequest(samples, priority, tier, now, None if timeout_ms is None else now + timeout_ms / 1000)
+
+
+def curve_s(points):
+    curve = OnlineCurve(points)
+    return curve.predict_s
+
+
+@pytest.mark.timeout(10)
+def test_prediction_counts_batches_ahead_per_replica_formation_and_own_service():
+    service = curve_s({1: 10.0, 8: 24.0})
+    idle = PoolLoad(1, (), None, 0, 8, 0.002)
+    assert predict_completion_s(idle, 1, service) == pytest.approx(0.002 + 0.010)  # waits the delay
+    full = PoolLoad(1, (), None, 0, 8, 0.002)
+    assert predict_completion_s(full, 8, service) == pytest.approx(0.024)  # a full batch does not wait
+    backlog = PoolLoad(1, (0.005,), None, 16, 8, 0.002)  # one batch running 5 ms more, 2 full batches queued
+    assert predict_completion_s(backlog, 1, service) == pytest.approx(0.005 + 2 * 0.024 + 0.010)
+    two_replicas = PoolLoad(2, (0.005,), None, 16, 8, 0.002)
+    # batches ahead go to the earliest-free replica: idle one takes batch 1 (0..24), busy one batch 2 (5..29)
+    assert predict_completion_s(two_replicas, 1, service) == pytest.approx(0.024 + 0.010)
+
+
+@pytest.mark.timeout(10)
+def test_a_pool_with_no_ready_replica_is_predicted_after_its_restart_or_never():
+    service = curve_s({1: 10.0})
+    restarting = PoolLoad(0, (), 0.5, 0, 8, 0.0)
+    assert predict_completion_s(restarting, 1, service) == pytest.approx(0.51)
+    assert predict_completion_s(PoolLoad(0, (), None, 0, 8, 0.0), 1, service) == float("inf")
+
+
+@pytest.mark.timeout(10)
+def test_observed_service_times_correct_the_plan_curve_by_ewma():
+    curve = OnlineCurve({1: 10.0, 8: 20.0}, alpha=0.5)
+    assert curve.predict_s(8) == pytest.approx(0.020)
+    curve.observe(8, 0.040)  # twice as slow as planned
+    assert curve.predict_s(8) == pytest.approx(0.040)
+    curve.observe(8, 0.020)
+    assert curve.ratio(8) == pytest.approx(1.5)
+    assert curve.ratio(4) == pytest.approx(1.5)  # never-seen sizes follow the pool-wide correction
+
+
+@pytest.mark.timeout(10)
+def test_the_faster_pool_gets_the_request_until_its_backlog_makes_the_slower_one_earlier():
+    fast = PoolState("fast", {1: 5.0, 8: 10.0})
+    slow = PoolState("slow", {1: 20.0, 8: 40.0}, role="overflow")
+    router = Router([fast, slow], ["fast", "slow"])
+    assert router.choose(request(), time.perf_counter()).pool is fast
+    fast.queued_samples = 64  # 8 full batches = 80 ms ahead
+    assert router.choose(request(), time.perf_counter()).pool is slow
+
+
+@pytest.mark.timeout(10)
+def test_a_deadline_no_pool_can_meet_is_rejected_at_once_with_the_earliest_pool_named():
+    fast = PoolState("fast", {1: 50.0, 8: 100.0}, queued_samples=16)
+    router = Router([fast], ["fast"])
+    with pytest.raises(Rejected) as caught:
+        router.choose(request(timeout_ms=20), time.perf_counter())
+    message = str(caught.value)
+    assert "no pool can answer within 20 ms" in message and "on pool fast" in message
+    earliest_ms = float(message.split("the earliest is ")[1].split(" ms")[0])
+    assert earliest_ms == pytest.approx(2 * 100 + 50 + 2, abs=3)
+    assert caught.value.retry_after_s >= 0.2
+
+
+@pytest.mark.timeout(10)
+def test_fallback_pools_serve_only_when_every_primary_is_down_and_in_chain_order():
+    primary = PoolState("gpu", {1: 2.0})
+    spare_fast = PoolState("spare-fast", {1: 1.0}, role="fallback")
+    spare_slow = PoolState("spare-slow", {1: 9.0}, role="fallback")
+    router = Router([primary, spare_fast, spare_slow], ["gpu", "spare-slow", "spare-fast"])
+    assert router.choose(request(), time.perf_counter()).pool is primary  # fallbacks idle while it is up
+    primary.is_up = False
+    assert router.choose(request(), time.perf_counter()).pool is spare_slow  # first in the chain...
+    spare_slow.queued_samples = 80
+    assert router.choose(request(timeout_ms=50), time.perf_counter()).pool is spare_fast  # ...unless too late
+    spare_fast.is_up = spare_slow.is_up = False
+    with pytest.raises(Unavailable, match="gpu: device marked down"):
+        router.choose(request(), time.perf_counter())
+
+
+@pytest.mark.timeout(10)
+def test_degraded_pools_take_only_degraded_tier_requests_that_no_full_pool_can_meet():
+    full = PoolState("full", {1: 80.0})
+    cheap = PoolState("degraded-int8", {1: 5.0}, degraded=True)
+    router = Router([full, cheap], ["full"])
+    assert router.choose(request(tier="degraded"), time.perf_counter()).pool is full  # full tier first
+    with pytest.raises(Rejected):
+        router.choose(request(timeout_ms=30), time.perf_counter())
+    assert router.choose(request(timeout_ms=30, tier="degraded"), time.perf_counter()).pool is cheap
+
+
+@pytest.mark.timeout(10)
+def test_pools_too_small_for_the_request_are_not_considered():
+    small = PoolState("small", {1: 1.0}, max_batch_size=2)
+    big = PoolState("big", {1: 10.0, 16: 40.0}, max_batch_size=16)
+    router = Router([small, big], ["small", "big"])
+    assert router.choose(request(samples=4), time.perf_counter()).pool is big

@@ -12,8 +12,6 @@ from hwfit.plan import Candidate, Plan, PlanError, load_plan
 from hwfit.store import Measurement, ResultsStore, Run, StoreError
 
 USABLE_STATUSES = ("ok", "unstable")  # points whose timing can be plotted (unstable ones are marked)
-# Precision -> the matmul dtype whose ceiling bounds it (as the profiler maps it).
-PRECISION_DTYPE = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "int8-dynamic": "int8", "int8-static": "int8"}
 
 
 class ReportError(HwfitError):
@@ -64,7 +62,8 @@ def choose_run_ids(store: ResultsStore, run_id: int | None, plan: Plan | None) -
         return [_existing_run(store, rid, " (named by the plan's search.run_ids)") for rid in wanted]
     latest = store.list_runs(limit=1)
     if not latest:
-        raise ReportError(f"no runs in {store.path}: run `hwfit profile MODEL` first, or point --db at another database")
+        raise ReportError(f"no runs in {store.path}: run `hwfit profile MODEL` first, "
+                          "or point --db at another database")
     return [latest[0].id]
 
 
@@ -199,6 +198,7 @@ def sweet_spots(data: ReportData, curves: list[FamilyCurve]) -> list[SweetSpot]:
 @dataclass(frozen=True)
 class RooflinePoint:
     name: str  # the family (with run id when several runs)
+    run_id: int
     variant_key: str
     batch: int | None
     intensity: float  # FLOP per byte
@@ -241,7 +241,8 @@ def roofline_points(data: ReportData) -> list[RooflinePoint]:
             continue
         if not _positive(m.arithmetic_intensity) or not _positive(m.achieved_flops_per_s):
             continue
-        points.append(RooflinePoint(_family_name(data, run.run.id, family_of(m)), m.variant_key, batch_size(m),
+        points.append(RooflinePoint(_family_name(data, run.run.id, family_of(m)), run.run.id, m.variant_key,
+                                    batch_size(m),
                                     m.arithmetic_intensity, m.achieved_flops_per_s, m.roofline_bound,
                                     m.mfu_vs_measured, m.status))
     return points
@@ -254,7 +255,8 @@ def ceiling_rows(data: ReportData) -> list[CeilingRow]:
             if not isinstance(found, dict):
                 rows.append(CeilingRow(run.run.id, device, {}, None, f"unreadable entry: {found!r}"))
                 continue
-            flops = {str(k): float(v) for k, v in (found.get("matmul_flops") or {}).items() if _positive(v)}
+            listed = found.get("matmul_flops")
+            flops = {str(k): float(v) for k, v in listed.items() if _positive(v)} if isinstance(listed, dict) else {}
             bandwidth = found.get("mem_bandwidth")
             rows.append(CeilingRow(run.run.id, device, flops, float(bandwidth) if _positive(bandwidth) else None,
                                    found.get("error")))
@@ -279,7 +281,8 @@ def problem_points(data: ReportData) -> list[tuple[int, Measurement]]:
 
 def energy_points(data: ReportData) -> list[tuple[int, Measurement]]:
     return [(run.run.id, m) for run, m in data.all_measurements()
-            if m.status in USABLE_STATUSES and m.energy_j_per_sample is not None and math.isfinite(m.energy_j_per_sample)]
+            if m.status in USABLE_STATUSES and m.energy_j_per_sample is not None
+            and math.isfinite(m.energy_j_per_sample)]
 
 
 def missing_energy_reasons(data: ReportData) -> list[str]:

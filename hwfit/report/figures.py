@@ -88,16 +88,21 @@ def roofline(points: list[shaped.RooflinePoint], roofs: list[shaped.Roof], ceili
         by_family.setdefault(point.name, []).append(point)
     for index, (name, found) in enumerate(by_family.items()):
         ordered = sorted(found, key=lambda p: p.batch or 0)
-        series.append(Series(name, tuple(Point(p.intensity, p.flops_per_s, _roofline_tip(p), f"b{p.batch}")
+        series.append(Series(name, tuple(Point(p.intensity, p.flops_per_s, _roofline_tip(p), _batch_label(p.batch))
                                          for p in ordered), color(index), line=False))
-    chart = Chart("roofline", "Roofline: achieved FLOP/s vs arithmetic intensity", "arithmetic intensity (FLOP/byte, estimated)",
-                  "achieved FLOP/s (estimated)", tuple(series), x_log=True, y_log=True)
+    chart = Chart("roofline", "Roofline: achieved FLOP/s vs arithmetic intensity",
+                  "arithmetic intensity (FLOP/byte, estimated)", "achieved FLOP/s (estimated)", tuple(series),
+                  x_log=True, y_log=True)
     caption = ("Roofs (grey, dashed): the measured memory-bandwidth slope rising to each dtype's measured matmul "
                "ceiling (microbenchmarks of this run). Points: FLOPs per sample counted from the model graph "
                "(estimated) × measured samples/s; intensity = FLOPs / minimum bytes moved (estimated).")
     if not roofs:
         caption += " No roof drawn: " + ("; ".join(ceiling_errors) or "the run recorded no ceilings") + "."
     return Figure(chart, caption)
+
+
+def _batch_label(batch: int | None) -> str:
+    return f"b{batch}" if batch is not None else ""
 
 
 def _roof_series(roof: shaped.Roof, low: float, high: float, index: int, several_runs: bool) -> Series:
@@ -199,11 +204,13 @@ def sweet_spot(curves: list[shaped.FamilyCurve], spots: list[shaped.SweetSpot]) 
     if marks:
         series.append(Series("sweet spot", tuple(marks), "#d62728", line=False, marker="ring", marker_size=5))
     batches = sorted({p.batch for c in curves for p in c.points})
-    chart = Chart("sweet-spot", "Throughput vs batch size, sweet spot marked", "batch size", "throughput (samples/s, measured)",
-                  tuple(series), x_log=len(batches) > 1 and max(batches) / min(batches) >= 4,
+    wide = len(batches) > 1 and max(batches) / min(batches) >= 4
+    chart = Chart("sweet-spot", "Throughput vs batch size, sweet spot marked", "batch size",
+                  "throughput (samples/s, measured)", tuple(series), x_log=wide,
                   x_ticks=tuple(float(b) for b in batches) if len(batches) <= 12 else ())
-    caption = ("Measured samples/s per batch size. Red ring: the sweet spot the sweep recorded (the batch after which "
-               "throughput stopped rising by its growth threshold), or the best measured point where it recorded none.")
+    caption = ("Measured samples/s per batch size. Red ring: the sweet spot the sweep recorded (the batch with the "
+               "best throughput when growth stopped: the next batch gained less than the sweep's threshold, failed, "
+               "or passed the latency cap), or the best measured point where it recorded none.")
     return Figure(chart, caption)
 
 
@@ -259,9 +266,11 @@ def cost(plan: Plan | None) -> Figure:
 def accuracy(groups: list[shaped.PrecisionAccuracy]) -> Figure:
     with_loss = [g for g in groups if g.worst_loss is not None]
     if not with_loss:
-        return Figure(None, empty="no accuracy chart: no point has a cosine or top-1 agreement against the fp32 reference")
+        return Figure(None, empty="no accuracy chart: no point has a cosine or top-1 agreement against the fp32 "
+                                  "reference")
     bars = tuple(Bar(g.precision, g.worst_loss, color(index),
-                     f"{g.precision}: worst accuracy loss {g.worst_loss:.3g} over {len(g.rows)} point(s) (measured vs fp32)")
+                     f"{g.precision}: worst accuracy loss {g.worst_loss:.3g} over {len(g.rows)} point(s) "
+                     "(measured vs fp32)")
                  for index, g in enumerate(with_loss))
     chart = BarChart("accuracy", "Accuracy loss vs the fp32 reference, worst variant per precision",
                      "accuracy loss: 1 − top-1 agreement, or 1 − mean cosine (measured)", bars)

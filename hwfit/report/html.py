@@ -9,7 +9,7 @@ from hwfit.plan import Plan
 from hwfit.report import data as shaped
 from hwfit.report import figures
 from hwfit.report.svg import BarChart, render_bar_chart, render_chart
-from hwfit.report.text import Markup, esc, how_badge, join, number, percent, si, slug
+from hwfit.report.text import HOW_MEANINGS, Markup, esc, how_badge, join, number, percent, si, slug
 from hwfit.store import Measurement
 
 SECTIONS = (
@@ -54,7 +54,7 @@ def render_page(report: shaped.ReportData) -> str:
         *body,
         "</main>",
         f'<footer>Made by hwfit on {esc(_now())}. Self-contained: no network access needed. '
-        f"Provenance labels: {join([how_badge(h) for h in ('measured', 'integrated', 'estimated', 'spec', 'planned', 'derived')], ' ')}</footer>",
+        f"Provenance labels: {join([how_badge(how) for how in HOW_MEANINGS], ' ')}</footer>",
         f"<div id=\"tooltip\" class=\"tooltip\" hidden></div><script>{SCRIPT}</script>",
         "</body></html>",
     ])
@@ -65,7 +65,8 @@ def render_page(report: shaped.ReportData) -> str:
 
 def _section(section_id: str, *content: object) -> Markup:
     heading = dict(SECTIONS)[section_id]
-    return Markup(f'<section id="{section_id}"><h2>{esc(heading)}</h2>' + "".join(esc(c) for c in content) + "</section>")
+    inside = "".join(esc(c) for c in content)
+    return Markup(f'<section id="{section_id}"><h2>{esc(heading)}</h2>{inside}</section>')
 
 
 def _nav() -> Markup:
@@ -135,10 +136,10 @@ def _summary(report: shaped.ReportData) -> Markup:
         rows = []
         for run_data in report.runs:
             run = run_data.run
-            counts = ", ".join(f"{count} {status}" for status, count in sorted(run.status_counts.items())) or "no points"
+            counts = ", ".join(f"{count} {status}" for status, count in sorted(run.status_counts.items()))
             rows.append([str(run.id), run.model_name, f"{run.model_source} (hash {run.model_hash[:12]})",
                          f"{run.created_at}" + (f" → {run.finished_at}" if run.finished_at else ""),
-                         _status(run.status), counts, run.note or ""])
+                         _status(run.status), counts or "no points", run.note or ""])
         parts.append(_table(["run", "model", "source", "date (UTC)", "status", "points", "note"], rows))
     else:
         parts.append(_empty("no profile runs in this report: the plan names none (its search.run_ids is empty)"))
@@ -159,8 +160,8 @@ def _plan_summary(plan: Plan, source: str | None) -> Markup:
         _paragraph(f"Model {plan.model.name} ({plan.model.source}, hash {plan.model.hash[:12]}); plan created "
                    f"{plan.created_at}; SLO: p99 ≤ {number(plan.slo.latency_p99_ms)} ms at "
                    f"{number(plan.slo.throughput_rps)} requests/s, objective {plan.slo.objective}; search: "
-                   f"{plan.search.measured} of {plan.search.grid_size} grid points measured, {plan.search.reused} reused "
-                   f"({plan.search.method or 'method not recorded'}).", "note"),
+                   f"{plan.search.measured} of {plan.search.grid_size} grid points measured, "
+                   f"{plan.search.reused} reused ({plan.search.method or 'method not recorded'}).", "note"),
     ]
     if plan.infeasible is not None:
         nearest = ", ".join(f"{k} {number(v)}" for k, v in plan.infeasible.nearest.items())
@@ -192,8 +193,8 @@ def _devices(report: shaped.ReportData) -> Markup:
         table_rows = []
         for row in rows:
             flops = ", ".join(f"{dtype} {si(value, 'FLOP/s')}" for dtype, value in sorted(row.matmul_flops.items()))
-            ridge = [f"{dtype} {number(value / row.bandwidth_bytes_per_s)}" for dtype, value in sorted(row.matmul_flops.items())
-                     if row.bandwidth_bytes_per_s]
+            ridge = [f"{dtype} {number(value / row.bandwidth_bytes_per_s)}"
+                     for dtype, value in sorted(row.matmul_flops.items()) if row.bandwidth_bytes_per_s]
             table_rows.append([str(row.run_id), row.device, flops or "—", si(row.bandwidth_bytes_per_s, "B/s"),
                                ", ".join(ridge) or "—", row.error or ""])
         headers = ["run", "device", _header("matmul ceiling per dtype", "measured", "matmul microbenchmark of the run"),
@@ -239,9 +240,9 @@ def _latency(report: shaped.ReportData) -> Markup:
                      number(half_ci), number(m.latency.p99_ms), number(m.samples_per_s), m.latency.count,
                      si(m.peak_rss_delta_bytes, "B") if m.peak_rss_delta_bytes is not None else "—"])
     if rows:
-        headers = ["variant", "status", _header("p50 ms", "measured"), _header("± ms (95% CI of p50, half)", "measured"),
-                   _header("p99 ms", "measured"), _header("samples/s", "measured"), "timed runs",
-                   _header("peak RSS growth", "measured")]
+        headers = ["variant", "status", _header("p50 ms", "measured"),
+                   _header("± ms (95% CI of p50, half)", "measured"), _header("p99 ms", "measured"),
+                   _header("samples/s", "measured"), "timed runs", _header("peak RSS growth", "measured")]
         parts.append(_table(headers, rows, numeric=(2, 3, 4, 5, 6, 7)))
     return _section("latency", *parts)
 
@@ -268,14 +269,15 @@ def _roofline(report: shaped.ReportData) -> Markup:
     rows = []
     for point in points:
         m = by_key.get(point.variant_key)
-        rows.append([point.variant_key if not report.multi_run else f"{point.name} b{point.batch}",
+        rows.append([_run_label(report, point.run_id, point.variant_key),
                      number(point.intensity), si(point.flops_per_s, "FLOP/s"),
                      percent(m.mfu_vs_measured) if m else "—", percent(m.mfu_vs_spec) if m else "—",
                      point.bound or "—"])
     if rows:
         headers = ["variant", _header("FLOP/byte", "estimated", "FLOPs per sample × batch / minimum bytes moved"),
                    _header("achieved", "estimated", "FLOPs per sample (graph count) × measured samples/s"),
-                   _header("MFU of measured ceiling", "estimated"), _header("MFU of spec peak", "estimated", "achieved / the spec catalog's peak"), "bound"]
+                   _header("MFU of measured ceiling", "estimated"),
+                   _header("MFU of spec peak", "estimated", "achieved / the spec catalog's peak"), "bound"]
         parts.append(_table(headers, rows, numeric=(1, 2, 3, 4)))
     return _section("roofline", *parts)
 
@@ -363,7 +365,8 @@ def _accuracy(report: shaped.ReportData) -> Markup:
                          number(m.max_abs_error), number(shaped.accuracy_loss(m))])
     headers = ["precision", "variant", _header("cosine mean", "measured"), _header("cosine min", "measured"),
                _header("top-1 agreement", "measured"), _header("task accuracy", "measured"),
-               _header("max |error|", "measured"), _header("accuracy loss", "derived", "1 − top-1, else 1 − cosine mean")]
+               _header("max |error|", "measured"),
+               _header("accuracy loss", "derived", "1 − top-1, else 1 − cosine mean")]
     return _section("accuracy", _figure(figures.accuracy(groups)), _table(headers, rows, numeric=(2, 3, 4, 5, 6, 7)))
 
 
@@ -432,7 +435,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .how-estimated { background: #ffe8cc; color: #8a4b00; } .how-spec { background: #eadcf7; color: #5a2d82; }
 .how-planned { background: #fbe0e0; color: #8a1f1f; } .how-derived { background: #e6eef0; color: #31545c; }
 .status { font-weight: 600; } .status-ok, .status-complete, .status-chosen, .status-feasible { color: #1d7a1d; }
-.status-unstable, .status-interrupted { color: #9a6a00; } .status-failed, .status-rejected, .status-infeasible { color: #b3261e; }
+.status-unstable, .status-interrupted { color: #9a6a00; }
+.status-failed, .status-rejected, .status-infeasible { color: #b3261e; }
 .status-skipped { color: #777; }
 figure.chart-box { margin: 8px 0 14px; } figcaption { color: var(--muted); font-size: 12.5px; max-width: 900px; }
 svg.chart { max-width: 100%; height: auto; background: #fff; }
@@ -442,7 +446,8 @@ svg .grid { stroke: #e6e9ef; } svg .tick { font-size: 11px; fill: var(--muted); 
 svg .axis-label { font-size: 12px; fill: var(--ink); }
 svg .series-line { fill: none; stroke-width: 2; } svg .legend-line { stroke-width: 2; }
 svg .rule { stroke-width: 1.5; stroke-dasharray: 3 3; } svg .rule-label { font-size: 11px; }
-svg .point-label { font-size: 10px; fill: #444; } svg .legend-text, svg .bar-label, svg .bar-value { font-size: 11.5px; fill: var(--ink); }
+svg .point-label { font-size: 10px; fill: #444; }
+svg .legend-text, svg .bar-label, svg .bar-value { font-size: 11.5px; fill: var(--ink); }
 svg .mark { cursor: pointer; } svg .mark:hover { stroke: #000; stroke-width: 1.5; }
 .tooltip { position: fixed; z-index: 10; max-width: 520px; background: #1d2330; color: #fff; font-size: 12px;
            padding: 6px 8px; border-radius: 4px; pointer-events: none; }

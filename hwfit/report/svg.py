@@ -274,7 +274,8 @@ def _draw_rules(frame: _Frame, rules: tuple[Rule, ...]) -> None:
             y = frame.y.to_px(rule.value, frame.bottom, frame.top)
             line = f'x1="{frame.left}" y1="{y:.1f}" x2="{frame.right}" y2="{y:.1f}"'
             text = f'x="{frame.right - 4}" y="{y - 4:.1f}" text-anchor="end"'
-        frame.parts.append(f'<line class="rule" {line} stroke="{esc(rule.color)}"><title>{esc(rule.label)}</title></line>')
+        frame.parts.append(f'<line class="rule" {line} stroke="{esc(rule.color)}">'
+                           f'<title>{esc(rule.label)}</title></line>')
         frame.parts.append(f'<text class="rule-label" {text} fill="{esc(rule.color)}">{esc(rule.label)}</text>')
 
 
@@ -354,7 +355,8 @@ def _draw_legend(parts: list[str], series: tuple[Series, ...], top: float, width
         if entry.marker != "none":
             parts.append(_legend_marker(entry.marker, x + 11, y, entry.color))
         name = entry.name if len(entry.name) <= _LEGEND_MAX_CHARS else entry.name[: _LEGEND_MAX_CHARS - 1] + "…"
-        parts.append(f'<text class="legend-text" x="{x + 28}" y="{y + 4}">{esc(name)}<title>{esc(entry.name)}</title></text>')
+        parts.append(f'<text class="legend-text" x="{x + 28}" y="{y + 4}">{esc(name)}'
+                     f'<title>{esc(entry.name)}</title></text>')
     parts.append("</g>")
 
 
@@ -385,16 +387,19 @@ def render_bar_chart(chart: BarChart) -> Markup:
         name = bar.label if len(bar.label) <= 44 else bar.label[:43] + "…"
         parts.append(f'<text class="bar-label" x="{left - 8}" y="{y + 13}" text-anchor="end">{esc(name)}'
                      f'<title>{esc(bar.label)}</title></text>')
-        parts.append(f'<rect class="mark" data-tip="{esc(bar.tip or bar.label)}" x="{left}" y="{y + 2}" '
-                     f'width="{length:.1f}" height="{row_px - 6}" fill="{esc(bar.color)}"><title>{esc(bar.tip or bar.label)}</title></rect>')
+        tip = esc(bar.tip or bar.label)
+        parts.append(f'<rect class="mark" data-tip="{tip}" x="{left}" y="{y + 2}" width="{length:.1f}" '
+                     f'height="{row_px - 6}" fill="{esc(bar.color)}"><title>{tip}</title></rect>')
         value_text = si(bar.value) if abs(bar.value) >= 1000 else f"{bar.value:.3g}"
         note = f" {bar.note}" if bar.note else ""
-        parts.append(f'<text class="bar-value" x="{left + length + 6:.1f}" y="{y + 13}">{esc(value_text + note)}</text>')
+        parts.append(f'<text class="bar-value" x="{left + length + 6:.1f}" y="{y + 13}">'
+                     f'{esc(value_text + note)}</text>')
         drawn += 1
     parts.append(f'<text class="axis-label" x="{(left + right) / 2:.1f}" y="{legend_top - 6}" text-anchor="middle">'
                  f'{esc(chart.value_label)}</text>')
     for index, (name, fill) in enumerate(chart.legend):
         x = left + index * 170
-        parts.append(f'<rect class="legend-mark" x="{x}" y="{legend_top + 6}" width="12" height="12" fill="{esc(fill)}"/>')
+        parts.append(f'<rect class="legend-mark" x="{x}" y="{legend_top + 6}" width="12" height="12" '
+                     f'fill="{esc(fill)}"/>')
         parts.append(f'<text class="legend-text" x="{x + 18}" y="{legend_top + 16}">{esc(name)}</text>')
     return _svg(chart.chart_id, chart.title, chart.width, height, drawn, parts)

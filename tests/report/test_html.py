@@ -53,7 +53,8 @@ class _Tables(HTMLParser):
 
 
 def charts_in(page: str) -> set[str]:
-    return {part.split('"', 1)[0] for part in page.split('<svg class="chart" xmlns="http://www.w3.org/2000/svg" data-chart="')[1:]}
+    opening = '<svg class="chart" xmlns="http://www.w3.org/2000/svg" data-chart="'
+    return {part.split('"', 1)[0] for part in page.split(opening)[1:]}
 
 
 @pytest.fixture
@@ -101,7 +102,7 @@ def test_every_measured_column_says_how_it_was_obtained(page):
             header, has_how = table["headers"][column]
             every_row_says = column not in table["unbadged"]
             if header not in UNLABELLED_NUMBERS:
-                assert has_how or every_row_says, f"column {header!r} shows numbers without saying how they were obtained"
+                assert has_how or every_row_says, f"column {header!r} shows numbers without saying how obtained"
                 checked += 1
     assert checked >= 20
 
@@ -129,6 +130,19 @@ def test_run_with_nothing_measured_says_why_in_every_section(tmp_path, samples):
         assert reason in page, reason
 
 
+def test_odd_run_extras_do_not_crash(tmp_path, samples):
+    point = samples.timed("ort/cpu/fp32/b1/t2", "fp32", 1, 2.0)
+    point.variant.pop("batch_size")  # an old or hand-edited record: no batch size
+    path = samples.make_store(tmp_path / "r.db", points=[point], extra=False)
+    with open_store(path) as store:
+        store.set_run_extra(1, "ceilings", {"cpu": "oops", "gpu": {"matmul_flops": [1, 2], "mem_bandwidth": "fast"}})
+        store.set_run_extra(1, "families", "not a list")
+        page = build_report(store, [1])
+    assert "unreadable entry: &#x27;oops&#x27;" in page
+    assert "roofline" in charts_in(page) and "latency-throughput" not in charts_in(page)
+    assert "bNone" not in page
+
+
 def test_missing_energy_gives_the_profilers_reason(tmp_path, samples):
     point = samples.timed("ort/cpu/fp32/b1/t2", "fp32", 1, 2.0)
     point.energy_j_per_sample, point.energy_how, point.energy_note = None, None, "no power counter readable"
@@ -148,10 +162,12 @@ def test_plan_only_report(example_plan):
 def test_several_runs_are_told_apart(tmp_path, samples):
     path = samples.make_store(tmp_path / "r.db")
     with open_store(path) as store:
-        second = store.start_run("minilm", "builtin:minilm", samples.MODEL_HASH, "s2", {}, samples.environment(torch=None))
+        environment = samples.environment(torch=None)
+        second = store.start_run("minilm", "builtin:minilm", samples.MODEL_HASH, "s2", {}, environment)
         store.record(second.id, samples.timed("ort/cpu/fp32/b1/t1", "fp32", 1, 3.0))
         page = build_report(store, [1, second.id])
     assert "run 1 · ort/cpu/fp32/t2 p50" in page and "run 2 · ort/cpu/fp32/t1 p50" in page
+    assert "<td>run 2 · ort/cpu/fp32/b1/t1</td><td class=\"num\">3</td>" in page  # roofline table row
     assert page.count("<h3>Runs ") == 2  # two environments, each listed once
 
 

@@ -6,7 +6,9 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from hwfit.report.svg import Bar, BarChart, Chart, Point, Rule, Series, make_scale, render_bar_chart, render_chart, tick_text
+from hwfit.report.svg import (
+    Bar, BarChart, Chart, Point, Rule, Series, make_scale, render_bar_chart, render_chart, tick_text,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -40,7 +42,8 @@ def test_linear_scale_is_nice_and_covers_the_data():
 
 
 def test_tick_text_uses_si_prefixes():
-    assert tick_text(1e12) == "1T" and tick_text(2.5e9) == "2.5G" and tick_text(0.001) == "0.001" and tick_text(0) == "0"
+    assert tick_text(1e12) == "1T" and tick_text(2.5e9) == "2.5G"
+    assert tick_text(0.001) == "0.001" and tick_text(0) == "0"
 
 
 def test_chart_places_marks_and_counts_them():
@@ -59,8 +62,8 @@ def test_chart_places_marks_and_counts_them():
 
 
 def test_log_chart_leaves_out_values_it_cannot_place():
-    chart = Chart("c2", "t", "x", "y", (Series("s", (Point(1, 1), Point(0, 5), Point(10, -2), Point(100, 1000)), "#000"),),
-                  x_log=True, y_log=True)
+    points = (Point(1, 1), Point(0, 5), Point(10, -2), Point(100, 1000))
+    chart = Chart("c2", "t", "x", "y", (Series("s", points, "#000"),), x_log=True, y_log=True)
     root = parse(render_chart(chart))
     assert root.get("data-expected-marks") == "2" and len(marks(root)) == 2
 
@@ -83,8 +86,8 @@ def test_text_is_escaped():
 
 
 def test_bar_chart_zero_value_still_drawn_and_nan_left_out():
-    chart = BarChart("b1", "bars", "J", (Bar("zero", 0.0, "#111"), Bar("one", 1.0, "#222"), Bar("nan", float("nan"), "#333")),
-                     legend=(("estimated", "#ff7f0e"),))
+    bars = (Bar("zero", 0.0, "#111"), Bar("one", 1.0, "#222"), Bar("nan", float("nan"), "#333"))
+    chart = BarChart("b1", "bars", "J", bars, legend=(("estimated", "#ff7f0e"),))
     svg = render_bar_chart(chart)
     root = parse(svg)
     widths = [float(m.get("width")) for m in marks(root)]

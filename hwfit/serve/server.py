@@ -1,0 +1,283 @@
+"""Run the HTTP and gRPC front ends over one Dispatcher in one asyncio loop: start, serve,
+drain on stop (SIGTERM/SIGINT from the CLI), and a thread-hosted server for tests and benches."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from hwfit import __version__
+from hwfit.serve.api import (
+    Dispatcher,
+    InferRequest,
+    InferResponse,
+    InternalError,
+    ModelInfo,
+    ServeError,
+    Unauthenticated,
+    Unavailable,
+)
+from hwfit.serve.validate import validate_request
+
+log = logging.getLogger("hwfit.serve")
+
+SERVER_NAME = "hwfit"
+# KServe v2 extensions this server implements (what /v2 and ServerMetadata report).
+EXTENSIONS = ("binary_tensor_data", "parameters")
+
+
+@dataclass
+class ServerConfig:
+    """Where and how to serve. Port 0 picks a free port (the real one is reported once bound)."""
+
+    host: str = "127.0.0.1"  # loopback unless asked: a model server is not public by default
+    http_port: int = 8000
+    grpc_port: int = 8001
+    token: str | None = None  # bearer token required on every endpoint but the health probes
+    max_request_bytes: int = 64 * 2**20
+    drain_s: float = 10.0  # on stop: how long accepted requests may take to finish
+
+
+@dataclass(frozen=True)
+class ServerAddresses:
+    """The ports the server really bound."""
+
+    host: str
+    http_port: int
+    grpc_port: int
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{_host_port(self.host, self.http_port)}"
+
+    @property
+    def http_address(self) -> str:
+        """host:port, the form tritonclient.http wants."""
+        return _host_port(self.host, self.http_port)
+
+    @property
+    def grpc_url(self) -> str:
+        """host:port, the form gRPC channels and tritonclient.grpc want."""
+        return _host_port(self.host, self.grpc_port)
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@dataclass
+class FrontEnd:
+    """What the HTTP and gRPC front ends share: the dispatcher, the token, and the draining flag.
+
+    Both front ends answer the same request the same way because both go through here.
+    """
+
+    dispatcher: Dispatcher
+    token: str | None = None
+    draining: bool = False
+
+    def authorize(self, authorization: str | None) -> None:
+        """Raise Unauthenticated unless `authorization` is `Bearer <token>` (when a token is set)."""
+        if self.token is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            raise Unauthenticated("missing or wrong bearer token: send the header 'Authorization: Bearer <token>'")
+
+    def live(self) -> bool:
+        return self.dispatcher.live()
+
+    def ready(self) -> bool:
+        """Ready for traffic: not draining and the dispatcher says so."""
+        return not self.draining and self.dispatcher.ready()
+
+    def model_info(self, name: str, version: str | None = None) -> ModelInfo:
+        """Raises ModelNotFound."""
+        return self.dispatcher.model_info(name, version or None)
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        self.model_info(name, version)  # an unknown model is NOT_FOUND, not merely "not ready"
+        return not self.draining and self.dispatcher.ready(name, version or None)
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
+
+    async def infer(self, request: InferRequest, info: ModelInfo) -> InferResponse:
+        """Validate against the model, hand to the dispatcher; every failure is a ServeError."""
+        if self.draining:
+            raise Unavailable("the server is shutting down and accepts no new requests; retry on another replica")
+        validate_request(request, info)
+        try:
+            return await self.dispatcher.infer(request)
+        except ServeError:
+            raise
+        except Exception as error:  # a dispatcher bug must still be answered, and logged
+            log.exception("dispatcher failed on a request for %s", request.model_name)
+            raise InternalError(f"the server failed on this request: {type(error).__name__}: {error}") from error
+
+
+@dataclass
+class Server:
+    """HTTP + gRPC over one dispatcher, in the running asyncio loop."""
+
+    dispatcher: Dispatcher
+    config: ServerConfig = field(default_factory=ServerConfig)
+
+    def __post_init__(self) -> None:
+        self.front = FrontEnd(self.dispatcher, self.config.token)
+        self._http: Any = None
+        self._grpc: Any = None
+        self.addresses: ServerAddresses | None = None
+
+    async def start(self) -> ServerAddresses:
+        # Imported here: http and grpc_server import FrontEnd from this module.
+        from hwfit.serve.grpc_server import start_grpc_server
+        from hwfit.serve.http import start_http_server
+
+        await self.dispatcher.start()
+        try:
+            self._http, http_port = await start_http_server(self.front, self.config)
+            self._grpc, grpc_port = await start_grpc_server(self.front, self.config)
+        except BaseException:
+            await self.stop(drain_s=0.0)  # e.g. a port in use: release what did start
+            raise
+        self.addresses = ServerAddresses(self.config.host, http_port, grpc_port)
+        log.info("serving HTTP on %s and gRPC on %s", self.addresses.http_url, self.addresses.grpc_url)
+        return self.addresses
+
+    async def stop(self, drain_s: float | None = None) -> None:
+        """Stop accepting (ready turns false, new requests get 503/UNAVAILABLE), let the dispatcher
+        answer what it accepted, then close both listeners."""
+        drain_s = self.config.drain_s if drain_s is None else drain_s
+        self.front.draining = True
+        try:
+            await self.dispatcher.stop(drain_s)
+        finally:
+            if self._grpc is not None:
+                await self._grpc.stop(grace=1.0)
+            if self._http is not None:
+                await self._http.cleanup()
+
+
+async def run_server(
+    dispatcher: Dispatcher,
+    config: ServerConfig,
+    started: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[ServerAddresses], None] | None = None,
+) -> None:
+    """Serve until `stop` is set (or SIGTERM/SIGINT, when run in the main thread), then drain.
+
+    `on_started` gets the bound addresses (ports 0 resolved) before `started` is set.
+    """
+    stop = stop or asyncio.Event()
+    server = Server(dispatcher, config)
+    addresses = await server.start()
+    restore = _handle_signals(stop)
+    try:
+        if on_started is not None:
+            on_started(addresses)
+        if started is not None:
+            started.set()
+        await stop.wait()
+        log.info("stopping: draining for up to %.1f s", config.drain_s)
+    finally:
+        restore()
+        await server.stop()
+
+
+def _handle_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGTERM/SIGINT set `stop`; only possible from the main thread. Returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+
+    def restore() -> None:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    return restore
+
+
+class RunningServer:
+    """A server on its own thread and event loop; for tests and benches. Use as a context manager."""
+
+    def __init__(self, dispatcher: Dispatcher, config: ServerConfig, start_timeout_s: float = 60.0):
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.addresses: ServerAddresses | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(dispatcher, config), name="hwfit-serve", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(start_timeout_s):
+            raise RuntimeError(f"the server did not start within {start_timeout_s} s")
+        if self._error is not None:
+            raise RuntimeError(f"the server failed to start: {self._error}") from self._error
+
+    def _run(self, dispatcher: Dispatcher, config: ServerConfig) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve(dispatcher, config))
+        except BaseException as error:  # reported to the starting thread, which raises it
+            self._error = error
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    async def _serve(self, dispatcher: Dispatcher, config: ServerConfig) -> None:
+        self._stop = asyncio.Event()
+
+        def started(addresses: ServerAddresses) -> None:
+            self.addresses = addresses
+            self._ready.set()
+
+        await run_server(dispatcher, config, stop=self._stop, on_started=started)
+
+    @property
+    def http_url(self) -> str:
+        return self._bound().http_url
+
+    @property
+    def http_address(self) -> str:
+        return self._bound().http_address
+
+    @property
+    def grpc_url(self) -> str:
+        return self._bound().grpc_url
+
+    def _bound(self) -> ServerAddresses:
+        if self.addresses is None:
+            raise RuntimeError("the server is not running")
+        return self.addresses
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Drain and stop; returns when the server's thread has ended."""
+        if self._thread.is_alive() and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            raise RuntimeError(f"the server did not stop within {timeout_s} s")
+
+    def __enter__(self) -> "RunningServer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def start_in_thread(dispatcher: Dispatcher, config: ServerConfig | None = None) -> RunningServer:
+    """Start HTTP + gRPC for `dispatcher` on a background thread; ports 0 (pick free ones) unless
+    `config` says otherwise. The returned server has .http_url, .http_address, .grpc_url, .stop()."""
+    config = config or ServerConfig(http_port=0, grpc_port=0)
+    return RunningServer(dispatcher, config)

@@ -24,10 +24,12 @@ from hwfit.errors import HwfitError
 def report(
     run_id: Optional[int] = typer.Argument(None, help="A run id from `hwfit results`; default: the latest run, "
                                                       "or with --plan the runs the plan names."),
-    plan_file: Optional[Path] = typer.Option(None, "--plan", help="A plan.yaml written by `hwfit plan`: adds the "
-                                                                  "chosen deployment, the candidates and the Pareto front."),
+    plan_file: Optional[Path] = typer.Option(
+        None, "--plan", help="A plan.yaml written by `hwfit plan`: adds the chosen deployment, the candidates and "
+                             "the Pareto front."),
     output: Path = typer.Option(Path("report.html"), "--output", "-o", help="Where to write the HTML file."),
-    db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: $HWFIT_DB or ~/.cache/hwfit/results.db)."),
+    db: Optional[Path] = typer.Option(
+        None, "--db", help="Results database (default: $HWFIT_DB or ~/.cache/hwfit/results.db)."),
 ) -> None:
     """Write one self-contained HTML report (inline SVG charts, works offline): devices and ceilings,
     latency vs throughput, roofline, Pareto front, batch sweet spot, energy, cost, accuracy, environment.

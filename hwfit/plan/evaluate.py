@@ -21,6 +21,7 @@ from hwfit.plan.slo import Slo
 
 QUEUE_DELAYS_MS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)
 JOULES_PER_KWH = 3.6e6
+SIMULATED_OPTIONS = 4  # batching options a confirmation simulates at most
 EXTRA_UNITS = 2  # besides the fewest units that carry the load, how many more to consider
 
 CONSTRAINTS = (
@@ -143,24 +144,26 @@ class Evaluation:
 
 
 def evaluate(data: ConfigData, slo: Slo, offer: DeviceOffer, default_accuracy_loss: float | None = None,
-             rate_rps: float | None = None) -> list[Evaluation]:
+             rate_rps: float | None = None, p99_optimism: float = 1.0) -> list[Evaluation]:
     """The configuration on 1..count units of its device (the fewest that carry the load, and a
-    few more), each with its best batching at the sustained rate."""
+    few more), each with its best batching at the sustained rate. `p99_optimism` < 1 scales the
+    approximate p99 down, for a search that must not rule a configuration out on the
+    approximation's error (see search.py)."""
     rate = slo.throughput_rps if rate_rps is None else rate_rps
     curve = data.curve
     batches = sorted(data.service_ms)
     per_unit = max(capacity_rps(curve, data.key.layout.replicas, b) for b in batches)
     fewest = max(1, math.ceil(rate / (slo.headroom * per_unit)))
     units_options = range(min(fewest, offer.count), min(offer.count, fewest + EXTRA_UNITS) + 1)
-    return [_evaluate_units(data, curve, batches, units, slo, offer, default_accuracy_loss, rate)
+    return [_evaluate_units(data, curve, batches, units, slo, offer, default_accuracy_loss, rate, p99_optimism)
             for units in units_options]
 
 
-def _evaluate_units(data, curve, batches, units, slo, offer, default_accuracy_loss, rate) -> Evaluation:
+def _evaluate_units(data, curve, batches, units, slo, offer, default_accuracy_loss, rate, optimism) -> Evaluation:
     replicas = units * data.key.layout.replicas
     needed = [rate / slo.headroom] + ([slo.peak_rps] if slo.peak_rps else [])
     carrying = [b for b in batches if capacity_rps(curve, replicas, b) >= max(needed)]
-    options = _score(curve, replicas, carrying or batches[-1:], rate, data)
+    options = [(row[0] * optimism, *row[1:]) for row in _score(curve, replicas, carrying or batches[-1:], rate, data)]
     p99, batch, delay, capacity, mean_batch = _pick(options, slo)
     evaluation = Evaluation(
         key=data.key, units=units, max_batch=batch, max_queue_delay_ms=delay, rate_rps=rate,
@@ -197,7 +200,10 @@ def _pick(options: list[tuple], slo: Slo) -> tuple:
         return max(meeting, key=lambda row: (row[4], -row[0]))
     if slo.objective == "throughput":
         return max(meeting, key=lambda row: (row[3], -row[0]))
-    return min(meeting, key=lambda row: (row[0], row[1], row[2]))
+    # the lowest p99, or (within 2% of it) the smallest batch and delay: at a low rate batches
+    # never fill, so a larger B buys nothing and rests on less relevant measurements
+    lowest = min(row[0] for row in meeting)
+    return min((row for row in meeting if row[0] <= lowest * 1.02), key=lambda row: (row[1], row[2], row[0]))
 
 
 def _fill_energy_and_cost(evaluation: Evaluation, data: ConfigData, slo: Slo) -> None:
@@ -252,13 +258,19 @@ def confirm(evaluation: Evaluation, data: ConfigData, slo: Slo, default_accuracy
     options = sorted(_score(curve, replicas, _carrying(data, curve, replicas, slo, evaluation), evaluation.rate_rps, data))
     first = (evaluation.max_batch, evaluation.max_queue_delay_ms)
     ordered = [first] + [(row[1], row[2]) for row in options if (row[1], row[2]) != first]
-    for batch, delay in ordered[:6]:
+    # the latency objective simulates the few best estimates and keeps the lowest p99; the others
+    # keep the first option (in the order preferred) that the simulation says meets the target
+    for batch, delay in ordered[:SIMULATED_OPTIONS]:
         stats = simulate_pool(curve, replicas, batch, delay, evaluation.rate_rps, seed=seed)
         p99 = stats.p99_ms + data.jitter_ms(batch)
         tried.append((p99, batch, delay, stats))
-        if p99 <= slo.latency_p99_ms:
+        if p99 <= slo.latency_p99_ms and slo.objective != "latency":
             break
-    p99, batch, delay, stats = tried[-1] if tried[-1][0] <= slo.latency_p99_ms else min(tried, key=lambda t: t[0])
+    meeting = [t for t in tried if t[0] <= slo.latency_p99_ms]
+    if slo.objective == "latency" or not meeting:
+        p99, batch, delay, stats = min(tried, key=lambda t: (t[0], t[1]))
+    else:
+        p99, batch, delay, stats = meeting[0]
     evaluation.max_batch, evaluation.max_queue_delay_ms = batch, delay
     evaluation.p99_ms, evaluation.p50_ms = p99, stats.p50_ms
     evaluation.p99_how = "simulation"

@@ -1,29 +1,25 @@
 """Measure few: find the grid's best configuration while measuring a small share of it.
 
-The method is *optimism under uncertainty* (the idea of A* and of UCB), not successive halving
-or a fitted surrogate, for one reason: it comes with a stopping rule that says when the answer
-is right. Every unmeasured point gets an estimate that is meant to be optimistic — no better
-than the truth would be bad — taken from its measured neighbours:
+The method is *optimism under uncertainty* (the idea of A* and of UCB bandits) over a surrogate
+model, not successive halving or hill climbing, because it comes with a stopping rule that says
+when the answer is right:
 
-* along the batch axis, per-sample cost does not rise as the batch grows (batching amortises),
-  so below a measured batch b₁ the time is at least s(b₁)·b/b₁, between b₁ and b₂ at least
-  max(s(b₁), s(b₂)·b/b₂); above the last measured b₂ it shrinks per sample by at most the best
-  per-doubling gain seen on that device (or 15% when none is seen yet);
-* across layouts (K replicas × t threads), by the best ratio to the reference layout seen on
-  another family of the same device, else by ideal scaling (t of T cores → T/t times slower per
-  batch) with 15% of slack, since threads rarely scale perfectly;
-* accuracy is a property of the family (backend × precision), measured once per family.
+* Every unmeasured point gets an estimate from a rank-one model of log service time
+  (surrogate.py): e[family] + g[layout](batch). One screening point per family (batch 8 on its
+  widest layout) fixes the family's speed; points measured on any family teach every family how
+  batch size and layout (K replicas × t threads) scale its time. Cells no family has measured
+  follow a prior (an affine batch time; ideal thread scaling across layouts).
+* Estimates are made optimistic: 5% faster where the cell was measured on another family, 15%
+  where it follows the prior; the queueing approximation's p99 is scaled down by 20% until the
+  simulation confirms it (its error reaches a third). Accuracy is a family's, measured once.
+* Each round evaluates every configuration (milliseconds: the approximation), takes the best,
+  and measures what it rests on and is not measured yet: its max batch B and the batch below.
+  When the best rests only on measurements and its simulated p99 still ranks it first, every
+  other configuration's optimistic estimate is already worse, so measuring more cannot win.
 
-Each round evaluates every configuration with those curves (the queueing approximation, so a
-round costs milliseconds), takes the best, and, if the points it rests on — its max batch B and
-the batch below — are not all measured, measures them. When the best rests only on measurements
-(and the simulation confirms its p99), no unmeasured configuration can beat it, because each of
-their estimates is already optimistic. The search starts with one screening point per family (at
-batch 8 on the widest layout) because nothing can be estimated without one.
-
-Triton Model Analyzer's quick search is hill climbing; it can stop on a local optimum and does
-not know when it has. Here the stop is a bound, and the budget (10% of the grid by default) only
-bites when the estimates were too optimistic to converge in it; the result says so.
+Triton Model Analyzer's quick search is hill climbing: it can stop on a local optimum and does
+not know when it has. Here the stop is a bound (as good as the estimates are optimistic), and
+the budget (10% of the grid by default) only bites when they were not; the plan then says so.
 """
 
 from __future__ import annotations
@@ -34,12 +30,13 @@ from typing import Callable, Iterable
 
 from hwfit.errors import HwfitError
 from hwfit.plan.configs import ConfigKey, ConfigPoints, Family, Layout, config_of, family_accuracy, group_points
+from hwfit.plan.surrogate import fit
 from hwfit.plan.evaluate import ConfigData, DeviceOffer, Evaluation, confirm, evaluate
 from hwfit.plan.slo import Slo
 from hwfit.store import Measurement
 
 SCREEN_BATCH = 8
-DEFAULT_DOUBLING_GAIN = 0.85  # per-sample time may fall to 85% per doubling of the batch, at best
+P99_OPTIMISM = 0.8  # the queueing approximation errs by up to a third; unconfirmed p99s are scaled down
 LAYOUT_SLACK = 0.85  # a layout may be 15% better than ideal thread scaling predicts
 DEFAULT_BUDGET_SHARE = 0.10
 
@@ -198,8 +195,12 @@ class _State:
             offer = self.offers.get(key.family.device)
             if offer is None:
                 continue
-            for evaluation in evaluate(config_data, self.slo, offer, self.default_loss):
-                evaluation = self.confirmed.get((key, evaluation.units), evaluation)
+            for evaluation in evaluate(config_data, self.slo, offer, self.default_loss, p99_optimism=P99_OPTIMISM):
+                confirmed = self.confirmed.get((key, evaluation.units))
+                # a confirmed evaluation stands for the config unless the estimate found a batch
+                # size it has not measured yet (that one may still win: measure it first)
+                if confirmed is not None and not evaluation.estimated:
+                    evaluation = confirmed
                 rows.append((evaluation, config_data))
         rows.sort(key=lambda row: row[0].rank(self.slo.objective))
         return rows
@@ -229,8 +230,10 @@ class _State:
     # --- curves: measured points, and optimistic estimates for the rest -----------------------
     def _config_data(self, groups) -> dict[ConfigKey, ConfigData]:
         accuracy = family_accuracy(groups)
-        gains = _doubling_gains(groups)
-        ratios = _layout_ratios(groups, self.grid)
+        references = {family: self.grid.reference_layout(family) for family in self.grid.families()}
+        cores = {name: offer.cores for name, offer in self.offers.items()}
+        model = fit(groups, references, SCREEN_BATCH, cores)
+        energy = _energy_constants(groups, cores)
         data = {}
         for key, batches in self.grid.batches.items():
             group = groups.get(key)
@@ -240,33 +243,30 @@ class _State:
             if group is not None and group.points and set(batches) <= set(group.points):
                 data[key] = self._measured_data(group, accuracy, groups)
                 continue
-            estimate = self._estimated_data(key, batches, groups, accuracy, gains, ratios)
+            estimate = self._estimated_data(key, batches, group, accuracy, model, energy)
             if estimate is not None:
                 data[key] = estimate
         return data
 
     def _measured_data(self, group: ConfigPoints, accuracy, groups) -> ConfigData:
-        energy, how = _energy(group, groups, self.offers)
+        cores = {name: offer.cores for name, offer in self.offers.items()}
+        energy, how = _energy(group, _energy_constants(groups, cores), cores)
         return ConfigData(
             key=group.key, service_ms=group.service_ms(), accuracy_loss=accuracy.get(group.key.family),
             energy_j=energy, energy_how=how, jitter_ms=group.jitter_ms,
             measured_from=[m.variant_key for _, m in sorted(group.points.items())],
         )
 
-    def _estimated_data(self, key, batches, groups, accuracy, gains, ratios) -> ConfigData | None:
-        group = groups.get(key)
+    def _estimated_data(self, key, batches, group, accuracy, model, energy_constants) -> ConfigData | None:
         own = group.service_ms() if group else {}
-        if own:
-            times = {b: own.get(b) or _along_batch(own, b, gains.get(key.family.device)) for b in batches}
-        else:
-            reference = _reference_curve(key, groups, self.grid)
-            if reference is None:
+        times = {}
+        for batch in batches:
+            estimate = own.get(batch) or model.estimate_ms(key, batch)
+            if estimate is None:
                 return None
-            ref_layout, ref_times = reference
-            ratio = ratios.get((key.family.device, ref_layout, key.layout)) or _ideal_ratio(
-                ref_layout, key.layout, self.offers.get(key.family.device))
-            times = {b: _along_batch(ref_times, b, gains.get(key.family.device)) * ratio for b in batches}
-        energy, how = _energy(group, groups, self.offers) if group else ({}, None)
+            times[batch] = estimate
+        cores = {name: offer.cores for name, offer in self.offers.items()}
+        energy, how = _energy_for_times(key, times, energy_constants, cores, group)
         return ConfigData(
             key=key, service_ms=times, accuracy_loss=accuracy.get(key.family), energy_j=energy, energy_how=how,
             jitter_ms=group.jitter_ms if group else (lambda batch: 0.0),
@@ -283,103 +283,45 @@ def _usable_batches(batches: list[int], group: ConfigPoints | None) -> list[int]
     return [b for b in batches if b < first_failure]
 
 
-def _along_batch(points: dict[int, float], batch: int, gain: float | None) -> float:
-    """An optimistic service time at `batch` from measured (batch -> ms) points of one configuration."""
-    if batch in points:
-        return points[batch]
-    measured = sorted(points)
-    lower = [b for b in measured if b < batch]
-    upper = [b for b in measured if b > batch]
-    if upper and not lower:
-        b1 = upper[0]
-        return points[b1] * batch / b1
-    if upper and lower:
-        b0, b1 = lower[-1], upper[0]
-        return max(points[b0], points[b1] * batch / b1)
-    b0 = lower[-1]
-    doublings = math.log2(batch / b0)
-    per_sample = points[b0] / b0 * (gain or DEFAULT_DOUBLING_GAIN) ** doublings
-    return max(points[b0], per_sample * batch)
+def _cores(key: ConfigKey, device_cores: dict[str, int | None]) -> float:
+    return float(key.layout.cores(device_cores.get(key.family.device)) or 1)
 
 
-def _doubling_gains(groups: dict[ConfigKey, ConfigPoints]) -> dict[str, float]:
-    """Per device: the best (lowest) per-sample time ratio seen from a batch to the next measured
-    one, per doubling — how much batching can still help, at most, judging by the neighbours."""
-    gains: dict[str, float] = {}
+def _energy_constants(groups, device_cores) -> dict[Family, tuple[float, str]]:
+    """Per family: k = J per sample / (cores × seconds per sample per replica) from its metered points.
+
+    Energy per sample = power × time; a CPU estimate (and, roughly, a busy accelerator) draws power
+    in proportion to the cores kept busy, so k carries a family's energy to other layouts and
+    batch sizes: J(layout, b) = k × cores × s(b) / (K × b).
+    """
+    found: dict[Family, list[float]] = {}
+    hows: dict[Family, set] = {}
     for key, group in groups.items():
-        times = group.service_ms()
-        measured = sorted(times)
-        for b0, b1 in zip(measured, measured[1:]):
-            ratio = (times[b1] / b1) / (times[b0] / b0)
-            per_doubling = ratio ** (1.0 / math.log2(b1 / b0))
-            device = key.family.device
-            gains[device] = min(gains.get(device, 1.0), max(per_doubling, 0.5))
-    return gains
-
-
-def _reference_curve(key: ConfigKey, groups, grid: Grid) -> tuple[Layout, dict[int, float]] | None:
-    """The measured curve of the same family in another layout (the reference layout first)."""
-    reference = grid.reference_layout(key.family)
-    candidates = sorted((g for k, g in groups.items() if k.family == key.family and g.points),
-                        key=lambda g: (g.key.layout != reference, -len(g.points)))
-    if not candidates:
-        return None
-    return candidates[0].key.layout, candidates[0].service_ms()
-
-
-def _layout_ratios(groups, grid: Grid) -> dict[tuple[str, Layout, Layout], float]:
-    """(device, from layout, to layout) -> the lowest per-batch time ratio seen at a common batch
-    size on any family: an optimistic guide for families where the target layout is unmeasured."""
-    by_family: dict[Family, dict[Layout, dict[int, float]]] = {}
-    for key, group in groups.items():
-        if group.points:
-            by_family.setdefault(key.family, {})[key.layout] = group.service_ms()
-    ratios: dict[tuple[str, Layout, Layout], float] = {}
-    for family, layouts in by_family.items():
-        for source, source_times in layouts.items():
-            for target, target_times in layouts.items():
-                common = set(source_times) & set(target_times)
-                if source == target or not common:
-                    continue
-                ratio = min(target_times[b] / source_times[b] for b in common)
-                slot = (family.device, source, target)
-                ratios[slot] = min(ratios.get(slot, math.inf), ratio)
-    return ratios
-
-
-def _ideal_ratio(source: Layout, target: Layout, offer: DeviceOffer | None) -> float:
-    """Per-batch time of `target` over `source` if threads scaled perfectly, with some slack."""
-    cores = offer.cores if offer else None
-    source_threads = source.threads or cores or 1
-    target_threads = target.threads or cores or 1
-    busy_cores = max(source_threads, target.replicas * target_threads)
-    contention = busy_cores / (cores or busy_cores) if cores else 1.0
-    return max(source_threads / target_threads * max(contention, 1.0) * LAYOUT_SLACK, 0.05)
-
-
-def _energy(group: ConfigPoints | None, groups, offers) -> tuple[dict[int, float], str | None]:
-    """J per sample by batch: measured where the point metered it, else scaled from the family's
-    single-replica point at the same batch by cores used and throughput (energy ∝ busy cores × time)."""
-    if group is None:
-        return {}, None
-    own = {b: m.energy_j_per_sample for b, m in group.points.items() if m.energy_j_per_sample is not None}
-    if own:
-        hows = {m.energy_how for m in group.points.values() if m.energy_j_per_sample is not None}
-        return own, "/".join(sorted(h for h in hows if h)) or None
-    offer = offers.get(group.key.family.device)
-    cores = offer.cores if offer else None
-    for key, other in groups.items():
-        if key.family != group.key.family or key == group.key:
-            continue
-        scaled = {}
         for batch, measurement in group.points.items():
-            source = other.points.get(batch)
-            if source is None or source.energy_j_per_sample is None:
+            if measurement.energy_j_per_sample is None or not measurement.latency:
                 continue
-            source_cores = key.layout.cores(cores) or 1
-            target_cores = group.key.layout.cores(cores) or 1
-            scaled[batch] = (source.energy_j_per_sample * (target_cores / measurement.samples_per_s)
-                             / (source_cores / source.samples_per_s))
-        if scaled:
-            return scaled, f"estimated (scaled from {key.label} by cores and throughput)"
-    return {}, None
+            seconds_per_sample = measurement.latency.mean_ms / 1000.0 / (batch * key.layout.replicas)
+            found.setdefault(key.family, []).append(
+                measurement.energy_j_per_sample / (_cores(key, device_cores) * seconds_per_sample))
+            hows.setdefault(key.family, set()).add(measurement.energy_how or "unknown")
+    return {family: (sorted(values)[len(values) // 2], "/".join(sorted(hows[family])))
+            for family, values in found.items()}
+
+
+def _energy_for_times(key: ConfigKey, times: dict[int, float], constants, device_cores, group) -> tuple[dict, str | None]:
+    own = {b: m.energy_j_per_sample for b, m in (group.points.items() if group else [])
+           if m.energy_j_per_sample is not None}
+    if key.family not in constants:
+        return own, ("/".join(sorted({m.energy_how for m in group.points.values() if m.energy_how}))
+                     if own and group else None)
+    k, how = constants[key.family]
+    cores = _cores(key, device_cores)
+    energy = {b: own.get(b, k * cores * ms / 1000.0 / (b * key.layout.replicas)) for b, ms in times.items()}
+    if own and len(own) == len(energy):
+        return energy, how
+    return energy, f"{how}; scaled to this layout and batch by busy cores x time"
+
+
+def _energy(group: ConfigPoints, constants, device_cores) -> tuple[dict[int, float], str | None]:
+    """J per sample by measured batch: metered where the point metered it, else scaled (see above)."""
+    return _energy_for_times(group.key, group.service_ms(), constants, device_cores, group)

@@ -190,6 +190,15 @@ class DynamicBatcher:
         self._insert(job)
         return shed
 
+    def has_room(self, samples: int, priority: int) -> bool:
+        """Whether a job of this size and priority would be admitted (perhaps by shedding lower ones)."""
+        room_needed = self.queued_samples + samples - self.limit_samples
+        for _, queued in reversed(self._queue):
+            if room_needed <= 0 or queued.priority >= priority:
+                break
+            room_needed -= queued.samples
+        return room_needed <= 0
+
     def has_lower_priority_than(self, priority: int) -> bool:
         return bool(self._queue) and self._queue[-1][1].priority < priority
 

@@ -181,6 +181,12 @@ class Pool:
     def predict_s(self, batch_size: int) -> float:
         return self.curve.predict_s(batch_size)
 
+    def has_room(self, samples: int, priority: int) -> bool:
+        return self.batcher.has_room(samples, priority)
+
+    def queue_text(self) -> str:
+        return f"{self.batcher.queued_samples}/{self.batcher.limit_samples} samples queued"
+
     def load(self, priority: int) -> PoolLoad:
         now = time.perf_counter()
         busy = tuple(max(0.0, s.busy_since + s.busy_predicted_s - now) for s in self.slots

@@ -102,6 +102,10 @@ class RoutablePool(Protocol):
 
     def predict_s(self, batch_size: int) -> float: ...
 
+    def has_room(self, samples: int, priority: int) -> bool: ...
+
+    def queue_text(self) -> str: ...
+
 
 @dataclass(frozen=True)
 class RouteRequest:
@@ -129,6 +133,10 @@ class Router:
     def choose(self, request: RouteRequest, now: float, exclude: frozenset[str] = frozenset()) -> Route:
         """The pool to queue on; Rejected if none meets the deadline, Unavailable if none is up."""
         routed = self._routed_candidates(request, exclude)
+        full = [pool for pool in routed if not pool.has_room(request.samples, request.priority)]
+        routed = [pool for pool in routed if pool not in full]
+        if full and not routed:
+            raise self._queues_full(full, request, now)
         if routed:
             routes = [self._predict(pool, request, now) for pool in routed]
             chosen = self._earliest_in_time(routes, request)
@@ -194,6 +202,12 @@ class Router:
             f"{best.pool.name}; retry later or allow a longer timeout",
             retry_after_s=round(max(MIN_RETRY_AFTER_S, late_s), 3),
         )
+
+    def _queues_full(self, pools: list[RoutablePool], request: RouteRequest, now: float) -> Rejected:
+        drain_s = min(predict_completion_s(pool.load(request.priority), 1, pool.predict_s) for pool in pools)
+        detail = ", ".join(f"{pool.name}: {pool.queue_text()}" for pool in pools)
+        return Rejected(f"every pool's queue is full ({detail}) with nothing of lower priority than "
+                        f"{request.priority} to shed; retry later", retry_after_s=round(max(MIN_RETRY_AFTER_S, drain_s), 3))
 
     def _nothing_up_message(self, exclude: frozenset[str]) -> str:
         reasons = []

@@ -22,6 +22,7 @@ class PoolState:
     queued_samples: int = 0
     delay_s: float = 0.002
     is_up: bool = True
+    queue_limit: int = 1000
     curve: OnlineCurve = field(init=False)
 
     def __post_init__(self):
@@ -40,6 +41,12 @@ class PoolState:
 
     def predict_s(self, batch_size):
         return self.curve.predict_s(batch_size)
+
+    def has_room(self, samples, priority):
+        return self.queued_samples + samples <= self.queue_limit
+
+    def queue_text(self):
+        return f"{self.queued_samples}/{self.queue_limit} samples queued"
 
 
 def request(samples=1, timeout_ms=None, tier="full", priority=0):
@@ -141,3 +148,14 @@ def test_pools_too_small_for_the_request_are_not_considered():
     big = PoolState("big", {1: 10.0, 16: 40.0}, max_batch_size=16)
     router = Router([small, big], ["small", "big"])
     assert router.choose(request(samples=4), time.perf_counter()).pool is big
+
+
+@pytest.mark.timeout(10)
+def test_a_pool_with_a_full_queue_is_passed_over_and_all_full_is_a_rejection():
+    fast = PoolState("fast", {1: 5.0}, queued_samples=16, queue_limit=16)
+    slow = PoolState("slow", {1: 50.0}, role="overflow")
+    router = Router([fast, slow], ["fast", "slow"])
+    assert router.choose(request(), time.perf_counter()).pool is slow
+    slow.queued_samples = slow.queue_limit = 8
+    with pytest.raises(Rejected, match="every pool's queue is full .fast: 16/16 samples queued, slow: 8/8"):
+        router.choose(request(), time.perf_counter())

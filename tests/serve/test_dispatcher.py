@@ -1,0 +1,194 @@
+"""PlanDispatcher on emulated pools of known curves: metadata, routing, refusals, shedding, cache,
+metrics and graceful drain; and padding on a real model (MiniLM on ONNX Runtime)."""
+
+import asyncio
+import time
+from concurrent.futures import wait
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from hwfit.serve.api import BadRequest, InferRequest, ModelNotFound, Rejected, RequestOptions, Unavailable
+from hwfit.serve.dispatcher import DispatcherConfig, PlanDispatcher
+from hwfit.serve.emulation import EmulatedPool, emulated_plan, write_small_onnx_model
+from hwfit.serve.inprocess import InProcess
+from hwfit.serve.pools import PoolConfig
+
+FAST = EmulatedPool("fast", {1: 10.0, 8: 20.0}, replicas=1, max_batch_size=8, max_queue_delay_ms=2.0)
+SLOW = EmulatedPool("slow", {1: 40.0, 8: 80.0}, replicas=1, max_batch_size=8, max_queue_delay_ms=2.0, role="overflow")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    path = write_small_onnx_model(tmp_path_factory.mktemp("model") / "small.onnx")
+    plan = emulated_plan("small", str(path), [FAST, SLOW], latency_p99_ms=2000.0)
+    config = DispatcherConfig(cache_bytes=1 << 20, pool=PoolConfig(queue_batches_per_replica=2))
+    running = InProcess(PlanDispatcher(plan, config=config))
+    yield running
+    running.stop()
+
+
+_rng = np.random.default_rng(0)
+
+
+def request(samples=1, timeout_ms=None, priority=0, inputs=None):
+    x = inputs if inputs is not None else _rng.random((samples, 4), dtype=np.float32)  # distinct: no cache hits
+    return InferRequest("small", {"x": x}, options=RequestOptions(timeout_ms=timeout_ms, priority=priority))
+
+
+def metric_values(text, name):
+    """{frozenset(labels): value} of one sample name (the parser adds _total to Triton's counters)."""
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in (name, name + "_total"):
+                values[frozenset(sample.labels.items())] = sample.value
+    return values
+
+
+def total(text, name, **labels):
+    return sum(v for key, v in metric_values(text, name).items() if set(labels.items()) <= key)
+
+
+@pytest.mark.timeout(60)
+def test_metadata_comes_from_the_model_and_plan(server):
+    dispatcher = server.dispatcher
+    (info,) = dispatcher.models()
+    assert info.name == "small" and info.max_batch_size == 8 and "EMULATED" in info.platform
+    assert [(t.name, t.datatype, t.shape) for t in info.inputs] == [("x", "FP32", (-1, 4))]
+    assert [(t.name, t.datatype, t.shape) for t in info.outputs] == [("y", "FP32", (-1, 2))]
+    assert dispatcher.live() and dispatcher.ready() and dispatcher.ready("small", "1")
+    assert not dispatcher.ready("other")
+    with pytest.raises(ModelNotFound, match="serves 'small'"):
+        dispatcher.model_info("small", "7")
+    assert all(summary.emulated and summary.up for summary in dispatcher.pool_summaries())
+
+
+@pytest.mark.timeout(60)
+def test_light_load_goes_to_the_faster_pool(server):
+    responses = [server.infer(request()) for _ in range(8)]
+    assert {r.pool for r in responses} == {"fast"}
+    assert all(r.outputs["y"].shape == (1, 2) for r in responses)
+    assert all(r.timings.compute_ms >= 10.0 for r in responses)  # never faster than the curve
+
+
+@pytest.mark.timeout(60)
+def test_a_burst_overflows_to_the_slower_pool_and_every_request_is_answered(server):
+    futures = [server.infer_async(request()) for _ in range(24)]
+    wait(futures, timeout=30)
+    pools = [f.result().pool for f in futures]
+    assert pools.count("fast") > pools.count("slow") > 0
+
+
+@pytest.mark.timeout(60)
+def test_a_deadline_no_pool_can_meet_is_rejected_at_once_with_the_reason(server):
+    started = time.perf_counter()
+    with pytest.raises(Rejected) as caught:
+        server.infer(request(timeout_ms=5))  # fast needs 10 ms at least
+    assert time.perf_counter() - started < 0.5
+    assert "no pool can answer within 5 ms; the earliest is" in str(caught.value)
+    assert "on pool fast" in str(caught.value) and caught.value.retry_after_s > 0
+
+
+@pytest.mark.timeout(60)
+def test_malformed_and_oversized_requests_are_bad_requests(server):
+    with pytest.raises(BadRequest, match="axis 1 must be 4"):
+        server.infer(InferRequest("small", {"x": np.ones((1, 5), np.float32)}))
+    with pytest.raises(BadRequest, match="takes 1 to 8 per request"):
+        server.infer(request(samples=9))
+    with pytest.raises(BadRequest, match="unknown output"):
+        server.infer(InferRequest("small", {"x": np.ones((1, 4), np.float32)}, requested_outputs=["z"]))
+
+
+@pytest.mark.timeout(60)
+def test_under_overload_the_lowest_priority_is_shed_first(server):
+    low = [server.infer_async(request()) for _ in range(60)]
+    high = [server.infer_async(request(priority=5)) for _ in range(8)]
+    wait(low + high, timeout=30)
+    assert all(f.exception() is None for f in high), [f.exception() for f in high]
+    errors = [f.exception() for f in low if f.exception() is not None]
+    assert errors and all(isinstance(e, Rejected) and e.retry_after_s for e in errors)
+    assert any("shed by pool" in str(e) for e in errors)  # queued low-priority requests made room
+    assert any("queue is full" in str(e) for e in errors)  # same-priority arrivals to full queues refused
+
+
+@pytest.mark.timeout(60)
+def test_a_repeated_request_is_answered_from_the_cache(server):
+    x = np.full((1, 4), 0.25, np.float32)
+    first = server.infer(request(inputs=x))
+    second = server.infer(request(inputs=x))
+    assert first.pool in ("fast", "slow") and second.pool == "cache"
+    assert np.array_equal(first.outputs["y"], second.outputs["y"])
+
+
+@pytest.mark.timeout(60)
+def test_metrics_count_what_happened(server):
+    text = server.dispatcher.metrics_text()
+    successes = total(text, "hwfit_requests_total", outcome="success")
+    assert successes == total(text, "nv_inference_request_success")
+    assert total(text, "hwfit_requests_total", outcome="success", pool="fast") >= 8
+    assert total(text, "hwfit_requests_total", outcome="success", pool="slow") >= 1
+    assert total(text, "hwfit_requests_total", outcome="shed") >= 1
+    assert total(text, "nv_inference_request_failure", reason="REJECTED") >= 2
+    batches = total(text, "nv_inference_exec_count")
+    assert 0 < batches < total(text, "nv_inference_count")  # some batches held several requests
+    assert total(text, "hwfit_batch_size_count", pool="fast") + total(text, "hwfit_batch_size_count",
+                                                                       pool="slow") == batches
+    assert total(text, "hwfit_request_compute_seconds_count", pool="fast") >= 8
+    assert total(text, "hwfit_pool_info", pool="fast", emulated="true") == 1
+    assert total(text, "hwfit_cache_hits_total") >= 1
+    assert total(text, "hwfit_device_utilization_ratio", device="cpu") >= 0
+
+
+@pytest.mark.timeout(60)
+def test_stop_answers_what_was_accepted_then_refuses(server):
+    futures = [server.infer_async(request()) for _ in range(10)]
+    time.sleep(0.05)  # accepted and queued
+    server.call(server.dispatcher.stop(drain_s=10.0), timeout_s=30)
+    assert all(f.result(timeout=1).outputs["y"].shape == (1, 2) for f in futures)
+    with pytest.raises(Unavailable):
+        server.infer(request())
+    assert not server.dispatcher.ready() and not server.dispatcher.live()
+    assert all(not slot.worker.alive for pool in server.dispatcher.pools.values() for slot in pool.slots)
+
+
+def _minilm_plan(max_queue_delay_ms):
+    from hwfit.plan import parse_plan
+
+    return parse_plan({
+        "model": {"name": "minilm", "source": "minilm", "hash": "x"},
+        "slo": {"latency_p99_ms": 5000, "throughput_rps": 1, "objective": "latency", "devices": {"cpu": {"count": 1}}},
+        "feasible": True,
+        "pools": [{"name": "cpu", "role": "primary", "variant": "ort/cpu/fp32/b4/t1", "backend": "ort",
+                   "device": "cpu", "precision": "fp32", "threads": 1, "max_batch_size": 4,
+                   "max_queue_delay_ms": max_queue_delay_ms, "service_ms": {1: 5.0, 4: 15.0},
+                   "expected": {"rate_rps": 1, "capacity_rps": 200}}],
+        "fallback": ["cpu"],
+        "search": {"grid_size": 1, "measured": 1, "reused": 0},
+    })
+
+
+@pytest.mark.timeout(120)
+def test_padded_batches_give_the_same_embeddings_as_unpadded_runs(minilm):
+    from hwfit.backends import Variant, load_variant
+
+    inputs = minilm.sample_inputs(2)[0]  # real sentences, padded to 128 by the tokenizer
+    lengths = [int(mask.sum()) for mask in inputs["attention_mask"]]
+    requests = [{name: array[i:i + 1, :lengths[i]] for name, array in inputs.items()} for i in range(2)]
+    assert requests[0]["input_ids"].shape != requests[1]["input_ids"].shape
+    with load_variant(minilm, Variant("ort", "cpu", "fp32", 1, threads=1)) as runner:
+        expected = [runner.run(r)["sentence_embedding"] for r in requests]
+    with InProcess(PlanDispatcher(_minilm_plan(max_queue_delay_ms=300.0), model=minilm)) as server:
+        info = server.dispatcher.models()[0]
+        assert [(t.name, t.datatype, t.shape) for t in info.inputs] == [
+            ("input_ids", "INT64", (-1, -1)), ("attention_mask", "INT64", (-1, -1))]
+        assert [(t.name, t.datatype, t.shape) for t in info.outputs] == [("sentence_embedding", "FP32", (-1, 384))]
+        futures = [server.infer_async(InferRequest("minilm", r)) for r in requests]
+        responses = [f.result(timeout=60) for f in futures]
+        text = server.dispatcher.metrics_text()
+    assert total(text, "hwfit_batch_size_count") == 1  # both rode one batch...
+    assert total(text, "hwfit_padding_elements_total") == 2 * abs(lengths[0] - lengths[1])  # ...padded
+    for response, want in zip(responses, expected):
+        assert response.outputs["sentence_embedding"].shape == (1, 384)
+        assert np.allclose(response.outputs["sentence_embedding"], want, atol=1e-5)

@@ -232,10 +232,9 @@ def cast_values(header: TensorHeader, values: np.ndarray) -> np.ndarray:
     if kind not in "iuf":
         raise BadRequest(f"input '{name}' is {datatype}; 'data' must hold numbers, got {_json_kind(values)}")
     largest = float(np.max(np.abs(values[np.isfinite(values)]), initial=0.0)) if kind == "f" else float(np.abs(values).max())
-    if largest > np.finfo(target).max:
-        raise BadRequest(
-            f"input '{name}' is {datatype}; values must lie within +-{np.finfo(target).max:.4g}, got magnitude {largest:.4g}"
-        )
+    limit = float(np.finfo(target).max)
+    if largest > limit:
+        raise BadRequest(f"input '{name}' is {datatype}; values must lie within +-{limit:.4g}, got magnitude {largest:.4g}")
     return values.astype(target)
 
 

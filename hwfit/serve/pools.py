@@ -300,7 +300,10 @@ class Pool:
             if not slot.worker.ready:
                 await self._restart(slot)
                 continue
-            batch = await self.batcher.next_batch()
+            batch = await self._next_batch_or_death(slot)
+            if isinstance(batch, WorkerFailure):  # it died while idle
+                self._worker_failed(slot, batch)
+                continue
             if batch is None:
                 return
             self._answer_expired(batch.expired)
@@ -311,6 +314,21 @@ class Pool:
                 continue
             self._publish_queue()
             await self._execute(slot, batch.jobs)
+
+    async def _next_batch_or_death(self, slot: Slot):
+        """The next batch, None once the batcher stops, or the failure of a worker that died idle."""
+        batch_task = asyncio.ensure_future(self.batcher.next_batch())
+        death_task = asyncio.ensure_future(slot.worker.died.wait())
+        try:
+            await asyncio.wait({batch_task, death_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            death_task.cancel()
+            if not batch_task.done():
+                batch_task.cancel()
+                await asyncio.gather(batch_task, return_exceptions=True)
+        if not batch_task.cancelled():
+            return batch_task.result()  # a batch taken as the worker died goes back to the queue below
+        return slot.worker.last_failure or WorkerFailure("died", f"worker {slot.worker.spec.label} died")
 
     async def _execute(self, slot: Slot, jobs: list[Job]) -> None:
         try:

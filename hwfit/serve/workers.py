@@ -250,6 +250,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiter: asyncio.Future | None = None
         self._batch_id = 0
+        self.died = asyncio.Event()  # set when the process is found dead (or cut off); cleared on start
 
     @property
     def ready(self) -> bool:
@@ -277,6 +278,7 @@ class Worker:
         process.start()
         child_end.close()  # so the worker's death reads as EOF here
         self._process, self._conn, self.state = process, parent_end, "starting"
+        self.died.clear()
         self._waiter = self._loop.create_future()
         self._loop.add_reader(parent_end.fileno(), self._on_readable)
         try:
@@ -406,6 +408,7 @@ class Worker:
         if self.state != "stopped":
             self.state = "dead"
         self.last_failure = failure
+        self.died.set()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(failure)
 

@@ -59,7 +59,7 @@ def tiny_model(tmp_path_factory):
     return load_model(str(path))
 
 
-def tiny_inputs(batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
+def _tiny_inputs(batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {
         "x": rng.standard_normal((batch, 4)).astype(np.float32),
@@ -68,11 +68,9 @@ def tiny_inputs(batch: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def tiny_dispatcher(tiny_model):
-    from hwfit.backends import Variant
-    from hwfit.serve.direct import DirectDispatcher
-
-    return DirectDispatcher(tiny_model, Variant("ort", "cpu", "fp32", 1, threads=1), max_batch_size=TINY_MAX_BATCH)
+def tiny_inputs():
+    """tiny_inputs(batch=2, seed=0) -> {"x": float32 (batch, 4), "ids": int64 (batch, 4)}."""
+    return _tiny_inputs
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +98,41 @@ def reference(tiny_model):
         return dict(zip(names, session.run(names, inputs)))
 
     return run
+
+
+def shed_low_priority_dispatcher(model):
+    """A real DirectDispatcher with an admission rule: requests with priority < 0 are refused
+    (Rejected, retry after 2 s), so the front ends' 429 / RESOURCE_EXHAUSTED path is exercised."""
+    from hwfit.backends import Variant
+    from hwfit.serve.api import Rejected
+    from hwfit.serve.direct import DirectDispatcher
+
+    class ShedLowPriority(DirectDispatcher):
+        async def infer(self, request):
+            if request.options.priority < 0:
+                raise Rejected(f"priority {request.options.priority} is below 0: shed", retry_after_s=2.0)
+            return await super().infer(request)
+
+    return ShedLowPriority(model, Variant("ort", "cpu", "fp32", 1, threads=1), max_batch_size=TINY_MAX_BATCH)
+
+
+@pytest.fixture(scope="module")
+def guarded_server(tiny_model):
+    """A server with a bearer token and the shed-below-priority-0 admission rule."""
+    from hwfit.serve.server import ServerConfig, start_in_thread
+
+    config = ServerConfig(http_port=0, grpc_port=0, token=TOKEN, drain_s=2.0)
+    server = start_in_thread(shed_low_priority_dispatcher(tiny_model), config)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def token() -> str:
+    """The bearer token guarded_server requires."""
+    return TOKEN
+
+
+@pytest.fixture(scope="session")
+def tiny_max_batch() -> int:
+    return TINY_MAX_BATCH

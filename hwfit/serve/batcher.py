@@ -30,6 +30,7 @@ class Job:
     future: asyncio.Future
     seq: int  # admission order, for FIFO within a priority
     deadline: float | None = None  # perf_counter time; the request's own or the server's default
+    hard_deadline: bool = False  # the client set it (its timeout): past it, an answer is useless
     admitted_at: float = 0.0
     pool: str | None = None
     retried: bool = False
@@ -147,7 +148,7 @@ class Batch:
     jobs: list[Job]
     formation_started: float
     dispatched_at: float
-    expired: list[Job] = field(default_factory=list)  # deadline passed while queued: answer, don't run
+    expired: list[Job] = field(default_factory=list)  # client deadline passed while queued: don't run
 
     @property
     def samples(self) -> int:
@@ -293,7 +294,7 @@ class DynamicBatcher:
         expired: list[Job] = []
         samples = 0
         for _, job in list(self._queue):
-            if job.deadline is not None and job.deadline <= now:
+            if job.hard_deadline and job.deadline is not None and job.deadline <= now:
                 expired.append(job)
                 self.remove(job)
                 continue

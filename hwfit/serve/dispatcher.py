@@ -164,6 +164,11 @@ class PlanDispatcher:
             return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._infer(request), self._loop))
         return await self._infer(request)
 
+    @property
+    def pending_requests(self) -> int:
+        """Accepted and not yet answered: queued or running."""
+        return len(self._jobs)
+
     def metrics_text(self) -> str:
         self.metrics.pending_requests = len(self._jobs)
         if self.cache is not None:
@@ -202,15 +207,20 @@ class PlanDispatcher:
         unknown = [n for n in (request.requested_outputs or []) if n not in self.model.output_names]
         if unknown:
             raise BadRequest(f"unknown output(s) {unknown}; the model's outputs are {list(self.model.output_names)}")
-        timeout_ms = request.options.timeout_ms if request.options.timeout_ms is not None else self.default_timeout_ms
+        # The client's timeout is hard (past it the answer is useless); the server's default, from the
+        # SLO, only decides admission: a request admitted under it is answered even if it runs late.
+        own_timeout = request.options.timeout_ms is not None
+        timeout_ms = request.options.timeout_ms if own_timeout else self.default_timeout_ms
         deadline = None if not timeout_ms else request.arrived + timeout_ms / 1000.0
         future = asyncio.get_running_loop().create_future()
-        return Job(request, samples, sizes, future, next(self._seq), deadline)
+        return Job(request, samples, sizes, future, next(self._seq), deadline, hard_deadline=own_timeout)
 
-    def _place(self, job: Job, exclude: frozenset[str], count_refusal: bool = True) -> None:
-        """Route and queue; raises Rejected / Unavailable (counted) when no pool takes it."""
+    def _place(self, job: Job, exclude: frozenset[str], count_refusal: bool = True, retry: bool = False) -> None:
+        """Route and queue; raises Rejected / Unavailable (counted) when no pool takes it. A retried job
+        with only the server's default deadline is placed regardless of it: it was accepted."""
+        deadline = None if retry and not job.hard_deadline else job.deadline
         route_request = RouteRequest(job.samples, job.priority, job.request.options.tier, job.request.arrived,
-                                     job.deadline)
+                                     deadline)
         pool_name = ""
         try:
             route = self.router.choose(route_request, time.perf_counter(), exclude)
@@ -232,17 +242,17 @@ class PlanDispatcher:
                 return
             job.retried = True
             self.metrics.request_retried(failed_pool)
-        if job.deadline is not None and time.perf_counter() >= job.deadline:
+        if job.hard_deadline and job.deadline is not None and time.perf_counter() >= job.deadline:
             self._fail(job, failed_pool, DeadlineExceeded(
                 f"pool {failed_pool} failed this request ({failure or 'pool down'}) and its deadline has passed"))
             return
         try:
-            self._place(job, exclude=frozenset({failed_pool}), count_refusal=False)
+            self._place(job, exclude=frozenset({failed_pool}), count_refusal=False, retry=True)
             return
         except ServeError:
             pass
         try:  # no other pool can take it in time: the same pool's other replicas, or its restart
-            self._place(job, exclude=frozenset())
+            self._place(job, exclude=frozenset(), retry=True)
         except ServeError as error:
             job.fail(error)
 

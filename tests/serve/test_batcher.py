@@ -15,13 +15,13 @@ TOKENS = InputSpec((TensorSpec("ids", "int64", ("B", "S"), fill="token_ids"),
 FEATURES = InputSpec((TensorSpec("x", "float32", ("B", 3)),))
 
 
-def make_job(inputs, spec=FEATURES, priority=0, seq=0, deadline=None, loop=None):
+def make_job(inputs, spec=FEATURES, priority=0, seq=0, deadline=None, loop=None, hard=True):
     request = InferRequest("m", inputs, options=RequestOptions(priority=priority))
     samples, sizes = job_sizes(spec, inputs)
     if loop is None:  # a job that is never awaited: its future only needs some loop
         loop = asyncio.new_event_loop()
         loop.close()
-    return Job(request, samples, sizes, loop.create_future(), seq, deadline)
+    return Job(request, samples, sizes, loop.create_future(), seq, deadline, hard_deadline=hard)
 
 
 def tokens(rows, length, start=1):
@@ -131,17 +131,18 @@ def test_a_request_that_does_not_fit_waits_for_the_next_batch_instead_of_being_s
 
 
 @pytest.mark.timeout(10)
-def test_requests_whose_deadline_passed_in_the_queue_are_set_aside_not_run():
+def test_requests_whose_client_deadline_passed_in_the_queue_are_set_aside_not_run():
     async def scenario():
         loop = asyncio.get_running_loop()
         batcher = DynamicBatcher(max_batch_size=4, max_queue_delay_s=0.0, limit_samples=64)
         one = {"x": np.zeros((1, 3), np.float32)}
         stale = make_job(one, seq=0, deadline=time.perf_counter() - 0.001, loop=loop)
-        fresh = make_job(one, seq=1, loop=loop)
-        batcher.admit(stale, time.perf_counter())
-        batcher.admit(fresh, time.perf_counter())
+        late_by_default = make_job(one, seq=1, deadline=time.perf_counter() - 0.001, loop=loop, hard=False)
+        fresh = make_job(one, seq=2, loop=loop)
+        for job in (stale, late_by_default, fresh):
+            batcher.admit(job, time.perf_counter())
         batch = await batcher.next_batch()
-        assert batch.jobs == [fresh] and batch.expired == [stale]
+        assert batch.jobs == [late_by_default, fresh] and batch.expired == [stale]
 
     asyncio.run(scenario())
 

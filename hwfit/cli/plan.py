@@ -56,7 +56,11 @@ def plan(
         made.save(output)
         if report is not None:
             _write_report(store, made, report)
-    exported = _export_triton(made, loaded, export_dir) if export else None
+    exported = None
+    if export and made.feasible:
+        exported = _export_triton(made, loaded, export_dir)
+    elif export:
+        Console(stderr=True).print("[yellow]the SLO is infeasible: there is no plan to export to Triton[/]")
     if as_json:
         import json
 
@@ -226,11 +230,8 @@ def _export_triton(made, loaded, directory: Path):
 
 
 def _write_report(store, made, path: Path) -> None:
-    try:
-        from hwfit.report import write_report
-    except ImportError:
-        Console(stderr=True).print("[yellow]the report module is not installed in this build; skipping --report[/]")
-        return
+    from hwfit.report import write_report
+
     write_report(store, made.search.run_ids, path, plan=made)
 
 

@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from hwfit.serve.api import ModelInfo, PayloadTooLarge, ServeError, Unauthenticated
 from hwfit.serve.codec import HEADER_LENGTH, decode_http_request, encode_http_response
-from hwfit.serve.openapi import openapi_document
+from hwfit.serve.openapi import Served, example_request, openapi_document
 
 if TYPE_CHECKING:
     from hwfit.serve.server import FrontEnd, ServerConfig
@@ -140,7 +140,13 @@ class HttpRoutes:
         return web.Response(body=text.encode("utf-8"), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(openapi_document())
+        models = self.front.dispatcher.models()
+        served = Served(
+            names=tuple(info.name for info in models),
+            versions=tuple(dict.fromkeys(version for info in models for version in info.versions)),
+            infer_example=example_request(models[0]) if len(models) == 1 else None,
+        )
+        return web.json_response(openapi_document(served))
 
 
 def _model_path(request: web.Request) -> tuple[str, str | None]:

@@ -3,10 +3,12 @@ endpoints as hwfit implements them, precise enough for a schema fuzzer to check 
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from hwfit import __version__
-from hwfit.serve.api import DATATYPES, TIERS
+from hwfit.serve.api import DATATYPES, TIERS, ModelInfo
 
 JSON = "application/json"
 
@@ -34,8 +36,8 @@ COMMON_ERRORS = {
 }
 MODEL_ERRORS = {**COMMON_ERRORS, "404": _error("no model of that name (or version)")}
 
-NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}, "example": "cnn"}
-VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}, "example": "1"}
+NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
 HEADER_LENGTH = {
     "name": "Inference-Header-Content-Length",
     "in": "header",
@@ -61,22 +63,30 @@ def _health(what: str) -> dict[str, Any]:
     }
 
 
-def _model_get(summary: str, schema_name: str, with_version: bool) -> dict[str, Any]:
+def _path_parameters(served: "Served", with_version: bool) -> list[dict[str, Any]]:
+    """The model (and version) in the path; the names this server serves are listed as the only
+    valid values (any other name is answered 404)."""
+    name = {**NAME, "schema": {"type": "string", "enum": list(served.names)}} if served.names else NAME
+    version = {**VERSION, "schema": {"type": "string", "enum": list(served.versions)}} if served.versions else VERSION
+    return [name, version] if with_version else [name]
+
+
+def _model_get(summary: str, schema_name: str, with_version: bool, served: "Served") -> dict[str, Any]:
     return {
         "get": {
             "summary": summary,
-            "parameters": [NAME, VERSION] if with_version else [NAME],
+            "parameters": _path_parameters(served, with_version),
             "responses": {"200": _json(_ref(schema_name), summary), **MODEL_ERRORS},
         }
     }
 
 
-def _model_ready(with_version: bool) -> dict[str, Any]:
+def _model_ready(with_version: bool, served: "Served") -> dict[str, Any]:
     schema = {"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"}}}
     return {
         "get": {
             "summary": "model readiness",
-            "parameters": [NAME, VERSION] if with_version else [NAME],
+            "parameters": _path_parameters(served, with_version),
             "responses": {
                 "200": _json(schema, "ready"),
                 "503": _json(schema, "not ready"),
@@ -86,12 +96,16 @@ def _model_ready(with_version: bool) -> dict[str, Any]:
     }
 
 
-def _infer(with_version: bool) -> dict[str, Any]:
+def _with_example(media: dict[str, Any], served: "Served") -> dict[str, Any]:
+    return {**media, "example": served.infer_example} if served.infer_example else media
+
+
+def _infer(with_version: bool, served: "Served") -> dict[str, Any]:
     return {
         "post": {
             "summary": "run the model on the request's inputs",
-            "parameters": ([NAME, VERSION] if with_version else [NAME]) + [HEADER_LENGTH],
-            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("InferRequest")}}},
+            "parameters": _path_parameters(served, with_version) + [HEADER_LENGTH],
+            "requestBody": {"required": True, "content": {JSON: _with_example({"schema": _ref("InferRequest")}, served)}},
             "responses": {
                 "200": {
                     "description": "the outputs; with binary outputs the body is the JSON header, then "
@@ -223,8 +237,27 @@ def _schemas() -> dict[str, Any]:
     }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.0 document of every HTTP endpoint."""
+@dataclass(frozen=True)
+class Served:
+    """The model names and versions a server serves (empty: not listed in the document)."""
+
+    names: tuple[str, ...] = ()
+    versions: tuple[str, ...] = ()
+    infer_example: dict[str, Any] | None = None  # a valid infer body for the first model
+
+
+def example_request(info: ModelInfo) -> dict[str, Any]:
+    """A valid JSON infer body for `info`: every input at size 1 on dynamic dims, zeros (or "")."""
+    inputs = []
+    for tensor in info.inputs:
+        shape = [1 if dim == -1 else dim for dim in tensor.shape]
+        value: Any = "" if tensor.datatype == "BYTES" else (False if tensor.datatype == "BOOL" else 0)
+        inputs.append({"name": tensor.name, "datatype": tensor.datatype, "shape": shape, "data": [value] * math.prod(shape)})
+    return {"inputs": inputs}
+
+
+def openapi_document(served: Served = Served()) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of every HTTP endpoint, listing the models `served`."""
     model = "/v2/models/{name}"
     version = "/v2/models/{name}/versions/{version}"
     text = {"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}
@@ -245,14 +278,14 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json(_ref("ServerMetadata"), "name, version, extensions"), **COMMON_ERRORS},
                 }
             },
-            model: _model_get("model metadata", "ModelMetadata", False),
-            version: _model_get("model metadata", "ModelMetadata", True),
-            model + "/ready": _model_ready(False),
-            version + "/ready": _model_ready(True),
-            model + "/config": _model_get("model configuration (Triton's subset)", "ModelConfig", False),
-            version + "/config": _model_get("model configuration (Triton's subset)", "ModelConfig", True),
-            model + "/infer": _infer(False),
-            version + "/infer": _infer(True),
+            model: _model_get("model metadata", "ModelMetadata", False, served),
+            version: _model_get("model metadata", "ModelMetadata", True, served),
+            model + "/ready": _model_ready(False, served),
+            version + "/ready": _model_ready(True, served),
+            model + "/config": _model_get("model configuration (Triton's subset)", "ModelConfig", False, served),
+            version + "/config": _model_get("model configuration (Triton's subset)", "ModelConfig", True, served),
+            model + "/infer": _infer(False, served),
+            version + "/infer": _infer(True, served),
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": text, **COMMON_ERRORS}}},
             "/v2/openapi.json": {
                 "get": {

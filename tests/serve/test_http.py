@@ -224,7 +224,15 @@ def test_metrics_and_openapi(tiny_server, tiny_inputs):
     assert 'hwfit_inference_request_success_total{model="tiny"}' in text.decode()
     status, _, document = _request(tiny_server, "GET", "/v2/openapi.json")
     assert status == 200 and document["openapi"].startswith("3.")
-    assert "/v2/models/{name}/infer" in document["paths"]
+    served = {(route.method, route.path) for route in _routes()}
+    documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    assert documented == served
+
+
+def _routes():
+    from hwfit.serve.http import HttpRoutes
+
+    return HttpRoutes(front=None, config=None).table()
 
 
 # --- token and admission (a server with a token and a shed-below-priority-0 rule) --------------

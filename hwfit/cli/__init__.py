@@ -12,6 +12,8 @@ from hwfit.cli import results as _results  # noqa: F401,E402
 from hwfit.cli import profile as _profile  # noqa: F401,E402
 from hwfit.cli import plan as _plan  # noqa: F401,E402
 from hwfit.cli import report as _report  # noqa: F401,E402
+from hwfit.cli import serve as _serve  # noqa: F401,E402
+from hwfit.cli import top as _top  # noqa: F401,E402
 
 
 def main() -> None:

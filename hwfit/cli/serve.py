@@ -1,0 +1,85 @@
+"""`hwfit serve PLAN.yaml | MODEL`: serve a plan (or a model on a default plan) over KServe v2 HTTP and
+gRPC, with dynamic batching, predicted-completion routing, fallback and Prometheus metrics."""
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from hwfit.cli._app import app
+
+PLAN_SUFFIXES = (".yaml", ".yml")
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  hwfit serve plan.yaml                          # the pools a plan chose\n\n"
+    "  hwfit serve minilm                             # a model on the default plan (ORT fp32 CPU)\n\n"
+    "  hwfit serve plan.yaml --host 0.0.0.0 --token s3cret --cache-mb 256"
+)
+def serve(
+    target: str = typer.Argument(..., help="A plan file (hwfit plan's YAML) or a MODEL (built-in, .onnx, ...)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback unless you say so)."),
+    http_port: int = typer.Option(8000, "--http-port", help="KServe v2 HTTP/REST port (0: any free port)."),
+    grpc_port: int = typer.Option(8001, "--grpc-port", help="KServe v2 gRPC port (0: any free port)."),
+    token: Optional[str] = typer.Option(None, "--token", help="Require 'Authorization: Bearer TOKEN' on every "
+                                        "endpoint but the health probes."),
+    max_request_mb: float = typer.Option(64.0, "--max-request-mb", help="Largest request body accepted, MiB."),
+    cache_mb: float = typer.Option(0.0, "--cache-mb", help="Result cache size in MiB (0: off). Identical inputs "
+                                   "are answered from it."),
+    drain_s: float = typer.Option(10.0, "--drain-s", help="On Ctrl-C/SIGTERM: how long accepted requests may "
+                                  "take to finish."),
+) -> None:
+    """Serve a plan: one worker process per replica, a dynamic batcher per pool, requests routed to
+    the pool predicted to answer first; requests no pool can answer in time are refused at once.
+    Ctrl-C stops accepting, answers what was accepted, then exits."""
+    from hwfit.serve.dispatcher import DispatcherConfig, PlanDispatcher
+    from hwfit.serve.server import ServerConfig, run_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    console = Console()
+    plan, model = _plan_and_model(target, console)
+    dispatcher = PlanDispatcher(plan, model, DispatcherConfig(cache_bytes=int(cache_mb * 2**20)))
+    config = ServerConfig(host=host, http_port=http_port, grpc_port=grpc_port, token=token,
+                          max_request_bytes=int(max_request_mb * 2**20), drain_s=drain_s)
+
+    def started(addresses) -> None:
+        console.print(f"serving [bold]{escape(plan.model.name)}[/] — HTTP {addresses.http_url}  "
+                      f"gRPC {addresses.grpc_url}  metrics {addresses.http_url}/metrics")
+        console.print(_pools_table(dispatcher))
+        console.print("Ctrl-C stops accepting, answers what was accepted, then exits.")
+
+    asyncio.run(run_server(dispatcher, config, on_started=started))
+    console.print("stopped: every accepted request was answered or told why not.")
+
+
+def _plan_and_model(target: str, console: Console):
+    from hwfit.models import load_model
+    from hwfit.plan import load_plan
+    from hwfit.serve.default_plan import default_plan
+
+    if Path(target).suffix in PLAN_SUFFIXES:
+        return load_plan(target), None
+    model = load_model(target)
+    console.print(f"[yellow]no plan given:[/] measuring {escape(model.name)} for the default plan ...")
+    chosen = default_plan(model)
+    console.print(f"[yellow]default plan:[/] {escape(chosen.description)}")
+    return chosen.plan, model
+
+
+def _pools_table(dispatcher) -> Table:
+    table = Table(title="pools", title_justify="left")
+    for column in ("pool", "role", "variant", "device", "replicas", "max batch", "delay ms", "state"):
+        table.add_column(column)
+    for pool in dispatcher.pool_summaries():
+        device = pool.device + (" (EMULATED)" if pool.emulated else "")
+        state = "[green]up[/]" if pool.up else f"[red]DOWN[/] {escape(pool.down_reason or '')}"
+        role = pool.role + (" (degraded tier)" if pool.degraded else "")
+        table.add_row(pool.name, role, pool.variant, device, f"{pool.ready_replicas}/{pool.replicas}",
+                      str(pool.max_batch_size), f"{pool.max_queue_delay_ms:g}", state)
+    return table

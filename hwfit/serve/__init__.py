@@ -42,3 +42,27 @@ __all__ = [
     "Unavailable",
     "datatype_of",
 ]
+
+# The scheduler, imported on first use: a front end or a worker process needs none of it.
+_SCHEDULER_EXPORTS = {
+    "PlanDispatcher": "hwfit.serve.dispatcher",
+    "DispatcherConfig": "hwfit.serve.dispatcher",
+    "PoolConfig": "hwfit.serve.pools",
+    "HealthPolicy": "hwfit.serve.pools",
+    "WatchdogPolicy": "hwfit.serve.workers",
+    "InProcess": "hwfit.serve.inprocess",
+    "ResultCache": "hwfit.serve.cache",
+    "ServeMetrics": "hwfit.serve.metrics",
+    "EmulatedPool": "hwfit.serve.emulation",
+    "emulated_plan": "hwfit.serve.emulation",
+    "default_plan": "hwfit.serve.default_plan",
+}
+__all__ += list(_SCHEDULER_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _SCHEDULER_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_SCHEDULER_EXPORTS[name]), name)
+    raise AttributeError(f"module 'hwfit.serve' has no attribute {name!r}")

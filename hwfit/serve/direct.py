@@ -59,6 +59,7 @@ class DirectDispatcher:
         self.metrics = DirectMetrics(self.info.name)
         self._executor: ThreadPoolExecutor | None = None
         self._accepting = False
+        self._stopped = False
         self._in_flight = 0
 
     # --- metadata and health ---
@@ -89,11 +90,14 @@ class DirectDispatcher:
     # --- lifecycle ---
 
     async def start(self) -> None:
+        if self._stopped:
+            raise Unavailable(f"model '{self.info.name}' was stopped and its runner released; build a new DirectDispatcher")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hwfit-direct-{self.info.name}")
         self._accepting = True
 
     async def stop(self, drain_s: float) -> None:
         self._accepting = False
+        self._stopped = True
         deadline = time.perf_counter() + drain_s
         while self._in_flight and time.perf_counter() < deadline:
             await asyncio.sleep(0.005)

@@ -66,3 +66,27 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(_SCHEDULER_EXPORTS[name]), name)
     raise AttributeError(f"module 'hwfit.serve' has no attribute {name!r}")
+
+
+# The front ends (HTTP, gRPC, the server around them) and the direct dispatcher, also imported on
+# first use: a worker process needs none of aiohttp or grpc.
+_FRONT_END_EXPORTS = {
+    "ServerConfig": "hwfit.serve.server",
+    "ServerAddresses": "hwfit.serve.server",
+    "RunningServer": "hwfit.serve.server",
+    "Server": "hwfit.serve.server",
+    "run_server": "hwfit.serve.server",
+    "start_in_thread": "hwfit.serve.server",
+    "DirectDispatcher": "hwfit.serve.direct",
+    "validate_request": "hwfit.serve.validate",
+}
+__all__ += list(_FRONT_END_EXPORTS)
+_scheduler_getattr = __getattr__
+
+
+def __getattr__(name: str):  # noqa: F811 - extends the scheduler's lazy exports above
+    if name in _FRONT_END_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_FRONT_END_EXPORTS[name]), name)
+    return _scheduler_getattr(name)

@@ -234,6 +234,11 @@ class DynamicBatcher:
         self.queued_samples = 0
         return jobs
 
+    def drain(self) -> None:
+        """No new work is coming: dispatch what is queued without waiting for the delay."""
+        self.draining = True
+        self._changed.set()
+
     def stop(self) -> None:
         """No more batches: `next_batch` returns None once the queue is empty."""
         self._stopped = True

@@ -33,7 +33,7 @@ from hwfit.serve.cache import ResultCache, inputs_key
 from hwfit.serve.metrics import ServeMetrics
 from hwfit.serve.modelinfo import ModelIO, describe_model, input_bytes, refine_outputs
 from hwfit.serve.pools import JobResult, Pool, PoolConfig
-from hwfit.serve.router import RouteRequest, Router
+from hwfit.serve.router import Router, RouteRequest
 from hwfit.serve.workers import WorkerFailure
 
 log = logging.getLogger("hwfit.serve")
@@ -146,8 +146,7 @@ class PlanDispatcher:
             return
         self._accepting = False
         for pool in self.pools.values():
-            pool.batcher.draining = True  # no new work is coming: dispatch without the delay
-            pool.batcher.stop()
+            pool.batcher.drain()  # batches keep running (retries included) until the pools stop
         pending = [job.future for job in self._jobs]
         if pending:
             await asyncio.wait(pending, timeout=max(0.0, drain_s))

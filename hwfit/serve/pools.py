@@ -19,7 +19,13 @@ from hwfit.backends import Variant
 from hwfit.models import InputSpec
 from hwfit.plan import PoolPlan
 from hwfit.serve.api import DeadlineExceeded, InternalError, Rejected
-from hwfit.serve.batcher import DynamicBatcher, Job, QueueFull, pack_batch, slice_outputs
+from hwfit.serve.batcher import (
+    DynamicBatcher,
+    Job,
+    QueueFull,
+    pack_batch,
+    slice_outputs,
+)
 from hwfit.serve.metrics import ServeMetrics
 from hwfit.serve.router import OnlineCurve, PoolLoad, predict_completion_s
 from hwfit.serve.workers import WatchdogPolicy, Worker, WorkerFailure, WorkerSpec
@@ -244,11 +250,6 @@ class Pool:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._stop_workers()
         self._publish_state()
-
-    def drain(self) -> None:
-        """Dispatch what is queued at once: no new work is coming."""
-        self.batcher.draining = True
-        self.batcher.stop()
 
     async def _stop_workers(self) -> None:
         await asyncio.gather(*(slot.worker.stop() for slot in self.slots), return_exceptions=True)

@@ -23,7 +23,14 @@ import numpy as np
 from hwfit.backends import Variant
 from hwfit.errors import HwfitError
 from hwfit.models import InputSpec
-from hwfit.serve.shm import Arena, AttachedArena, bytes_needed, fits_raw_memory, read_tensors, write_tensors
+from hwfit.serve.shm import (
+    Arena,
+    AttachedArena,
+    bytes_needed,
+    fits_raw_memory,
+    read_tensors,
+    write_tensors,
+)
 
 log = logging.getLogger("hwfit.serve")
 

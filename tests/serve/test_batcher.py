@@ -8,7 +8,14 @@ import pytest
 
 from hwfit.models import InputSpec, TensorSpec
 from hwfit.serve.api import InferRequest, RequestOptions
-from hwfit.serve.batcher import DynamicBatcher, Job, QueueFull, job_sizes, pack_batch, slice_outputs
+from hwfit.serve.batcher import (
+    DynamicBatcher,
+    Job,
+    QueueFull,
+    job_sizes,
+    pack_batch,
+    slice_outputs,
+)
 
 TOKENS = InputSpec((TensorSpec("ids", "int64", ("B", "S"), fill="token_ids"),
                     TensorSpec("mask", "int64", ("B", "S"), fill="mask")), {"S": 8})

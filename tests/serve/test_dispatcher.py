@@ -1,7 +1,6 @@
 """PlanDispatcher on emulated pools of known curves: metadata, routing, refusals, shedding, cache,
 metrics and graceful drain; and padding on a real model (MiniLM on ONNX Runtime)."""
 
-import asyncio
 import time
 from concurrent.futures import wait
 
@@ -9,7 +8,14 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hwfit.serve.api import BadRequest, InferRequest, ModelNotFound, Rejected, RequestOptions, Unavailable
+from hwfit.serve.api import (
+    BadRequest,
+    InferRequest,
+    ModelNotFound,
+    Rejected,
+    RequestOptions,
+    Unavailable,
+)
 from hwfit.serve.dispatcher import DispatcherConfig, PlanDispatcher
 from hwfit.serve.emulation import EmulatedPool, emulated_plan, write_small_onnx_model
 from hwfit.serve.inprocess import InProcess

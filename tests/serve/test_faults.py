@@ -109,7 +109,7 @@ def test_a_hanging_worker_is_cut_by_the_watchdog_and_its_request_answered_elsewh
 
 @pytest.mark.timeout(90)
 def test_a_device_whose_workers_keep_failing_is_marked_down_until_it_recovers(server):
-    pool_up = lambda: server.run_on_loop(lambda: server.dispatcher.pools["main"].up)  # noqa: E731
+    pool_up = lambda: server.run_on_loop(lambda: server.dispatcher.pools["main"].up)
     for _ in range(HEALTH.failures_to_mark_down):
         assert wait_until(lambda: main_ready(server) or not pool_up())
         if not pool_up():

@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from hwfit.serve.api import Rejected, Unavailable
-from hwfit.serve.router import OnlineCurve, PoolLoad, RouteRequest, Router, predict_completion_s
+from hwfit.serve.router import (
+    OnlineCurve,
+    PoolLoad,
+    Router,
+    RouteRequest,
+    predict_completion_s,
+)
 
 
 @dataclass

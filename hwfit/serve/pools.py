@@ -335,9 +335,7 @@ class Pool:
         try:
             packed = pack_batch(jobs, self.input_spec)
         except (ValueError, KeyError) as error:
-            for job in jobs:
-                self.metrics.request_refused(self.name, "failed", "other")
-                job.fail(InternalError(f"pool {self.name} could not pack a batch: {error}"))
+            self._fail_all(jobs, f"pool {self.name} could not pack a batch: {error}")
             return
         predicted_s = self.curve.predict_s(packed.size)
         slot.busy_since, slot.busy_predicted_s = time.perf_counter(), predicted_s
@@ -352,13 +350,27 @@ class Pool:
         finally:
             slot.busy_since = None
             self.running_batches -= 1
+        try:
+            self._deliver(slot, jobs, packed, result)
+        except Exception as error:  # outputs that cannot be split back: answer with the reason, never hang
+            log.exception("pool %s: could not deliver a batch's outputs", self.name)
+            self._fail_all(jobs, f"pool {self.name} could not split the batch's outputs back per request: "
+                                 f"{type(error).__name__}: {error}")
+
+    def _deliver(self, slot: Slot, jobs: list[Job], packed, result) -> None:
         elapsed_s = time.perf_counter() - jobs[0].dispatched_at
+        parts = slice_outputs(result.outputs, packed, jobs, self.output_dims)
         self.curve.observe(packed.size, elapsed_s)
         slot.consecutive_failures = 0
         self.metrics.batch_executed(self.name, packed.size, packed.padded_elements, result.oom_splits)
         self.metrics.service_ratio.labels(self.metrics.model, self.name).set(self.curve.ratio(packed.size))
-        for job, outputs in zip(jobs, slice_outputs(result.outputs, packed, jobs, self.output_dims)):
+        for job, outputs in zip(jobs, parts):
             job.succeed(JobResult(self.name, outputs, elapsed_s, packed.size))
+
+    def _fail_all(self, jobs: list[Job], reason: str) -> None:
+        for job in jobs:
+            self.metrics.request_refused(self.name, "failed", "other")
+            job.fail(InternalError(reason))
 
     def _answer_expired(self, jobs: list[Job]) -> None:
         for job in jobs:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 import time
 from dataclasses import dataclass, field, replace
@@ -282,7 +283,13 @@ class Worker:
         parent_end, child_end = context.Pipe(duplex=True)
         process = context.Process(target=worker_main, args=(self.spec, child_end), daemon=True,
                                   name=f"hwfit-worker-{self.spec.pool}-{self.spec.index}")
-        process.start()
+        try:
+            process.start()
+        except (OSError, ValueError, TypeError, AttributeError, pickle.PicklingError) as error:  # fork limits, unpicklable spec
+            parent_end.close()
+            child_end.close()
+            self.last_failure = WorkerFailure("load", f"worker {self.spec.label} could not be started: {error}")
+            raise self.last_failure from error
         child_end.close()  # so the worker's death reads as EOF here
         self._process, self._conn, self.state = process, parent_end, "starting"
         self.died.clear()

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -231,10 +232,14 @@ def cast_values(header: TensorHeader, values: np.ndarray) -> np.ndarray:
         return values.astype(target)
     if kind not in "iuf":
         raise BadRequest(f"input '{name}' is {datatype}; 'data' must hold numbers, got {_json_kind(values)}")
-    largest = float(np.max(np.abs(values[np.isfinite(values)]), initial=0.0)) if kind == "f" else float(np.abs(values).max())
+    largest = (
+        float(np.max(np.abs(values[np.isfinite(values)]), initial=0.0)) if kind == "f" else float(np.abs(values).max())
+    )
     limit = float(np.finfo(target).max)
     if largest > limit:
-        raise BadRequest(f"input '{name}' is {datatype}; values must lie within +-{limit:.4g}, got magnitude {largest:.4g}")
+        raise BadRequest(
+            f"input '{name}' is {datatype}; values must lie within +-{limit:.4g}, got magnitude {largest:.4g}"
+        )
     return values.astype(target)
 
 

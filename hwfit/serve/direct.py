@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Mapping
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, generate_latest
@@ -71,7 +71,9 @@ class DirectDispatcher:
         if name != self.info.name:
             raise ModelNotFound(f"unknown model '{name}'; this server serves ['{self.info.name}']")
         if version not in (None, "") and version not in self.info.versions:
-            raise ModelNotFound(f"model '{name}' has no version '{version}'; its versions are {list(self.info.versions)}")
+            raise ModelNotFound(
+                f"model '{name}' has no version '{version}'; its versions are {list(self.info.versions)}"
+            )
         return self.info
 
     def live(self) -> bool:
@@ -91,7 +93,9 @@ class DirectDispatcher:
 
     async def start(self) -> None:
         if self._stopped:
-            raise Unavailable(f"model '{self.info.name}' was stopped and its runner released; build a new DirectDispatcher")
+            raise Unavailable(
+                f"model '{self.info.name}' was stopped and its runner released; build a new DirectDispatcher"
+            )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hwfit-direct-{self.info.name}")
         self._accepting = True
 
@@ -106,7 +110,9 @@ class DirectDispatcher:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._executor = None
         if self._in_flight:
-            log.warning("%d request(s) still running after %.1f s of draining; not closing the runner", self._in_flight, drain_s)
+            log.warning(
+                "%d request(s) still running after %.1f s of draining; not closing the runner", self._in_flight, drain_s
+            )
             return
         await asyncio.to_thread(self.runner.close)
 
@@ -188,7 +194,9 @@ def model_info_for(
         TensorInfo(
             output,
             datatype_of(np.asarray(warm[output]).dtype),
-            tuple(-1 if axis in dynamic.get(output, ()) else int(size) for axis, size in enumerate(np.shape(warm[output]))),
+            tuple(
+                -1 if axis in dynamic.get(output, ()) else int(size) for axis, size in enumerate(np.shape(warm[output]))
+            ),
         )
         for output in model.output_names
     )
@@ -247,10 +255,16 @@ class DirectMetrics:
         self.inference_count = Counter("hwfit_inference_count", "samples inferred", labels, registry=self.registry)
         self.exec_count = Counter("hwfit_inference_exec_count", "runner executions", labels, registry=self.registry)
         self.request_duration = Counter(
-            "hwfit_inference_request_duration_us", "cumulative request time, arrival to answer", labels, registry=self.registry
+            "hwfit_inference_request_duration_us",
+            "cumulative request time, arrival to answer",
+            labels,
+            registry=self.registry,
         )
         self.queue_duration = Counter(
-            "hwfit_inference_queue_duration_us", "cumulative time waiting for the runner", labels, registry=self.registry
+            "hwfit_inference_queue_duration_us",
+            "cumulative time waiting for the runner",
+            labels,
+            registry=self.registry,
         )
         self.compute_duration = Counter(
             "hwfit_inference_compute_infer_duration_us", "cumulative runner time", labels, registry=self.registry

@@ -9,7 +9,8 @@ INVALID_ARGUMENT (the client's fault) rather than grpc's INTERNAL.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
@@ -53,7 +54,7 @@ CONTENTS_FIELD = {
 CONTENTS_FIELDS = sorted(set(CONTENTS_FIELD.values()))
 
 
-async def start_grpc_server(front: "FrontEnd", config: "ServerConfig") -> tuple[grpc.aio.Server, int]:
+async def start_grpc_server(front: FrontEnd, config: ServerConfig) -> tuple[grpc.aio.Server, int]:
     """Bind and start; returns the server (await .stop(grace)) and the bound port."""
     server = grpc.aio.server(
         options=[
@@ -75,7 +76,7 @@ async def start_grpc_server(front: "FrontEnd", config: "ServerConfig") -> tuple[
 class InferenceService:
     """One async method per RPC, each taking the parsed request message."""
 
-    def __init__(self, front: "FrontEnd"):
+    def __init__(self, front: FrontEnd):
         self.front = front
 
     def handler(self) -> grpc.GenericRpcHandler:
@@ -231,7 +232,9 @@ def array_from_contents(header: TensorHeader, contents: pb.InferTensorContents) 
     """A tensor from InferTensorContents: the field that matches the datatype, row-major."""
     field = CONTENTS_FIELD.get(header.datatype)
     if field is None:
-        raise BadRequest(f"input '{header.name}' is {header.datatype}, which has no typed contents; send it in raw_input_contents")
+        raise BadRequest(
+            f"input '{header.name}' is {header.datatype}, which has no typed contents; send it in raw_input_contents"
+        )
     misplaced = [name for name in CONTENTS_FIELDS if name != field and len(getattr(contents, name))]
     if misplaced:
         raise BadRequest(

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -37,15 +38,25 @@ OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 # stall every other connection on the loop.
 OFF_LOOP_BYTES = 1 << 20
 TRITON_DATA_TYPES = {
-    "BOOL": "TYPE_BOOL", "UINT8": "TYPE_UINT8", "UINT16": "TYPE_UINT16", "UINT32": "TYPE_UINT32",
-    "UINT64": "TYPE_UINT64", "INT8": "TYPE_INT8", "INT16": "TYPE_INT16", "INT32": "TYPE_INT32",
-    "INT64": "TYPE_INT64", "FP16": "TYPE_FP16", "FP32": "TYPE_FP32", "FP64": "TYPE_FP64", "BYTES": "TYPE_STRING",
+    "BOOL": "TYPE_BOOL",
+    "UINT8": "TYPE_UINT8",
+    "UINT16": "TYPE_UINT16",
+    "UINT32": "TYPE_UINT32",
+    "UINT64": "TYPE_UINT64",
+    "INT8": "TYPE_INT8",
+    "INT16": "TYPE_INT16",
+    "INT32": "TYPE_INT32",
+    "INT64": "TYPE_INT64",
+    "FP16": "TYPE_FP16",
+    "FP32": "TYPE_FP32",
+    "FP64": "TYPE_FP64",
+    "BYTES": "TYPE_STRING",
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_app(front: "FrontEnd", config: "ServerConfig") -> web.Application:
+def make_app(front: FrontEnd, config: ServerConfig) -> web.Application:
     routes = HttpRoutes(front, config)
     app = web.Application(
         client_max_size=config.max_request_bytes,
@@ -55,7 +66,7 @@ def make_app(front: "FrontEnd", config: "ServerConfig") -> web.Application:
     return app
 
 
-async def start_http_server(front: "FrontEnd", config: "ServerConfig") -> tuple[web.AppRunner, int]:
+async def start_http_server(front: FrontEnd, config: ServerConfig) -> tuple[web.AppRunner, int]:
     """Bind and start; returns the runner (call .cleanup() to stop) and the bound port."""
     runner = web.AppRunner(make_app(front, config), access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
@@ -64,7 +75,9 @@ async def start_http_server(front: "FrontEnd", config: "ServerConfig") -> tuple[
         await site.start()
     except OSError as error:
         await runner.cleanup()
-        raise OSError(error.errno, f"cannot serve HTTP on {config.host}:{config.http_port}: {error.strerror}") from error
+        raise OSError(
+            error.errno, f"cannot serve HTTP on {config.host}:{config.http_port}: {error.strerror}"
+        ) from error
     port = int(runner.addresses[0][1])
     return runner, port
 
@@ -72,7 +85,7 @@ async def start_http_server(front: "FrontEnd", config: "ServerConfig") -> tuple[
 class HttpRoutes:
     """One method per endpoint; each turns a request into a FrontEnd call."""
 
-    def __init__(self, front: "FrontEnd", config: "ServerConfig"):
+    def __init__(self, front: FrontEnd, config: ServerConfig):
         self.front = front
         self.config = config
 
@@ -236,7 +249,7 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
         return web.json_response({"error": f"internal error: {type(error).__name__}: {error}"}, status=500)
 
 
-def _auth_middleware(front: "FrontEnd") -> Callable:
+def _auth_middleware(front: FrontEnd) -> Callable:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in OPEN_PATHS:
@@ -244,4 +257,3 @@ def _auth_middleware(front: "FrontEnd") -> Callable:
         return await handler(request)
 
     return auth
-

@@ -32,7 +32,7 @@ def _error(description: str, retry_after: bool = False) -> dict[str, Any]:
 
 COMMON_ERRORS = {
     "401": _error("a bearer token is required (when the server has one) and was missing or wrong"),
-    "default": _error("any other failure, as {\"error\": message}"),
+    "default": _error('any other failure, as {"error": message}'),
 }
 MODEL_ERRORS = {**COMMON_ERRORS, "404": _error("no model of that name (or version)")}
 
@@ -63,7 +63,7 @@ def _health(what: str) -> dict[str, Any]:
     }
 
 
-def _path_parameters(served: "Served", with_version: bool) -> list[dict[str, Any]]:
+def _path_parameters(served: Served, with_version: bool) -> list[dict[str, Any]]:
     """The model (and version) in the path; the names this server serves are listed as the only
     valid values (any other name is answered 404)."""
     name = {**NAME, "schema": {"type": "string", "enum": list(served.names)}} if served.names else NAME
@@ -71,7 +71,7 @@ def _path_parameters(served: "Served", with_version: bool) -> list[dict[str, Any
     return [name, version] if with_version else [name]
 
 
-def _model_get(summary: str, schema_name: str, with_version: bool, served: "Served") -> dict[str, Any]:
+def _model_get(summary: str, schema_name: str, with_version: bool, served: Served) -> dict[str, Any]:
     return {
         "get": {
             "summary": summary,
@@ -81,7 +81,7 @@ def _model_get(summary: str, schema_name: str, with_version: bool, served: "Serv
     }
 
 
-def _model_ready(with_version: bool, served: "Served") -> dict[str, Any]:
+def _model_ready(with_version: bool, served: Served) -> dict[str, Any]:
     schema = {"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"}}}
     return {
         "get": {
@@ -96,16 +96,19 @@ def _model_ready(with_version: bool, served: "Served") -> dict[str, Any]:
     }
 
 
-def _with_example(media: dict[str, Any], served: "Served") -> dict[str, Any]:
+def _with_example(media: dict[str, Any], served: Served) -> dict[str, Any]:
     return {**media, "example": served.infer_example} if served.infer_example else media
 
 
-def _infer(with_version: bool, served: "Served") -> dict[str, Any]:
+def _infer(with_version: bool, served: Served) -> dict[str, Any]:
     return {
         "post": {
             "summary": "run the model on the request's inputs",
             "parameters": _path_parameters(served, with_version) + [HEADER_LENGTH],
-            "requestBody": {"required": True, "content": {JSON: _with_example({"schema": _ref("InferRequest")}, served)}},
+            "requestBody": {
+                "required": True,
+                "content": {JSON: _with_example({"schema": _ref("InferRequest")}, served)},
+            },
             "responses": {
                 "200": {
                     "description": "the outputs; with binary outputs the body is the JSON header, then "
@@ -132,7 +135,11 @@ def _schemas() -> dict[str, Any]:
     tensor_meta = {
         "type": "object",
         "required": ["name", "datatype", "shape"],
-        "properties": {"name": {"type": "string"}, "datatype": datatype, "shape": {"type": "array", "items": {"type": "integer"}}},
+        "properties": {
+            "name": {"type": "string"},
+            "datatype": datatype,
+            "shape": {"type": "array", "items": {"type": "integer"}},
+        },
     }
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
@@ -173,7 +180,12 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "description": "hwfit reads these; others are passed over",
             "properties": {
-                "timeout_ms": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "description": "deadline from arrival"},
+                "timeout_ms": {
+                    "type": "number",
+                    "minimum": 0,
+                    "exclusiveMinimum": True,
+                    "description": "deadline from arrival",
+                },
                 "timeout": {"type": "integer", "minimum": 1, "description": "Triton's deadline, microseconds"},
                 "priority": {"type": "integer", "description": "larger is more important (shed last)"},
                 "tier": {"type": "string", "enum": list(TIERS)},
@@ -252,7 +264,9 @@ def example_request(info: ModelInfo) -> dict[str, Any]:
     for tensor in info.inputs:
         shape = [1 if dim == -1 else dim for dim in tensor.shape]
         value: Any = "" if tensor.datatype == "BYTES" else (False if tensor.datatype == "BOOL" else 0)
-        inputs.append({"name": tensor.name, "datatype": tensor.datatype, "shape": shape, "data": [value] * math.prod(shape)})
+        inputs.append(
+            {"name": tensor.name, "datatype": tensor.datatype, "shape": shape, "data": [value] * math.prod(shape)}
+        )
     return {"inputs": inputs}
 
 

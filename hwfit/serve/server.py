@@ -8,8 +8,9 @@ import hmac
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from hwfit import __version__
 from hwfit.serve.api import (
@@ -216,9 +217,7 @@ class RunningServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self.addresses: ServerAddresses | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(dispatcher, config), name="hwfit-serve", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, args=(dispatcher, config), name="hwfit-serve", daemon=True)
         self._thread.start()
         if not self._ready.wait(start_timeout_s):
             raise RuntimeError(f"the server did not start within {start_timeout_s} s")
@@ -269,10 +268,10 @@ class RunningServer:
         if self._thread.is_alive():
             raise RuntimeError(f"the server did not stop within {timeout_s} s")
 
-    def __enter__(self) -> "RunningServer":
+    def __enter__(self) -> RunningServer:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

@@ -80,7 +80,9 @@ def tiny_server(tiny_model):
     from hwfit.serve.direct import DirectDispatcher
     from hwfit.serve.server import ServerConfig, start_in_thread
 
-    dispatcher = DirectDispatcher(tiny_model, Variant("ort", "cpu", "fp32", 1, threads=1), max_batch_size=TINY_MAX_BATCH)
+    dispatcher = DirectDispatcher(
+        tiny_model, Variant("ort", "cpu", "fp32", 1, threads=1), max_batch_size=TINY_MAX_BATCH
+    )
     server = start_in_thread(dispatcher, ServerConfig(http_port=0, grpc_port=0, max_request_bytes=1 << 20, drain_s=2.0))
     yield server
     server.stop()

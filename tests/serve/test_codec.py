@@ -22,15 +22,15 @@ pytestmark = pytest.mark.timeout(30)
 
 def _client_body(arrays: dict[str, np.ndarray], binary: bool, outputs=None, **kwargs):
     """The body and JSON length tritonclient.http would send for these arrays."""
-    import tritonclient.http as http
+    import tritonclient.http as triton_http
     from tritonclient.utils import np_to_triton_dtype
 
     inputs = []
     for name, array in arrays.items():
-        tensor = http.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+        tensor = triton_http.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
         tensor.set_data_from_numpy(array, binary_data=binary)
         inputs.append(tensor)
-    body, json_size = http.InferenceServerClient.generate_request_body(inputs, outputs=outputs, **kwargs)
+    body, json_size = triton_http.InferenceServerClient.generate_request_body(inputs, outputs=outputs, **kwargs)
     return body, None if json_size is None else str(json_size)
 
 
@@ -74,10 +74,13 @@ def test_nested_json_data_is_accepted_row_major():
 
 
 def test_requested_outputs_and_binary_flags():
-    import tritonclient.http as http
+    import tritonclient.http as triton_http
 
     x = np.zeros((1, 2), np.float32)
-    outputs = [http.InferRequestedOutput("a", binary_data=True), http.InferRequestedOutput("b", binary_data=False)]
+    outputs = [
+        triton_http.InferRequestedOutput("a", binary_data=True),
+        triton_http.InferRequestedOutput("b", binary_data=False),
+    ]
     body, header_length = _client_body({"x": x}, True, outputs=outputs, request_id="r1")
     request = decode_http_request(body, header_length, "m", all_outputs=("a", "b", "c"))
     assert request.requested_outputs == ["a", "b"]

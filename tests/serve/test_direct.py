@@ -44,7 +44,9 @@ def test_minilm_answers_what_its_runner_answers(minilm):
     inputs, _ = minilm.sample_inputs(3)
     # the spec's rule that ModelInfo cannot express (inputs sharing a dim agree) comes back as a BadRequest
     ragged = {"input_ids": np.ones((1, 5), np.int64), "attention_mask": np.ones((1, 6), np.int64)}
-    response, error = asyncio.run(_serve(dispatcher, InferRequest("minilm", inputs, id="a"), InferRequest("minilm", ragged)))
+    response, error = asyncio.run(
+        _serve(dispatcher, InferRequest("minilm", inputs, id="a"), InferRequest("minilm", ragged))
+    )
     with load_variant(minilm, ORT) as runner:
         expected = runner.run(inputs)["sentence_embedding"]
     got = response.outputs["sentence_embedding"]
@@ -54,7 +56,9 @@ def test_minilm_answers_what_its_runner_answers(minilm):
 
 
 def _emulated(tiny_model, base_ms: float, per_sample_ms: float) -> DirectDispatcher:
-    variant = Variant("emulated", "emulated", "fp32", 1, knobs=(("base_ms", str(base_ms)), ("per_sample_ms", str(per_sample_ms))))
+    variant = Variant(
+        "emulated", "emulated", "fp32", 1, knobs=(("base_ms", str(base_ms)), ("per_sample_ms", str(per_sample_ms)))
+    )
     return DirectDispatcher(tiny_model, variant, max_batch_size=4)
 
 

@@ -14,11 +14,7 @@ EXAMPLES_PER_OPERATION = 12
 TIME_LIMIT_S = 25.0
 
 
-def test_fuzzed_requests_get_no_5xx_and_match_the_document(tiny_server):
-    schemathesis = pytest.importorskip("schemathesis")
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis.errors import Unsatisfiable
-    from hypothesis.strategies import one_of
+def _checks() -> list:
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
@@ -26,54 +22,66 @@ def test_fuzzed_requests_get_no_5xx_and_match_the_document(tiny_server):
         status_code_conformance,
     )
 
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    return [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def _fuzz(strategy, label: str, base_url: str, statuses: list, max_examples: int) -> None:
+    """Send `max_examples` cases drawn from `strategy` (the same ones every run) and check each answer."""
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    checks = _checks()
+
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,  # the same examples every run: a failure reproduces
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    @given(case=strategy)
+    def run(case):
+        response = case.call_and_validate(base_url=base_url, checks=checks, timeout=10)
+        statuses.append((label, response.status_code))
+
+    run()
+
+
+def test_fuzzed_requests_get_no_5xx_and_match_the_document(tiny_server):
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis.errors import Unsatisfiable
+    from hypothesis.strategies import one_of
+
     schema = schemathesis.openapi.from_url(tiny_server.http_url + "/v2/openapi.json", timeout=10)
     operations = [result.ok() for result in schema.get_all_operations()]
     # every route but the document itself, which schemathesis leaves out
     assert "POST /v2/models/{name}/infer" in [op.label for op in operations] and len(operations) == 12
-    # the infer operations first: they carry the most logic
-    operations.sort(key=lambda op: "infer" not in op.label)
-    stop_at = time.monotonic() + TIME_LIMIT_S
-    tried = 0
+    operations.sort(key=lambda op: "infer" not in op.label)  # infer first: it carries the most logic
     statuses: list[tuple[str, int]] = []
+    stop_at = time.monotonic() + TIME_LIMIT_S
+    fuzzed = 0
     for operation in operations:
         if time.monotonic() > stop_at:
             break
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
-
-            @settings(
-                max_examples=EXAMPLES_PER_OPERATION,
-                deadline=None,
-                derandomize=True,  # the same examples every run: a failure reproduces
-                phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=list(HealthCheck),
-                database=None,
-            )
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def run(case):
-                response = case.call_and_validate(base_url=tiny_server.http_url, checks=checks, timeout=10)
-                statuses.append((operation.label, response.status_code))
-
+            strategy = operation.as_strategy(generation_mode=mode)
             try:
-                run()
+                _fuzz(strategy, operation.label, tiny_server.http_url, statuses, EXAMPLES_PER_OPERATION)
             except Unsatisfiable:
-                # nothing to negate (an operation without parameters or body): no negative case exists
+                # nothing to negate (no parameters, no body): no negative case exists
                 assert mode == schemathesis.GenerationMode.NEGATIVE, operation.label
-            tried += 1
+        fuzzed += 1
+    assert fuzzed >= 2, "the time limit stopped the fuzz before it covered the infer operations"
     for operation in operations[:2]:  # the infer operations, from the document's example body
+        examples = one_of(schema.get_strategies_from_examples(operation))
+        _fuzz(examples, operation.label, tiny_server.http_url, statuses, max_examples=6)
 
-        @settings(max_examples=6, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
-        @given(case=one_of(schema.get_strategies_from_examples(operation)))
-        def run_example(case):
-            response = case.call_and_validate(base_url=tiny_server.http_url, checks=checks, timeout=10)
-            statuses.append((operation.label, response.status_code))
-
-        run_example()
-    assert tried >= 4, "the time limit stopped the fuzz before it covered the infer operations"
     infer_codes = {code for label, code in statuses if label.endswith("/infer")}
     # 200: the document's example; 400: malformed bodies; 404: names other than the served model's
-    assert len(statuses) >= 40 and {200, 400, 404} <= infer_codes, f"the fuzz reached too little: {sorted(set(statuses))}"
-    import tritonclient.http as http
+    assert len(statuses) >= 40 and {200, 400, 404} <= infer_codes, (
+        f"the fuzz reached too little: {sorted(set(statuses))}"
+    )
+    import tritonclient.http as triton_http
 
-    client = http.InferenceServerClient(tiny_server.http_address)
+    client = triton_http.InferenceServerClient(tiny_server.http_address)
     assert client.is_server_live() and client.is_server_ready()

@@ -115,7 +115,10 @@ def test_typed_contents_are_accepted(tiny_server, tiny_inputs, reference):
     "change, expected",
     [
         (lambda a: {"z": a["x"], "ids": a["ids"]}, "unknown input(s) ['z']"),
-        (lambda a: {"x": a["x"].astype(np.float64), "ids": a["ids"]}, "input 'x' has datatype FP64; the model expects FP32"),
+        (
+            lambda a: {"x": a["x"].astype(np.float64), "ids": a["ids"]},
+            "input 'x' has datatype FP64; the model expects FP32",
+        ),
         (lambda a: {"x": np.zeros((2, 3), np.float32), "ids": a["ids"]}, "axis 1 must be 4"),
         (lambda a: {"x": np.zeros((6, 4), np.float32), "ids": np.zeros((6, 4), np.int64)}, "max_batch_size 4"),
         (lambda a: {"x": np.full((2, 4), np.inf, np.float32), "ids": a["ids"]}, "non-finite"),
@@ -230,7 +233,9 @@ def test_checked_in_stubs_match_the_proto(tmp_path):
 
     for path in generate.generate(tmp_path):
         checked_in = generate.HERE / path.name
-        assert path.read_text() == checked_in.read_text(), f"{checked_in} is stale: run python -m hwfit.serve.proto.generate"
+        assert path.read_text() == checked_in.read_text(), (
+            f"{checked_in} is stale: run python -m hwfit.serve.proto.generate"
+        )
 
 
 def test_field_numbers_match_tritons_proto():

@@ -16,18 +16,18 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def _client(server):
-    import tritonclient.http as http
+    import tritonclient.http as triton_http
 
-    return http.InferenceServerClient(server.http_address, connection_timeout=10, network_timeout=10)
+    return triton_http.InferenceServerClient(server.http_address, connection_timeout=10, network_timeout=10)
 
 
 def _inputs(arrays: dict[str, np.ndarray], binary: bool = True):
-    import tritonclient.http as http
+    import tritonclient.http as triton_http
     from tritonclient.utils import np_to_triton_dtype
 
     tensors = []
     for name, array in arrays.items():
-        tensor = http.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+        tensor = triton_http.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
         tensor.set_data_from_numpy(array, binary_data=binary)
         tensors.append(tensor)
     return tensors
@@ -113,10 +113,13 @@ def test_unknown_model_or_version_is_404(tiny_server):
 
 @pytest.mark.parametrize("binary_in, binary_out", [(True, True), (False, False), (True, False), (False, True)])
 def test_infer_equals_running_the_model_directly(tiny_server, tiny_inputs, reference, binary_in, binary_out):
-    import tritonclient.http as http
+    import tritonclient.http as triton_http
 
     arrays = tiny_inputs(batch=3, seed=1)
-    outputs = [http.InferRequestedOutput("y", binary_data=binary_out), http.InferRequestedOutput("energy", binary_data=binary_out)]
+    outputs = [
+        triton_http.InferRequestedOutput("y", binary_data=binary_out),
+        triton_http.InferRequestedOutput("energy", binary_data=binary_out),
+    ]
     result = _client(tiny_server).infer("tiny", _inputs(arrays, binary_in), outputs=outputs, request_id="req-1")
     expected = reference(arrays)
     for name in ("y", "energy"):
@@ -129,10 +132,10 @@ def test_infer_equals_running_the_model_directly(tiny_server, tiny_inputs, refer
 
 
 def test_only_requested_outputs_come_back(tiny_server, tiny_inputs, reference):
-    import tritonclient.http as http
+    import tritonclient.http as triton_http
 
     arrays = tiny_inputs(batch=2, seed=2)
-    result = _client(tiny_server).infer("tiny", _inputs(arrays), outputs=[http.InferRequestedOutput("energy")])
+    result = _client(tiny_server).infer("tiny", _inputs(arrays), outputs=[triton_http.InferRequestedOutput("energy")])
     assert [o["name"] for o in result.get_response()["outputs"]] == ["energy"]
     np.testing.assert_allclose(result.as_numpy("energy"), reference(arrays)["energy"], rtol=1e-6)
 
@@ -143,7 +146,9 @@ def test_plain_json_request_and_parameters(tiny_server, tiny_inputs, reference):
     status, headers, document = _request(tiny_server, "POST", "/v2/models/tiny/versions/1/infer", body)
     assert status == 200 and "Inference-Header-Content-Length" not in headers
     by_name = {o["name"]: o for o in document["outputs"]}
-    np.testing.assert_allclose(np.array(by_name["y"]["data"]).reshape(by_name["y"]["shape"]), reference(arrays)["y"], rtol=1e-6)
+    np.testing.assert_allclose(
+        np.array(by_name["y"]["data"]).reshape(by_name["y"]["shape"]), reference(arrays)["y"], rtol=1e-6
+    )
 
 
 def test_gzip_compressed_request(tiny_server, tiny_inputs, reference):
@@ -160,12 +165,24 @@ def test_gzip_compressed_request(tiny_server, tiny_inputs, reference):
     [
         (lambda a: {"z": a["x"], "ids": a["ids"]}, "unknown input(s) ['z'] for model 'tiny'"),
         (lambda a: {"x": a["x"]}, "missing input(s) ['ids']"),
-        (lambda a: {"x": a["x"], "ids": a["ids"].astype(np.int32)}, "input 'ids' has datatype INT32; the model expects INT64"),
-        (lambda a: {"x": np.zeros((2, 5), np.float32), "ids": a["ids"]}, "input 'x' has shape [2, 5]; axis 1 must be 4"),
+        (
+            lambda a: {"x": a["x"], "ids": a["ids"].astype(np.int32)},
+            "input 'ids' has datatype INT32; the model expects INT64",
+        ),
+        (
+            lambda a: {"x": np.zeros((2, 5), np.float32), "ids": a["ids"]},
+            "input 'x' has shape [2, 5]; axis 1 must be 4",
+        ),
         (lambda a: {"x": np.zeros((2, 2, 2), np.float32), "ids": a["ids"]}, "the model expects rank 2"),
         (lambda a: {"x": a["x"][:1], "ids": a["ids"]}, "inputs disagree on the batch size"),
-        (lambda a: {"x": np.zeros((5, 4), np.float32), "ids": np.zeros((5, 4), np.int64)}, "exceeds model 'tiny's max_batch_size 4"),
-        (lambda a: {"x": np.full((2, 4), np.nan, np.float32), "ids": a["ids"]}, "input 'x' holds 8 non-finite value(s)"),
+        (
+            lambda a: {"x": np.zeros((5, 4), np.float32), "ids": np.zeros((5, 4), np.int64)},
+            "exceeds model 'tiny's max_batch_size 4",
+        ),
+        (
+            lambda a: {"x": np.full((2, 4), np.nan, np.float32), "ids": a["ids"]},
+            "input 'x' holds 8 non-finite value(s)",
+        ),
     ],
     ids=["unknown-input", "missing-input", "dtype", "dim", "rank", "batch-mismatch", "batch-too-big", "non-finite"],
 )

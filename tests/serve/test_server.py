@@ -43,8 +43,17 @@ def _post(url: str, body: bytes) -> tuple[int, dict]:
 
 def _body(inputs) -> bytes:
     return json.dumps(
-        {"inputs": [{"name": n, "datatype": "FP32" if a.dtype.kind == "f" else "INT64", "shape": list(a.shape),
-                     "data": a.reshape(-1).tolist()} for n, a in inputs.items()]}
+        {
+            "inputs": [
+                {
+                    "name": n,
+                    "datatype": "FP32" if a.dtype.kind == "f" else "INT64",
+                    "shape": list(a.shape),
+                    "data": a.reshape(-1).tolist(),
+                }
+                for n, a in inputs.items()
+            ]
+        }
     ).encode()
 
 
@@ -62,7 +71,9 @@ def test_stop_drains_the_accepted_request_and_refuses_new_ones(tiny_model, tiny_
     server = start_in_thread(DirectDispatcher(tiny_model, slow, max_batch_size=4))
     url = server.http_url
     answers: list = []
-    in_flight = threading.Thread(target=lambda: answers.append(_post(url + "/v2/models/tiny/infer", _body(tiny_inputs(1)))))
+    in_flight = threading.Thread(
+        target=lambda: answers.append(_post(url + "/v2/models/tiny/infer", _body(tiny_inputs(1))))
+    )
     in_flight.start()
     time.sleep(0.3)  # the request is on the runner now
     stopper = threading.Thread(target=server.stop)

@@ -1,11 +1,11 @@
 """The KServe v2 HTTP/REST front end: health, metadata, infer (JSON and binary tensors), metrics,
 and the OpenAPI document. Translates requests into FrontEnd calls and results into responses.
 
-Why aiohttp: one dependency that is both an asyncio server and client, runs in the same loop as
-grpc.aio and the scheduler (no second thread pool or ASGI adapter between them), and streams a
-raw body we can cut at Inference-Header-Content-Length without a framework parsing it first. It is
-not the fastest Python HTTP server, but a request's cost here is the model's compute plus a numpy
-copy; the framework's tens of microseconds do not decide throughput (bench/ measures it).
+Why aiohttp: one dependency (uvicorn + starlette would be two, plus an ASGI layer), it runs in the
+same asyncio loop as grpc.aio and the scheduler (no second thread pool between them), and it hands
+us the raw body to cut at Inference-Header-Content-Length without a framework parsing it first.
+It is not the fastest Python HTTP server, but what a request costs here is the model's compute
+(milliseconds) plus decoding and a numpy copy; the framework's share does not decide throughput.
 
 Auth: with a token set, every endpoint but /v2/health/live and /v2/health/ready needs
 `Authorization: Bearer <token>`. The two probes stay open because load balancers and

@@ -136,3 +136,29 @@ def test_sigterm_drains_and_exits(tiny_model):
             process.wait()
     assert process.returncode == 0, err
     assert "STOPPED" in out
+
+
+def test_run_server_sets_started_and_stops_on_the_event(tiny_model):
+    import asyncio
+
+    import aiohttp
+
+    from hwfit.serve.server import run_server
+
+    dispatcher = DirectDispatcher(tiny_model, Variant("ort", "cpu", "fp32", 1, threads=1), max_batch_size=4)
+    bound = []
+
+    async def scenario() -> int:
+        started, stop = asyncio.Event(), asyncio.Event()
+        config = ServerConfig(http_port=0, grpc_port=0, drain_s=1.0)
+        task = asyncio.create_task(run_server(dispatcher, config, started, stop, on_started=bound.append))
+        await asyncio.wait_for(started.wait(), 30)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(bound[0].http_url + "/v2/health/ready") as response:
+                status = response.status
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        return status
+
+    assert asyncio.run(scenario()) == 200
+    assert not dispatcher.ready()  # run_server stopped it

@@ -59,8 +59,10 @@ def measure_grid(model, store, seconds: float, console: Console) -> list:
             session = open_point_session(model, spec, store, observer, {"cpu"}, {"bench": "plan_search"})
             try:
                 session.measure(missing)
-            finally:
-                session.close()
+            except BaseException:
+                session.close("interrupted", "stopped; run the bench again to measure the rest")
+                raise
+            session.close()
         known, _ = stored_points(store, model)
     keys = {v.key for v in variants}
     return [m for m in known if m.variant_key in keys]

@@ -36,6 +36,7 @@ class Job:
     retried: bool = False
     formation_started: float | None = None
     dispatched_at: float | None = None
+    predicted_completion: float | None = None  # the router's prediction when it was queued
 
     @property
     def priority(self) -> int:

@@ -224,6 +224,7 @@ class PlanDispatcher:
         try:
             route = self.router.choose(route_request, time.perf_counter(), exclude)
             pool_name = route.pool.name
+            job.predicted_completion = route.predicted
             route.pool.submit(job)
         except ServeError as error:
             if count_refusal:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 from hwfit.backends import Variant
@@ -27,7 +27,13 @@ from hwfit.serve.batcher import (
     slice_outputs,
 )
 from hwfit.serve.metrics import ServeMetrics
-from hwfit.serve.router import OnlineCurve, PoolLoad, predict_completion_s
+from hwfit.serve.router import (
+    ArrivalRate,
+    Lateness,
+    OnlineCurve,
+    PoolLoad,
+    predict_completion_s,
+)
 from hwfit.serve.workers import WatchdogPolicy, Worker, WorkerFailure, WorkerSpec
 
 log = logging.getLogger("hwfit.serve")
@@ -88,6 +94,7 @@ class Slot:
     busy_since: float | None = None
     busy_predicted_s: float = 0.0
     restart_at: float | None = None
+    freed_at: float | None = None  # when it last finished a batch with more work queued behind it
 
 
 @dataclass
@@ -141,6 +148,8 @@ class Pool:
         self.max_batch_size = plan.max_batch_size
         self.config = config
         self.curve = OnlineCurve(plan.service_ms)
+        self.arrivals = ArrivalRate()
+        self.lateness = Lateness()
         self.input_spec = input_spec
         self.output_dims = output_dims
         self.metrics = metrics
@@ -187,6 +196,9 @@ class Pool:
     def predict_s(self, batch_size: int) -> float:
         return self.curve.predict_s(batch_size)
 
+    def lateness_s(self) -> float:
+        return self.lateness.allowance_s()
+
     def has_room(self, samples: int, priority: int) -> bool:
         return self.batcher.has_room(samples, priority)
 
@@ -198,7 +210,7 @@ class Pool:
         busy = tuple(max(0.0, s.busy_since + s.busy_predicted_s - now) for s in self.slots
                      if s.busy_since is not None)
         return PoolLoad(self.ready_replicas, busy, self._restart_delay_s(now), self.batcher.samples_ahead(priority),
-                        self.max_batch_size, self.batcher.max_queue_delay_s)
+                        self.max_batch_size, self.batcher.max_queue_delay_s, self.arrivals.rate(now))
 
     def _restart_delay_s(self, now: float) -> float | None:
         """Predicted time until a restarting replica is back: its backoff left + its last load time."""
@@ -264,6 +276,7 @@ class Pool:
         except QueueFull as full:
             raise Rejected(f"pool {self.name}: {full}; retry later", retry_after_s=round(self.predicted_drain_s(), 3))
         job.pool = self.name
+        self.arrivals.add(job.samples, now)
         for victim in shed:
             self._shed(victim, f"queue full: shed for a request of priority {job.priority}")
         if self.batcher.has_lower_priority_than(job.priority):
@@ -276,9 +289,8 @@ class Pool:
             if job.deadline is None:
                 return True
             load = self.load(job.priority)
-            load = PoolLoad(load.ready_replicas, load.busy_remaining_s, load.restart_delay_s, samples_ahead,
-                            load.max_batch_size, load.max_queue_delay_s)
-            return now + predict_completion_s(load, job.samples, self.predict_s) <= job.deadline
+            load = replace(load, samples_ahead=samples_ahead)
+            return now + predict_completion_s(load, job.samples, self.predict_s) + self.lateness_s() <= job.deadline
 
         for victim in self.batcher.shed_lower(priority, still_in_time):
             self._shed(victim, f"displaced by requests of priority {priority} and would now miss its deadline")
@@ -358,14 +370,26 @@ class Pool:
                                  f"{type(error).__name__}: {error}")
 
     def _deliver(self, slot: Slot, jobs: list[Job], packed, result) -> None:
-        elapsed_s = time.perf_counter() - jobs[0].dispatched_at
+        now = time.perf_counter()
+        elapsed_s = now - jobs[0].dispatched_at
         parts = slice_outputs(result.outputs, packed, jobs, self.output_dims)
-        self.curve.observe(packed.size, elapsed_s)
+        self.curve.observe(packed.size, elapsed_s + self._turnaround_s(slot, jobs[0]))
+        slot.freed_at = now if len(self.batcher) else None
         slot.consecutive_failures = 0
         self.metrics.batch_executed(self.name, packed.size, packed.padded_elements, result.oom_splits)
         self.metrics.service_ratio.labels(self.metrics.model, self.name).set(self.curve.ratio(packed.size))
         for job, outputs in zip(jobs, parts):
+            if job.predicted_completion is not None:
+                self.lateness.add(now - job.predicted_completion)
             job.succeed(JobResult(self.name, outputs, elapsed_s, packed.size))
+
+    @staticmethod
+    def _turnaround_s(slot: Slot, first: Job) -> float:
+        """Time a busy replica stood idle between its last batch and this one (the event loop's and
+        the IPC's overhead): part of what each batch costs while work is queued, so it is learned too."""
+        if slot.freed_at is None or first.formation_started is None:
+            return 0.0
+        return max(0.0, first.formation_started - slot.freed_at)
 
     def _fail_all(self, jobs: list[Job], reason: str) -> None:
         for job in jobs:

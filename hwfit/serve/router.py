@@ -10,6 +10,8 @@ predicted per batch size.
 from __future__ import annotations
 
 import heapq
+import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
@@ -58,6 +60,7 @@ class PoolLoad:
     samples_ahead: int  # queued samples that go before a new request of the given priority
     max_batch_size: int
     max_queue_delay_s: float
+    arrival_rate_sps: float = 0.0  # samples/s the pool has been admitting: they join a batch still forming
 
 
 def predict_completion_s(load: PoolLoad, samples: int, service_s: Callable[[int], float]) -> float:
@@ -79,9 +82,63 @@ def predict_completion_s(load: PoolLoad, samples: int, service_s: Callable[[int]
     for batch in batches_ahead:
         heapq.heappush(free_at, heapq.heappop(free_at) + service_s(batch))
     start = heapq.heappop(free_at)
+    own_batch = _filled(own_batch, load, start)
     if own_batch < batch_limit:
         start = max(start, load.max_queue_delay_s)  # a batch that is not full waits for the delay
+        own_batch = _filled(own_batch, load, start)
     return start + service_s(own_batch)
+
+
+def _filled(own_batch: int, load: PoolLoad, start_s: float) -> int:
+    """The request's batch as dispatched: later arrivals join it until it starts, up to the limit."""
+    joining = round(load.arrival_rate_sps * start_s)
+    return min(load.max_batch_size, own_batch + joining)
+
+
+class Lateness:
+    """How much later than predicted a pool's answers come: the 95th percentile of (answered -
+    predicted) over its recent answers, floored at 0. Added to predictions before they are held
+    against a deadline, so the model's misses on this machine (scheduling noise, a loaded event
+    loop) are learned rather than paid by the requests admitted at the edge."""
+
+    def __init__(self, window: int = 256, quantile: float = 0.95, refresh_every: int = 32):
+        self.quantile = quantile
+        self.refresh_every = refresh_every
+        self._errors: deque[float] = deque(maxlen=window)
+        self._since_refresh = 0
+        self._allowance_s = 0.0
+
+    def add(self, late_s: float) -> None:
+        self._errors.append(late_s)
+        self._since_refresh += 1
+        if self._since_refresh >= self.refresh_every or len(self._errors) < self.refresh_every:
+            self._refresh()
+
+    def allowance_s(self) -> float:
+        return self._allowance_s
+
+    def _refresh(self) -> None:
+        ordered = sorted(self._errors)
+        self._allowance_s = max(0.0, ordered[min(len(ordered) - 1, int(self.quantile * len(ordered)))])
+        self._since_refresh = 0
+
+
+class ArrivalRate:
+    """Samples per second admitted, as an exponentially decaying average (time constant `tau_s`)."""
+
+    def __init__(self, tau_s: float = 1.0):
+        self.tau_s = tau_s
+        self._rate = 0.0
+        self._at: float | None = None
+
+    def add(self, samples: int, now: float) -> None:
+        self._rate = self.rate(now) + samples / self.tau_s
+        self._at = now
+
+    def rate(self, now: float) -> float:
+        if self._at is None:
+            return 0.0
+        return self._rate * math.exp(-max(0.0, now - self._at) / self.tau_s)
 
 
 class RoutablePool(Protocol):
@@ -104,6 +161,8 @@ class RoutablePool(Protocol):
 
     def has_room(self, samples: int, priority: int) -> bool: ...
 
+    def lateness_s(self) -> float: ...
+
     def queue_text(self) -> str: ...
 
 
@@ -119,7 +178,8 @@ class RouteRequest:
 @dataclass(frozen=True)
 class Route:
     pool: RoutablePool
-    completion: float  # predicted perf_counter time of the answer
+    completion: float  # predicted perf_counter time of the answer, the pool's lateness allowance included
+    predicted: float  # the model's own prediction, without it (what lateness is measured against)
 
 
 class Router:
@@ -177,7 +237,7 @@ class Router:
 
     def _predict(self, pool: RoutablePool, request: RouteRequest, now: float) -> Route:
         seconds = predict_completion_s(pool.load(request.priority), request.samples, pool.predict_s)
-        return Route(pool, now + seconds)
+        return Route(pool, now + seconds + pool.lateness_s(), now + seconds)
 
     @staticmethod
     def _earliest_in_time(routes: list[Route], request: RouteRequest) -> Route | None:

@@ -7,6 +7,8 @@ import pytest
 
 from hwfit.serve.api import Rejected, Unavailable
 from hwfit.serve.router import (
+    ArrivalRate,
+    Lateness,
     OnlineCurve,
     PoolLoad,
     Router,
@@ -29,6 +31,7 @@ class PoolState:
     delay_s: float = 0.002
     is_up: bool = True
     queue_limit: int = 1000
+    late_s: float = 0.0
     curve: OnlineCurve = field(init=False)
 
     def __post_init__(self):
@@ -50,6 +53,9 @@ class PoolState:
 
     def has_room(self, samples, priority):
         return self.queued_samples + samples <= self.queue_limit
+
+    def lateness_s(self):
+        return self.late_s
 
     def queue_text(self):
         return f"{self.queued_samples}/{self.queue_limit} samples queued"
@@ -165,3 +171,38 @@ def test_a_pool_with_a_full_queue_is_passed_over_and_all_full_is_a_rejection():
     slow.queued_samples = slow.queue_limit = 8
     with pytest.raises(Rejected, match="every pool's queue is full .fast: 16/16 samples queued, slow: 8/8"):
         router.choose(request(), time.perf_counter())
+
+
+@pytest.mark.timeout(10)
+def test_requests_arriving_before_a_batch_starts_fill_it_and_lengthen_its_service():
+    service = curve_s({1: 10.0, 8: 24.0})
+    quiet = PoolLoad(1, (0.020,), None, 0, 8, 0.002, arrival_rate_sps=0.0)
+    busy = PoolLoad(1, (0.020,), None, 0, 8, 0.002, arrival_rate_sps=400.0)  # 8 more arrive in 20 ms
+    assert predict_completion_s(quiet, 1, service) == pytest.approx(0.020 + 0.010)
+    assert predict_completion_s(busy, 1, service) == pytest.approx(0.020 + 0.024)
+
+
+@pytest.mark.timeout(10)
+def test_arrival_rate_decays_and_lateness_is_the_95th_percentile_of_misses():
+    rate = ArrivalRate(tau_s=1.0)
+    for i in range(100):
+        rate.add(1, now=i * 0.01)  # 100 samples/s for 1 s
+    assert 50 < rate.rate(1.0) < 100
+    assert rate.rate(5.0) < rate.rate(1.0) * 0.05
+    lateness = Lateness(window=100, refresh_every=10)
+    for i in range(100):
+        lateness.add(i / 1000.0)  # late by 0..99 ms
+    assert lateness.allowance_s() == pytest.approx(0.095, abs=0.002)  # refreshed every 10 answers
+    early = Lateness()
+    early.add(-0.005)
+    assert early.allowance_s() == 0.0  # early answers never shorten a prediction
+
+
+@pytest.mark.timeout(10)
+def test_a_pool_that_answers_late_is_held_to_its_deadline_with_its_lateness():
+    pool = PoolState("p", {1: 10.0}, delay_s=0.0)
+    router = Router([pool], ["p"])
+    assert router.choose(request(timeout_ms=15), time.perf_counter()).pool is pool
+    pool.late_s = 0.010  # it has been answering 10 ms later than predicted
+    with pytest.raises(Rejected):
+        router.choose(request(timeout_ms=15), time.perf_counter())

@@ -13,7 +13,8 @@ when the answer is right:
   where it follows the prior; the queueing approximation's p99 is scaled down by 20% until the
   simulation confirms it (its error reaches a third). Accuracy is a family's, measured once.
 * Each round evaluates every configuration (milliseconds: the approximation), takes the best,
-  and measures what it rests on and is not measured yet: its max batch B and the batch below.
+  and measures what it rests on and is not measured yet: its max batch B, the batch below, and
+  the batch size it mostly forms at the SLO's rate.
   When the best rests only on measurements and its simulated p99 still ranks it first, every
   other configuration's optimistic estimate is already worse, so measuring more cannot win.
 
@@ -206,13 +207,16 @@ class _State:
         return rows
 
     def _needed(self, evaluation: Evaluation, groups) -> list[int]:
-        """Grid batch sizes the evaluation rests on that are not measured: its B and the batch below."""
+        """Grid batch sizes the evaluation rests on that are not measured: its B, the batch below,
+        and the batch the batcher mostly forms at the SLO's rate (its mean, rounded down)."""
         batches = self.grid.batches[evaluation.key]
         group = groups.get(evaluation.key)
         measured = set(group.points) | set(group.failures) if group else set()
         below = [b for b in batches if b < evaluation.max_batch]
-        wanted = [evaluation.max_batch] + ([below[-1]] if below else [])
-        return [b for b in wanted if b not in measured and b in batches]
+        # the batches the batcher really forms at this rate: the grid size at or under the mean
+        formed = [b for b in batches if b <= max(evaluation.mean_batch, batches[0])]
+        wanted = [evaluation.max_batch] + ([below[-1]] if below else []) + formed[-1:]
+        return [b for b in dict.fromkeys(wanted) if b not in measured and b in batches]
 
     def _measured_evaluations(self, groups) -> list[Evaluation]:
         """Every configuration with a measured point, evaluated on measurements only."""

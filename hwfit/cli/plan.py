@@ -183,6 +183,7 @@ def stored_points(store, loaded) -> tuple[list, list[int]]:
     """Stored points of this model measured on this machine (same host and CPU), newest first;
     a CPU point measured with the default threads is the same as one with every core."""
     from hwfit.backends import usable_threads
+    from hwfit.plan.configs import variant_key
     from hwfit.profile.environment import capture_environment
 
     here = capture_environment()
@@ -194,8 +195,6 @@ def stored_points(store, loaded) -> tuple[list, list[int]]:
         variant = dict(measurement.variant)
         if variant.get("device") == "cpu" and variant.get("threads") is None:
             variant["threads"] = usable_threads()
-        from hwfit.plan.configs import variant_key
-
         key = variant_key(variant)
         if key in seen:
             continue

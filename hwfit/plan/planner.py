@@ -27,7 +27,7 @@ from hwfit.plan.schema import (
     PoolPlan,
     SearchStats,
 )
-from hwfit.plan.search import Grid, Measure, SearchOutcome, search
+from hwfit.plan.search import Grid, Measure, SearchOutcome, measured_config_data, search
 from hwfit.plan.slo import Slo
 from hwfit.store import Measurement
 
@@ -180,11 +180,11 @@ def _heterogeneous(outcome: SearchOutcome, singles: list[Evaluation], slo: Slo, 
         rest = slo.throughput_rps - share
         if rest <= 1e-9:
             continue
+        primary_part = _at_rate(outcome, primary, share, slo, request, accuracy)
         for overflow_key in [e.key for e in _pairable(singles, slo) if e.key.family.device != primary.key.family.device]:
-            data = _measured(outcome, overflow_key, accuracy)
+            data = _measured(outcome, overflow_key, accuracy, request)
             offer = request.offers[overflow_key.family.device]
             for overflow in evaluate(data, slo, offer, request.default_accuracy_loss, rate_rps=rest):
-                primary_part = _at_rate(outcome, primary, share, slo, request, accuracy)
                 choices.append(Choice([("primary", primary_part), ("overflow", overflow)]))
     feasible = [c for c in choices if not c.broke]
     feasible.sort(key=lambda c: c.rank(slo.objective))
@@ -192,7 +192,7 @@ def _heterogeneous(outcome: SearchOutcome, singles: list[Evaluation], slo: Slo, 
     for choice in feasible[:3]:  # simulate the few that can win
         parts = []
         for role, evaluation in choice.pools:
-            parts.append((role, confirm(evaluation, _measured(outcome, evaluation.key, accuracy), slo,
+            parts.append((role, confirm(evaluation, _measured(outcome, evaluation.key, accuracy, request), slo,
                                         request.default_accuracy_loss)))
         confirmed.append(Choice(parts))
     return confirmed
@@ -212,19 +212,12 @@ def _pairable(singles: list[Evaluation], slo: Slo) -> list[Evaluation]:
     return picked
 
 
-def _measured(outcome: SearchOutcome, key: ConfigKey, accuracy):
-    from hwfit.plan.evaluate import ConfigData
-
-    group = outcome.groups[key]
-    return ConfigData(key=key, service_ms=group.service_ms(), accuracy_loss=accuracy.get(key.family),
-                      energy_j=outcome.data[key].energy_j if key in outcome.data else {},
-                      energy_how=outcome.data[key].energy_how if key in outcome.data else None,
-                      jitter_ms=group.jitter_ms,
-                      measured_from=[m.variant_key for _, m in sorted(group.points.items())])
+def _measured(outcome: SearchOutcome, key: ConfigKey, accuracy, request: PlanRequest):
+    return measured_config_data(outcome.groups[key], accuracy, outcome.groups, request.offers)
 
 
 def _at_rate(outcome, evaluation: Evaluation, rate: float, slo: Slo, request: PlanRequest, accuracy) -> Evaluation:
-    data = _measured(outcome, evaluation.key, accuracy)
+    data = _measured(outcome, evaluation.key, accuracy, request)
     offer = request.offers[evaluation.key.family.device]
     options = evaluate(data, slo, offer, request.default_accuracy_loss, rate_rps=rate)
     same = [e for e in options if e.units == evaluation.units]

@@ -253,13 +253,7 @@ class _State:
         return data
 
     def _measured_data(self, group: ConfigPoints, accuracy, groups) -> ConfigData:
-        cores = {name: offer.cores for name, offer in self.offers.items()}
-        energy, how = _energy(group, _energy_constants(groups, cores), cores)
-        return ConfigData(
-            key=group.key, service_ms=group.service_ms(), accuracy_loss=accuracy.get(group.key.family),
-            energy_j=energy, energy_how=how, jitter_ms=group.jitter_ms,
-            measured_from=[m.variant_key for _, m in sorted(group.points.items())],
-        )
+        return measured_config_data(group, accuracy, groups, self.offers)
 
     def _estimated_data(self, key, batches, group, accuracy, model, energy_constants) -> ConfigData | None:
         own = group.service_ms() if group else {}
@@ -277,6 +271,18 @@ class _State:
             estimated=frozenset(b for b in batches if b not in own),
             measured_from=[m.variant_key for _, m in sorted(group.points.items())] if group else [],
         )
+
+
+def measured_config_data(group: ConfigPoints, accuracy: dict[Family, float], groups: dict[ConfigKey, ConfigPoints],
+                         offers: dict[str, DeviceOffer]) -> ConfigData:
+    """A configuration's curve and energy from its measured points only (no estimates)."""
+    cores = {name: offer.cores for name, offer in offers.items()}
+    energy, how = _energy(group, _energy_constants(groups, cores), cores)
+    return ConfigData(
+        key=group.key, service_ms=group.service_ms(), accuracy_loss=accuracy.get(group.key.family),
+        energy_j=energy, energy_how=how, jitter_ms=group.jitter_ms,
+        measured_from=[m.variant_key for _, m in sorted(group.points.items())],
+    )
 
 
 def _usable_batches(batches: list[int], group: ConfigPoints | None) -> list[int]:

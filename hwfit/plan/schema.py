@@ -50,6 +50,10 @@ class PoolPlan(_Strict):
 
     name: str = Field(min_length=1)
     role: Literal["primary", "overflow", "fallback"]
+    tier: Literal["full", "degraded"] = Field(
+        default="full",
+        description="degraded: a cheaper variant outside the accuracy target, serving only requests that allow "
+                    "the degraded tier and whose deadline no full-tier pool can meet")
     variant: str = Field(description="variant key, batch size = max_batch_size, e.g. ort/cpu/int8-dynamic/b8/t1")
     backend: str
     device: str

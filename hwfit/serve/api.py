@@ -17,6 +17,29 @@ from hwfit.errors import HwfitError
 
 TIERS = ("full", "degraded")
 
+# Priority levels as Triton numbers them (`priority_levels`, `default_priority_level`): 1 is the
+# highest, larger numbers are lower, and 0 (what tritonclient sends by default) or a number past
+# the lowest level means the default level. A client written for Triton keeps its meaning here.
+PRIORITY_LEVELS = 10
+DEFAULT_PRIORITY_LEVEL = 5
+
+
+def effective_priority_level(requested: int) -> int:
+    """The level a request is served at: Triton's rule (0 or past the lowest level -> the default)."""
+    if requested <= 0 or requested > PRIORITY_LEVELS:
+        return DEFAULT_PRIORITY_LEVEL
+    return requested
+
+
+def importance_of(level: int) -> int:
+    """A level as a number that grows with importance (level 1 -> PRIORITY_LEVELS), for ordering."""
+    return PRIORITY_LEVELS + 1 - effective_priority_level(level)
+
+
+def level_of(importance: int) -> int:
+    """The priority level an importance came from (the inverse of `importance_of`)."""
+    return PRIORITY_LEVELS + 1 - importance
+
 # KServe v2 / Triton datatype names <-> numpy dtypes
 DATATYPES: dict[str, str] = {
     "BOOL": "bool",
@@ -133,8 +156,17 @@ class RequestOptions:
     """Per-request options from the protocol's `parameters`."""
 
     timeout_ms: float | None = None  # deadline, from when the request arrived
-    priority: int = 0  # larger is more important; shedding drops the lowest first
+    priority: int = 0  # Triton's level: 1 is the highest, larger is lower, 0 = the default level
     tier: Literal["full", "degraded"] = "full"  # degraded: may be served by the plan's degraded tier
+
+    @property
+    def priority_level(self) -> int:
+        return effective_priority_level(self.priority)
+
+    @property
+    def importance(self) -> int:
+        """Larger is more important: the scheduler orders and sheds by it (the lowest is shed first)."""
+        return importance_of(self.priority)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from hwfit.models import BATCH, InputSpec
-from hwfit.serve.api import InferRequest
+from hwfit.serve.api import InferRequest, level_of
 
 PAD_VALUE = 0  # token id 0 is [PAD] for BERT-family vocabularies; mask 0 hides the padded positions
 
@@ -40,7 +40,8 @@ class Job:
 
     @property
     def priority(self) -> int:
-        return self.request.options.priority
+        """Importance: larger is more important (the request's Triton-style level, turned around)."""
+        return self.request.options.importance
 
     @property
     def answered(self) -> bool:
@@ -279,7 +280,7 @@ class DynamicBatcher:
             if room_needed <= 0:
                 return victims
         raise QueueFull(f"the queue holds {self.queued_samples} samples (limit {self.limit_samples}) "
-                        f"and none of lower priority than {job.priority} to shed")
+                        f"and none of lower priority than level {level_of(job.priority)} to shed")
 
     def _insert(self, job: Job) -> None:
         key = (-job.priority, job.seq)

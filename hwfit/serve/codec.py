@@ -15,6 +15,8 @@ import numpy as np
 
 from hwfit.serve.api import (
     DATATYPES,
+    DEFAULT_PRIORITY_LEVEL,
+    PRIORITY_LEVELS,
     TIERS,
     BadRequest,
     InferRequest,
@@ -41,7 +43,8 @@ def request_options(parameters: Mapping[str, Any] | None) -> RequestOptions:
     """Read the parameters hwfit acts on; others are passed over, as the protocol allows.
 
     `timeout_ms` (number > 0) or Triton's `timeout` (microseconds, integer > 0) set the deadline;
-    `priority` (integer, larger is more important); `tier` ("full" or "degraded").
+    `priority` (Triton's level: integer >= 0, 1 is the highest, larger numbers are lower, 0 = the
+    default level); `tier` ("full" or "degraded").
     """
     parameters = parameters or {}
     if not isinstance(parameters, Mapping):
@@ -72,8 +75,10 @@ def _timeout_ms(parameters: Mapping[str, Any]) -> float | None:
 
 def _priority(parameters: Mapping[str, Any]) -> int:
     value = parameters.get("priority", 0)
-    if not _is_integer(value):
-        raise BadRequest(f"parameter 'priority' must be an integer (larger is more important), got {value!r}")
+    if not _is_integer(value) or value < 0:
+        raise BadRequest(f"parameter 'priority' must be a priority level, an integer >= 0 (1 is the highest, "
+                         f"larger numbers are lower, 0 = the default level {DEFAULT_PRIORITY_LEVEL} of "
+                         f"1..{PRIORITY_LEVELS}), got {value!r}")
     return int(value)
 
 

@@ -21,6 +21,7 @@ class EmulatedPool:
     max_queue_delay_ms: float = 2.0
     role: str = "primary"
     expected_p99_ms: float | None = None
+    tier: str = "full"  # degraded: serves only requests that allow the degraded tier
 
     @property
     def curve_knob(self) -> str:
@@ -33,7 +34,7 @@ class EmulatedPool:
     def to_plan_pool(self) -> dict:
         capacity = capacity_rps(self.curve_ms, self.replicas, self.max_batch_size)
         return {
-            "name": self.name, "role": self.role, "variant": self.variant_key, "backend": "emulated",
+            "name": self.name, "role": self.role, "tier": self.tier, "variant": self.variant_key, "backend": "emulated",
             "device": f"emulated:{self.name}", "precision": "fp32", "threads": None, "knobs": {},
             "devices": 1, "replicas_per_device": self.replicas, "max_batch_size": self.max_batch_size,
             "max_queue_delay_ms": self.max_queue_delay_ms, "service_ms": dict(self.curve_ms),
@@ -46,7 +47,7 @@ def emulated_plan(model_name: str, model_source: str, pools: list[EmulatedPool],
                   fallback: list[str] | None = None, expected_p99_ms: float | None = None) -> Plan:
     """A plan serving `model_source` on emulated pools; `fallback` defaults to the pools in order."""
     capacity = sum(pool.to_plan_pool()["expected"]["capacity_rps"] for pool in pools
-                   if pool.role in ("primary", "overflow"))
+                   if pool.role in ("primary", "overflow") and pool.tier == "full")
     data = {
         "model": {"name": model_name, "source": model_source, "hash": "emulated"},
         "slo": {"latency_p99_ms": latency_p99_ms, "throughput_rps": max(capacity * 0.5, 1e-3), "objective": "latency",

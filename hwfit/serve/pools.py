@@ -18,7 +18,7 @@ from typing import Callable, Mapping
 from hwfit.backends import Variant
 from hwfit.models import InputSpec
 from hwfit.plan import PoolPlan
-from hwfit.serve.api import DeadlineExceeded, InternalError, Rejected
+from hwfit.serve.api import DeadlineExceeded, InternalError, Rejected, level_of
 from hwfit.serve.batcher import (
     DynamicBatcher,
     Job,
@@ -108,8 +108,8 @@ class JobResult:
 
 
 def is_degraded(plan: PoolPlan) -> bool:
-    """A degraded-tier pool: `tier: degraded` once the schema has it, else a name that says so."""
-    return getattr(plan, "tier", None) == DEGRADED or DEGRADED in plan.name.lower()
+    """A degraded-tier pool (`tier: degraded` in the plan)."""
+    return plan.tier == DEGRADED
 
 
 def device_units(plan: PoolPlan) -> list[DeviceHealth]:
@@ -278,7 +278,7 @@ class Pool:
         job.pool = self.name
         self.arrivals.add(job.samples, now)
         for victim in shed:
-            self._shed(victim, f"queue full: shed for a request of priority {job.priority}")
+            self._shed(victim, f"queue full: shed for a request of priority level {level_of(job.priority)}")
         if self.batcher.has_lower_priority_than(job.priority):
             self._shed_displaced(job.priority, now)
         self._publish_queue()
@@ -293,7 +293,7 @@ class Pool:
             return now + predict_completion_s(load, job.samples, self.predict_s) + self.lateness_s() <= job.deadline
 
         for victim in self.batcher.shed_lower(priority, still_in_time):
-            self._shed(victim, f"displaced by requests of priority {priority} and would now miss its deadline")
+            self._shed(victim, f"displaced by requests of priority level {level_of(priority)} and would now miss its deadline")
 
     def _shed(self, job: Job, why: str) -> None:
         self.metrics.request_refused(self.name, "shed", "shed")

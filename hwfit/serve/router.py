@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
 from hwfit.plan import ServiceCurve
-from hwfit.serve.api import Rejected, Unavailable
+from hwfit.serve.api import Rejected, Unavailable, level_of
 
 EWMA_ALPHA = 0.2  # weight of the newest observation: ~5 batches to follow a shift
 ROUTED_ROLES = ("primary", "overflow")  # fallback pools take traffic only when these are all down
@@ -267,7 +267,7 @@ class Router:
         drain_s = min(predict_completion_s(pool.load(request.priority), 1, pool.predict_s) for pool in pools)
         detail = ", ".join(f"{pool.name}: {pool.queue_text()}" for pool in pools)
         return Rejected(f"every pool's queue is full ({detail}) with nothing of lower priority than "
-                        f"{request.priority} to shed; retry later", retry_after_s=round(max(MIN_RETRY_AFTER_S, drain_s), 3))
+                        f"level {level_of(request.priority)} to shed; retry later", retry_after_s=round(max(MIN_RETRY_AFTER_S, drain_s), 3))
 
     def _nothing_up_message(self, exclude: frozenset[str]) -> str:
         reasons = []

@@ -103,16 +103,17 @@ def reference(tiny_model):
 
 
 def shed_low_priority_dispatcher(model):
-    """A real DirectDispatcher with an admission rule: requests with priority < 0 are refused
-    (Rejected, retry after 2 s), so the front ends' 429 / RESOURCE_EXHAUSTED path is exercised."""
+    """A real DirectDispatcher with an admission rule: requests at priority level 9 or lower (Triton's
+    numbering, 1 is the highest) are refused (Rejected, retry after 2 s), so the front ends' 429 /
+    RESOURCE_EXHAUSTED path is exercised."""
     from hwfit.backends import Variant
     from hwfit.serve.api import Rejected
     from hwfit.serve.direct import DirectDispatcher
 
     class ShedLowPriority(DirectDispatcher):
         async def infer(self, request):
-            if request.options.priority < 0:
-                raise Rejected(f"priority {request.options.priority} is below 0: shed", retry_after_s=2.0)
+            if request.options.priority_level >= 9:
+                raise Rejected(f"priority level {request.options.priority_level} is 9 or lower: shed", retry_after_s=2.0)
             return await super().infer(request)
 
     return ShedLowPriority(model, Variant("ort", "cpu", "fp32", 1, threads=1), max_batch_size=TINY_MAX_BATCH)
@@ -120,7 +121,7 @@ def shed_low_priority_dispatcher(model):
 
 @pytest.fixture(scope="module")
 def guarded_server(tiny_model):
-    """A server with a bearer token and the shed-below-priority-0 admission rule."""
+    """A server with a bearer token and the shed-level-9-and-lower admission rule."""
     from hwfit.serve.server import ServerConfig, start_in_thread
 
     config = ServerConfig(http_port=0, grpc_port=0, token=TOKEN, drain_s=2.0)

@@ -90,7 +90,7 @@ def test_queue_orders_by_priority_then_arrival_and_sheds_the_lowest_when_full():
             assert batcher.admit(job, time.perf_counter()) == []
         with pytest.raises(QueueFull):  # same priority: nothing lower to shed
             batcher.admit(make_job(one, priority=0, seq=10, loop=loop), time.perf_counter())
-        urgent = make_job(one, priority=5, seq=11, loop=loop)
+        urgent = make_job(one, priority=1, seq=11, loop=loop)  # Triton's level 1, the highest
         shed = batcher.admit(urgent, time.perf_counter())
         assert shed == [low[-1]]  # the lowest priority, newest first
         assert batcher.queued_samples == 4

@@ -204,6 +204,16 @@ def test_request_options_from_parameters():
     assert request_options({"timeout": 1500}).timeout_ms == 1.5  # Triton's microseconds
 
 
+def test_priority_is_tritons_level_one_is_the_highest_zero_the_default():
+    from hwfit.serve.api import DEFAULT_PRIORITY_LEVEL, PRIORITY_LEVELS
+
+    levels = {p: request_options({"priority": p}) for p in (0, 1, 2, PRIORITY_LEVELS, PRIORITY_LEVELS + 1)}
+    assert request_options({}).priority_level == DEFAULT_PRIORITY_LEVEL
+    assert levels[0].priority_level == DEFAULT_PRIORITY_LEVEL  # what tritonclient sends when unset
+    assert levels[PRIORITY_LEVELS + 1].priority_level == DEFAULT_PRIORITY_LEVEL  # past the lowest: Triton's rule
+    assert levels[1].importance > levels[2].importance > levels[0].importance > levels[PRIORITY_LEVELS].importance
+
+
 @pytest.mark.parametrize(
     "parameters, expected",
     [
@@ -212,7 +222,8 @@ def test_request_options_from_parameters():
         ({"timeout_ms": True}, "'timeout_ms' must be a number"),
         ({"timeout": 2.5}, "'timeout' (Triton's, in microseconds) must be an integer > 0"),
         ({"timeout": 5, "timeout_ms": 5}, "either parameter 'timeout_ms'"),
-        ({"priority": 1.5}, "'priority' must be an integer"),
+        ({"priority": 1.5}, "'priority' must be a priority level, an integer >= 0 (1 is the highest"),
+        ({"priority": -1}, "'priority' must be a priority level, an integer >= 0"),
         ({"tier": "gold"}, "'tier' must be one of full, degraded, got 'gold'"),
         ({"sequence_id": 7}, "sequence batching is not supported"),
         ([1], "'parameters' must be an object"),

@@ -110,7 +110,7 @@ def test_malformed_and_oversized_requests_are_bad_requests(server):
 @pytest.mark.timeout(60)
 def test_under_overload_the_lowest_priority_is_shed_first(server):
     low = [server.infer_async(request()) for _ in range(60)]
-    high = [server.infer_async(request(priority=5)) for _ in range(8)]
+    high = [server.infer_async(request(priority=1)) for _ in range(8)]  # Triton's level 1: the highest
     wait(low + high, timeout=30)
     assert all(f.exception() is None for f in high), [f.exception() for f in high]
     errors = [f.exception() for f in low if f.exception() is not None]
@@ -145,6 +145,27 @@ def test_metrics_count_what_happened(server):
     assert total(text, "hwfit_pool_info", pool="fast", emulated="true") == 1
     assert total(text, "hwfit_cache_hits_total") >= 1
     assert total(text, "hwfit_device_utilization_ratio", device="cpu") >= 0
+
+
+@pytest.mark.timeout(60)
+def test_a_degraded_tier_pool_serves_only_requests_that_allow_it(tmp_path):
+    full = EmulatedPool("accurate", {1: 40.0, 8: 80.0}, max_batch_size=8)
+    cheap = EmulatedPool("int8-cheap", {1: 5.0, 8: 10.0}, max_batch_size=8, role="overflow", tier="degraded")
+    plan = emulated_plan("small", str(write_small_onnx_model(tmp_path / "small.onnx")), [full, cheap], 2000.0)
+    assert [pool.tier for pool in plan.pools] == ["full", "degraded"]
+    running = InProcess(PlanDispatcher(plan))
+    try:
+        def ask(timeout_ms, tier):
+            return InferRequest("small", {"x": _rng.random((1, 4), dtype=np.float32)},
+                                options=RequestOptions(timeout_ms=timeout_ms, tier=tier))
+
+        assert running.infer(ask(None, "degraded")).pool == "accurate"  # the full tier first when it is in time
+        assert running.infer(ask(20, "degraded")).pool == "int8-cheap"  # only the degraded pool meets 20 ms
+        with pytest.raises(Rejected, match="no pool can answer within 20 ms"):
+            running.infer(ask(20, "full"))  # a full-tier request never lands on the degraded pool
+        assert running.dispatcher.ready()
+    finally:
+        running.stop()
 
 
 @pytest.mark.timeout(60)

@@ -205,10 +205,10 @@ def test_token_is_required_except_for_health(guarded_server, tiny_inputs, token)
 
 def test_rejected_is_resource_exhausted_with_retry_after(guarded_server, tiny_inputs, token):
     request = _typed_request(**tiny_inputs(batch=1))
-    request.parameters["priority"].int64_param = -3
+    request.parameters["priority"].uint64_param = 9  # as tritonclient sets it
     error = _raw_call(guarded_server, request.SerializeToString(), metadata=(("authorization", f"Bearer {token}"),))
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "priority -3 is below 0" in error.details()
+    assert "priority level 9 is 9 or lower" in error.details()
     assert dict(error.trailing_metadata())["retry-after"] == "2"
 
 
@@ -216,7 +216,7 @@ def test_bad_parameters_are_invalid_argument(tiny_server, tiny_inputs):
     for name, set_value, expected in [
         ("timeout_ms", lambda p: setattr(p, "double_param", -5.0), "'timeout_ms' must be a number of milliseconds > 0"),
         ("tier", lambda p: setattr(p, "string_param", "gold"), "'tier' must be one of full, degraded"),
-        ("priority", lambda p: setattr(p, "string_param", "high"), "'priority' must be an integer"),
+        ("priority", lambda p: setattr(p, "string_param", "high"), "'priority' must be a priority level"),
     ]:
         request = _typed_request(**tiny_inputs(batch=1))
         set_value(request.parameters[name])
@@ -257,3 +257,10 @@ def test_field_numbers_match_tritons_proto():
     assert ours.full_name == theirs.full_name
     for method in ours.methods:
         assert theirs.methods_by_name[method.name].input_type.full_name == method.input_type.full_name
+
+
+def test_tritonclients_priority_argument_keeps_tritons_meaning(guarded_server, tiny_inputs, token):
+    client, good = _client(guarded_server), {"authorization": f"Bearer {token}"}
+    assert client.infer("tiny", _inputs(tiny_inputs()), headers=good, priority=1).as_numpy("y").shape == (2, 3)
+    status, message = _status(client.infer, "tiny", _inputs(tiny_inputs()), headers=good, priority=9)
+    assert status == "StatusCode.RESOURCE_EXHAUSTED" and "priority level 9 is 9 or lower" in message

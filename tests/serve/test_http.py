@@ -198,7 +198,7 @@ def test_inputs_that_do_not_fit_are_400_naming_the_input(tiny_server, tiny_input
         (b'{"inputs": [', "request body is not valid JSON"),
         (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2]}]}', "needs 4"),
         (None, "parameter 'timeout_ms' must be a number of milliseconds > 0, got -1"),
-        ("priority", "parameter 'priority' must be an integer"),
+        ("priority", "parameter 'priority' must be a priority level, an integer >= 0"),
         ("tier", "parameter 'tier' must be one of full, degraded"),
     ],
 )
@@ -252,7 +252,7 @@ def _routes():
     return HttpRoutes(front=None, config=None).table()
 
 
-# --- token and admission (a server with a token and a shed-below-priority-0 rule) --------------
+# --- token and admission (a server with a token and a shed-level-9-and-lower rule) --------------
 
 
 def test_token_is_required_except_for_health_probes(guarded_server, tiny_inputs, token):
@@ -272,9 +272,17 @@ def test_token_is_required_except_for_health_probes(guarded_server, tiny_inputs,
 
 def test_rejected_is_429_with_retry_after(guarded_server, tiny_inputs, token):
     arrays = tiny_inputs(batch=1)
-    body = _infer_json(arrays["x"], arrays["ids"], {"priority": -1})
+    body = _infer_json(arrays["x"], arrays["ids"], {"priority": 10})
     headers = {"Authorization": f"Bearer {token}"}
     status, response_headers, document = _request(guarded_server, "POST", "/v2/models/tiny/infer", body, headers)
     assert status == 429
     assert response_headers["Retry-After"] == "2"
-    assert "priority -1 is below 0" in document["error"]
+    assert "priority level 10 is 9 or lower" in document["error"]
+
+
+def test_tritonclients_priority_argument_keeps_tritons_meaning(guarded_server, tiny_inputs, token):
+    client, good = _client(guarded_server), {"Authorization": f"Bearer {token}"}
+    assert client.infer("tiny", _inputs(tiny_inputs()), headers=good, priority=1).as_numpy("y").shape == (2, 3)
+    assert client.infer("tiny", _inputs(tiny_inputs()), headers=good).as_numpy("y").shape == (2, 3)  # 0: default
+    status, message = _error(client.infer, "tiny", _inputs(tiny_inputs()), headers=good, priority=9)
+    assert status == "429" and "priority level 9 is 9 or lower" in message

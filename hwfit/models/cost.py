@@ -140,6 +140,18 @@ def torch_cost(module, example: tuple, input_bytes: int, output_bytes: int) -> M
                      how="torch.utils.flop_counter.FlopCounterMode")
 
 
+def _onnx_inferred_shapes(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, list[int]]:
+    """{tensor name: concrete shape} by onnx's own shape inference alone; {} where it fails."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    _fix_input_shapes(proto, shapes)
+    try:
+        return _known_shapes(onnx.shape_inference.infer_shapes(proto, data_prop=True))
+    except Exception:  # noqa: BLE001 - the symbolic inference is the fallback
+        return {}
+
+
 def _fix_input_shapes(proto, shapes: dict[str, tuple[int, ...]]) -> None:
     for value in proto.graph.input:
         if value.name not in shapes:
@@ -202,8 +214,12 @@ def _value_bytes(value, known: dict[str, list[int]]) -> int:
 
 
 def output_shapes(model, batch_size: int) -> dict[str, tuple[int, ...]]:
-    """Output shapes at `batch_size` from ONNX shape inference (nothing is run)."""
-    _, known = shapes_at(model.onnx_path(), model.inputs.shapes(batch_size))
+    """Output shapes at `batch_size` from ONNX shape inference (nothing is run): onnx's own first (it
+    takes milliseconds), ORT's symbolic inference only when that leaves an output unknown (importing it
+    pulls in torch: seconds, which a worker process starting up should not pay for nothing)."""
+    known = _onnx_inferred_shapes(model.onnx_path(), model.inputs.shapes(batch_size))
+    if any(name not in known for name in model.output_names):
+        _, known = shapes_at(model.onnx_path(), model.inputs.shapes(batch_size))
     missing = [name for name in model.output_names if name not in known]
     if missing:
         raise ModelSourceError(f"cannot infer the shape of output(s) {missing} of {model.name}")

@@ -5,10 +5,13 @@ model, not successive halving or hill climbing, because it comes with a stopping
 when the answer is right:
 
 * Every unmeasured point gets an estimate from a rank-one model of log service time
-  (surrogate.py): e[family] + g[layout](batch). One screening point per family (batch 8 on its
-  widest layout) fixes the family's speed; points measured on any family teach every family how
-  batch size and layout (K replicas × t threads) scale its time. Cells no family has measured
-  follow a prior (an affine batch time; ideal thread scaling across layouts).
+  (surrogate.py): e[family] + g[layout](batch). One screening point per family (batch 8 on one
+  replica with one thread) fixes the family's speed; points measured on any family teach every
+  family how batch size and layout (K replicas × t threads) scale its time, except that a layout
+  is never estimated slower than ideal scaling from the screened one (backends differ too much in
+  how they share cores for one to rule a layout out for another). Cells no family has measured
+  follow a prior (an affine batch time; ideal scaling across layouts). A configuration measured at
+  some batch sizes is estimated at the others from its own times and the shared batch shape.
 * Estimates are made optimistic: 5% faster where the cell was measured on another family, 15%
   where it follows the prior; the queueing approximation's p99 is scaled down by 20% until the
   simulation confirms it (its error reaches a third). Accuracy is a family's, measured once.
@@ -20,7 +23,7 @@ when the answer is right:
 
 Triton Model Analyzer's quick search is hill climbing: it can stop on a local optimum and does
 not know when it has. Here the stop is a bound (as good as the estimates are optimistic), and
-the budget (10% of the grid by default) only bites when they were not; the plan then says so.
+the budget (15% of the grid by default) only bites when they were not; the plan then says so.
 """
 
 from __future__ import annotations
@@ -38,8 +41,7 @@ from hwfit.store import Measurement
 
 SCREEN_BATCH = 8
 P99_OPTIMISM = 0.8  # the queueing approximation errs by up to a third; unconfirmed p99s are scaled down
-LAYOUT_SLACK = 0.85  # a layout may be 15% better than ideal thread scaling predicts
-DEFAULT_BUDGET_SHARE = 0.10
+DEFAULT_BUDGET_SHARE = 0.15
 
 Measure = Callable[[list[dict]], list[Measurement]]
 
@@ -82,10 +84,12 @@ class Grid:
         return sorted({key.family for key in self.batches})
 
     def reference_layout(self, family: Family) -> Layout:
-        """The widest single-replica layout of a family (most threads), the one screened first."""
+        """The narrowest single-replica layout of a family (fewest threads), the one screened first:
+        from one replica on one thread, ideal scaling to K replicas x t threads is an optimistic
+        bound for every other layout (neither replicas nor threads scale better than linearly)."""
         layouts = [key.layout for key in self.batches if key.family == family]
         singles = [layout for layout in layouts if layout.replicas == 1] or layouts
-        return max(singles, key=lambda layout: (layout.threads is None, layout.threads or 0))
+        return min(singles, key=lambda layout: (layout.threads is None, layout.threads or 0))
 
 
 def search(grid: Grid, known: list[Measurement], slo: Slo, offers: dict[str, DeviceOffer],
@@ -128,7 +132,7 @@ class _State:
         self.confirmed = {slot: e for slot, e in self.confirmed.items() if slot[0] not in touched}
 
     def screen(self, say) -> None:
-        """One point per family that has none: batch 8 (or the nearest) on its widest layout."""
+        """One point per family that has none: batch 8 (or the nearest) on its reference layout."""
         groups = group_points(self.known)
         measured_families = {key.family for key, group in groups.items() if group.points or group.failures}
         wanted = []
@@ -259,7 +263,12 @@ class _State:
         own = group.service_ms() if group else {}
         times = {}
         for batch in batches:
-            estimate = own.get(batch) or model.estimate_ms(key, batch)
+            if batch in own:
+                estimate = own[batch]
+            elif own:  # the configuration's own level, the shared shape along the batch axis
+                estimate = model.estimate_from_own_ms(key, batch, own)
+            else:
+                estimate = model.estimate_ms(key, batch)
             if estimate is None:
                 return None
             times[batch] = estimate

@@ -5,8 +5,9 @@
 `e` is how fast a family (backend × precision) is; `g` is how a layout (K replicas × t threads)
 and a batch size scale any family's batch time on that device. One screening point per family
 fixes its `e`; a few points of the leading family along the batch axis and across layouts fix `g`
-for every family. Until a cell of `g` has data it follows a prior: an affine batch time with a
-fixed overhead of two samples, and ideal thread scaling across layouts. Estimates are made
+for every family. Until a cell of `g` has data it follows a prior: below the screened batch, time
+in proportion to the batch (no fixed cost: optimistic); above it, an affine batch time with a fixed
+cost of two samples; and ideal scaling across layouts. Estimates are made
 optimistic by a margin — larger where the cell has no data — so the search keeps looking where
 the model is unsure (see search.py).
 """
@@ -33,9 +34,15 @@ class RankOneModel:
     device_cores: dict[str, int | None]
     e: dict[Family, float] = field(default_factory=dict)
     g: dict[tuple[str, Layout, int], float] = field(default_factory=dict)  # cells with data
+    # how differently families measured on a layout depart from the shared g there (max - min of
+    # their mean residuals); absent until two families have been measured on it
+    layout_spread: dict[tuple[str, Layout], float] = field(default_factory=dict)
 
     def prior(self, device: str, reference: Layout, layout: Layout, batch: int) -> float:
-        shape = math.log((PRIOR_OVERHEAD_SAMPLES + batch) / (PRIOR_OVERHEAD_SAMPLES + self.reference_batch))
+        if batch < self.reference_batch:  # below: time in proportion to the batch (optimistic: no fixed cost)
+            shape = math.log(batch / self.reference_batch)
+        else:  # above: an affine batch time with a fixed cost of a couple of samples
+            shape = math.log((PRIOR_OVERHEAD_SAMPLES + batch) / (PRIOR_OVERHEAD_SAMPLES + self.reference_batch))
         return shape + math.log(ideal_ratio(reference, layout, self.device_cores.get(device)))
 
     def g_at(self, family: Family, layout: Layout, batch: int) -> tuple[float, bool]:
@@ -60,13 +67,42 @@ class RankOneModel:
                 return value - self.prior(device, reference, source, nearest)
         return None
 
+    def g_estimate(self, family: Family, layout: Layout, batch: int) -> tuple[float, bool]:
+        """g for estimating an unmeasured point of `family`: the fitted cell, except that a layout
+        other than the family's reference is never made slower than ideal scaling from the
+        reference predicts. How K replicas x t threads scale is the backend's own affair (one may
+        share cores well, another ignore its thread count), so what other families taught about a
+        layout may only make this family's estimate faster, never rule a layout out unmeasured."""
+        g, known = self.g_at(family, layout, batch)
+        reference = self.reference_layouts[family]
+        if layout == reference:
+            return g, known
+        shape, _ = self.g_at(family, reference, batch)  # the batch shape at the reference layout
+        ideal = shape + math.log(ideal_ratio(reference, layout, self.device_cores.get(family.device)))
+        if g <= ideal:
+            return g, known
+        # slower than ideal: believe it as far as the families measured on this layout agree
+        spread = self.layout_spread.get((family.device, layout))
+        if spread is None:
+            return ideal, False
+        return max(g - spread, ideal), known
+
     def estimate_ms(self, key: ConfigKey, batch: int) -> float | None:
         """Optimistic service time of an unmeasured point (None when its family was never measured)."""
         if key.family not in self.e:
             return None
-        g, known = self.g_at(key.family, key.layout, batch)
+        g, known = self.g_estimate(key.family, key.layout, batch)
         margin = MARGIN_KNOWN if known else MARGIN_UNKNOWN
         return math.exp(self.e[key.family] + g) * (1.0 - margin)
+
+    def estimate_from_own_ms(self, key: ConfigKey, batch: int, own: dict[int, float]) -> float:
+        """Optimistic time at `batch` of a configuration measured at other batch sizes: its own time at
+        the nearest measured batch (in log2) times the shared batch shape between the two."""
+        nearest = min(own, key=lambda b: (abs(math.log2(b / batch)), b))
+        g, known = self.g_estimate(key.family, key.layout, batch)
+        g_nearest, _ = self.g_estimate(key.family, key.layout, nearest)
+        margin = MARGIN_KNOWN if known else MARGIN_UNKNOWN
+        return own[nearest] * math.exp(g - g_nearest) * (1.0 - margin)
 
 
 def fit(groups: dict[ConfigKey, ConfigPoints], reference_layouts: dict[Family, Layout], reference_batch: int,
@@ -82,7 +118,23 @@ def fit(groups: dict[ConfigKey, ConfigPoints], reference_layouts: dict[Family, L
         model.e = _fit_e(model, observations)
         model.g = _fit_g(model, observations)
     model.e = _fit_e(model, observations)
+    model.layout_spread = _layout_spread(model, observations)
     return model
+
+
+def _layout_spread(model: RankOneModel, observations) -> dict[tuple[str, Layout], float]:
+    """Per (device, layout): max - min over families of their mean residual log s - e - g there."""
+    residuals: dict[tuple[str, Layout], dict[Family, list[float]]] = {}
+    for key, batch, log_ms in observations:
+        g, _ = model.g_at(key.family, key.layout, batch)
+        residuals.setdefault((key.family.device, key.layout), {}).setdefault(key.family, []).append(
+            log_ms - model.e[key.family] - g)
+    spreads = {}
+    for cell, by_family in residuals.items():
+        if len(by_family) >= 2:
+            means = [sum(values) / len(values) for values in by_family.values()]
+            spreads[cell] = max(means) - min(means)
+    return spreads
 
 
 def _fit_e(model: RankOneModel, observations) -> dict[Family, float]:

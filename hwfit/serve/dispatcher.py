@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hwfit.errors import InputSpecError
 from hwfit.models import Model, load_model
@@ -94,8 +94,10 @@ class PlanDispatcher:
         pools = {}
         for pool_plan in self.plan.pools:
             io_bytes = (input_bytes(self.model, pool_plan.max_batch_size), OUTPUT_ARENA_BYTES)
+            timeout_ms = _default_timeout_ms(self.config, self.plan)
+            pool_config = replace(self.config.pool, default_deadline_s=None if timeout_ms is None else timeout_ms / 1000)
             pools[pool_plan.name] = Pool(pool_plan, self.model.source, spec, self.io.output_dims, self.metrics,
-                                         self._reroute, self.config.pool, io_bytes, one_per_batch)
+                                         self._reroute, pool_config, io_bytes, one_per_batch)
         return pools
 
     # --- the Dispatcher protocol

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ from typing import Callable, Mapping
 
 from hwfit.backends import Variant
 from hwfit.models import InputSpec
-from hwfit.plan import PoolPlan
+from hwfit.plan import PoolPlan, ServiceCurve
 from hwfit.serve.api import DeadlineExceeded, InternalError, Rejected, level_of
 from hwfit.serve.batcher import (
     DynamicBatcher,
@@ -54,7 +55,9 @@ class HealthPolicy:
 class PoolConfig:
     watchdog: WatchdogPolicy = WatchdogPolicy()
     health: HealthPolicy = HealthPolicy()
-    queue_batches_per_replica: int = 8  # queue bound: this many full batches per replica
+    queue_batches_per_replica: int = 8  # queue bound: at least this many full batches per replica ...
+    # ... and at least what the pool serves within the default deadline (None: no deadline)
+    default_deadline_s: float | None = None
 
 
 @dataclass
@@ -107,6 +110,21 @@ class JobResult:
     batch_size: int
 
 
+def queue_limit_samples(plan: PoolPlan, config: PoolConfig) -> int:
+    """The pool's queue bound in samples: `queue_batches_per_replica` full batches per replica, or what
+    the pool can serve at its planned capacity within the default deadline if that is more (a plan
+    with a long deadline and max batch 1 must not refuse a queue it could serve in time)."""
+    batches = plan.replicas * plan.max_batch_size * config.queue_batches_per_replica
+    if config.default_deadline_s is None:
+        return batches
+    capacity_rps = plan.replicas * plan.max_batch_size / (plan_service_ms(plan, plan.max_batch_size) / 1000.0)
+    return max(batches, math.ceil(capacity_rps * config.default_deadline_s))
+
+
+def plan_service_ms(plan: PoolPlan, batch_size: int) -> float:
+    return ServiceCurve.from_points({int(b): float(ms) for b, ms in plan.service_ms.items()})(batch_size)
+
+
 def is_degraded(plan: PoolPlan) -> bool:
     """A degraded-tier pool (`tier: degraded` in the plan)."""
     return plan.tier == DEGRADED
@@ -154,7 +172,7 @@ class Pool:
         self.output_dims = output_dims
         self.metrics = metrics
         self.reroute = reroute
-        limit = plan.replicas * plan.max_batch_size * config.queue_batches_per_replica
+        limit = queue_limit_samples(plan, config)
         self.batcher = DynamicBatcher(plan.max_batch_size, plan.max_queue_delay_ms / 1000.0, limit,
                                       one_request_per_batch)
         self.units = device_units(plan)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
@@ -19,6 +20,10 @@ from hwfit.plan import ServiceCurve
 from hwfit.serve.api import Rejected, Unavailable, level_of
 
 EWMA_ALPHA = 0.2  # weight of the newest observation: ~5 batches to follow a shift
+# What a pool learned about itself fades when nothing new is learned: a pool that refused every
+# request after a burst (its corrections inflated by the burst) would otherwise never answer one
+# again to learn that it recovered. Corrections fade with this time constant once a pool goes quiet.
+STALE_TAU_S = 2.0
 ROUTED_ROLES = ("primary", "overflow")  # fallback pools take traffic only when these are all down
 MIN_RETRY_AFTER_S = 0.05
 
@@ -26,25 +31,45 @@ MIN_RETRY_AFTER_S = 0.05
 class OnlineCurve:
     """Service time of a batch on one replica: the plan's curve times the observed/predicted ratio."""
 
-    def __init__(self, service_ms: dict[int, float], alpha: float = EWMA_ALPHA):
+    def __init__(self, service_ms: dict[int, float], alpha: float = EWMA_ALPHA, stale_tau_s: float = STALE_TAU_S):
         self.base = ServiceCurve.from_points({int(b): float(ms) for b, ms in service_ms.items()})
         self.alpha = alpha
+        self.stale_tau_s = stale_tau_s
         self._ratio_by_batch: dict[int, float] = {}
         self._ratio_overall: float | None = None
+        self._observed_at: float | None = None
 
     def ratio(self, batch_size: int) -> float:
-        """The correction at this batch size; the pool-wide one where this size was never seen."""
+        """The correction at this batch size (the pool-wide one where this size was never seen),
+        fading back to the plan's curve once nothing has been observed for a while."""
         if batch_size in self._ratio_by_batch:
-            return self._ratio_by_batch[batch_size]
-        return 1.0 if self._ratio_overall is None else self._ratio_overall
+            learned = self._ratio_by_batch[batch_size]
+        elif self._ratio_overall is not None:
+            learned = self._ratio_overall
+        else:
+            return 1.0
+        return 1.0 + (learned - 1.0) * self._freshness()
+
+    def _freshness(self) -> float:
+        """1 right after an observation, falling as exp(-quiet time / tau) once none come."""
+        if self._observed_at is None:
+            return 1.0
+        quiet_s = time.perf_counter() - self._observed_at
+        return 1.0 if quiet_s <= self.stale_tau_s else math.exp(-(quiet_s - self.stale_tau_s) / self.stale_tau_s)
 
     def predict_s(self, batch_size: int) -> float:
         return self.base(batch_size) * self.ratio(batch_size) / 1000.0
 
     def observe(self, batch_size: int, observed_s: float) -> None:
         ratio = observed_s * 1000.0 / self.base(batch_size)
+        freshness = self._freshness()
+        if freshness < 1.0:  # what faded while the pool was quiet stays faded
+            self._ratio_by_batch = {b: 1.0 + (r - 1.0) * freshness for b, r in self._ratio_by_batch.items()}
+            if self._ratio_overall is not None:
+                self._ratio_overall = 1.0 + (self._ratio_overall - 1.0) * freshness
         self._ratio_by_batch[batch_size] = self._ewma(self._ratio_by_batch.get(batch_size), ratio)
         self._ratio_overall = self._ewma(self._ratio_overall, ratio)
+        self._observed_at = time.perf_counter()
 
     def _ewma(self, previous: float | None, value: float) -> float:
         return value if previous is None else (1 - self.alpha) * previous + self.alpha * value
@@ -101,24 +126,37 @@ class Lateness:
     against a deadline, so the model's misses on this machine (scheduling noise, a loaded event
     loop) are learned rather than paid by the requests admitted at the edge."""
 
-    def __init__(self, window: int = 256, quantile: float = 0.95, refresh_every: int = 32):
+    def __init__(self, window: int = 256, quantile: float = 0.95, refresh_every: int = 32,
+                 stale_tau_s: float = STALE_TAU_S):
         self.quantile = quantile
         self.refresh_every = refresh_every
-        self._errors: deque[float] = deque(maxlen=window)
+        self.stale_tau_s = stale_tau_s
+        self._errors: deque[tuple[float, float]] = deque(maxlen=window)  # (when, seconds late)
         self._since_refresh = 0
         self._allowance_s = 0.0
+        self._added_at: float | None = None
 
     def add(self, late_s: float) -> None:
-        self._errors.append(late_s)
+        now = time.perf_counter()
+        if self._added_at is not None and now - self._added_at > self.stale_tau_s:
+            self._errors.clear()  # after a quiet spell, what was learned before it no longer holds
+        self._errors.append((now, late_s))
+        self._added_at = now
         self._since_refresh += 1
         if self._since_refresh >= self.refresh_every or len(self._errors) < self.refresh_every:
             self._refresh()
 
     def allowance_s(self) -> float:
-        return self._allowance_s
+        """The allowance, fading (as the service curve's correction does) once no answers come."""
+        if self._added_at is None:
+            return self._allowance_s
+        quiet_s = time.perf_counter() - self._added_at
+        if quiet_s <= self.stale_tau_s:
+            return self._allowance_s
+        return self._allowance_s * math.exp(-(quiet_s - self.stale_tau_s) / self.stale_tau_s)
 
     def _refresh(self) -> None:
-        ordered = sorted(self._errors)
+        ordered = sorted(late for _, late in self._errors)
         self._allowance_s = max(0.0, ordered[min(len(ordered) - 1, int(self.quantile * len(ordered)))])
         self._since_refresh = 0
 

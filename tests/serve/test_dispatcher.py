@@ -29,7 +29,8 @@ SLOW = EmulatedPool("slow", {1: 40.0, 8: 80.0}, replicas=1, max_batch_size=8, ma
 def server(tmp_path_factory):
     path = write_small_onnx_model(tmp_path_factory.mktemp("model") / "small.onnx")
     plan = emulated_plan("small", str(path), [FAST, SLOW], latency_p99_ms=2000.0)
-    config = DispatcherConfig(cache_bytes=1 << 20, pool=PoolConfig(queue_batches_per_replica=2))
+    # no default deadline: the queue bound is the 2 batches per replica the overload test fills
+    config = DispatcherConfig(cache_bytes=1 << 20, default_timeout_ms=0, pool=PoolConfig(queue_batches_per_replica=2))
     running = InProcess(PlanDispatcher(plan, config=config))
     yield running
     running.stop()
@@ -219,3 +220,13 @@ def test_padded_batches_give_the_same_embeddings_as_unpadded_runs(minilm):
     for response, want in zip(responses, expected):
         assert response.outputs["sentence_embedding"].shape == (1, 384)
         assert np.allclose(response.outputs["sentence_embedding"], want, atol=1e-5)
+
+
+def test_the_queue_bound_holds_what_the_pool_serves_within_the_deadline(tmp_path):
+    from hwfit.serve.pools import queue_limit_samples
+
+    plan = emulated_plan("small", str(tmp_path / "unused.onnx"), [FAST], latency_p99_ms=2000.0)
+    pool = plan.pools[0]  # 1 replica, max batch 8 in 20 ms: 400 samples/s
+    assert queue_limit_samples(pool, PoolConfig(queue_batches_per_replica=2)) == 16  # no deadline: batches
+    assert queue_limit_samples(pool, PoolConfig(queue_batches_per_replica=2, default_deadline_s=2.0)) == 800
+    assert queue_limit_samples(pool, PoolConfig(queue_batches_per_replica=2, default_deadline_s=0.01)) == 16

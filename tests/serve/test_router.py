@@ -206,3 +206,19 @@ def test_a_pool_that_answers_late_is_held_to_its_deadline_with_its_lateness():
     pool.late_s = 0.010  # it has been answering 10 ms later than predicted
     with pytest.raises(Rejected):
         router.choose(request(timeout_ms=15), time.perf_counter())
+
+
+def test_what_a_burst_taught_a_pool_fades_when_it_goes_quiet_and_does_not_come_back():
+    # a pool that refuses everything after a burst learns nothing new: its corrections must fade,
+    # or it would refuse forever; and one fresh answer must not revive the burst's figures
+    curve = OnlineCurve({1: 10.0}, alpha=0.5, stale_tau_s=0.05)
+    lateness = Lateness(refresh_every=1, stale_tau_s=0.05)
+    for _ in range(20):
+        curve.observe(1, 0.100)  # 10x the plan's curve under the burst
+        lateness.add(0.150)
+    assert curve.ratio(1) == pytest.approx(10.0, rel=0.01) and lateness.allowance_s() == pytest.approx(0.150)
+    time.sleep(0.4)  # quiet: nothing answered
+    assert curve.ratio(1) < 1.2 and lateness.allowance_s() < 0.02
+    curve.observe(1, 0.011)
+    lateness.add(0.001)
+    assert curve.ratio(1) < 1.2 and lateness.allowance_s() == pytest.approx(0.001)

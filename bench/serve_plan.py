@@ -143,7 +143,7 @@ def best_raw(plan: Plan, inputs_path: Path, warmup_s: float, window_s: float) ->
             for process in processes:
                 process.stdin.write(f"{start_at}\n")
                 process.stdin.flush()
-            budget = len(BATCHES) * (warmup_s + window_s + 0.5) + 60
+            budget = len(BATCHES) * (warmup_s + window_s + 2.0) + 60
             results = [json.loads(p.communicate(timeout=budget)[0].strip().splitlines()[-1])["rows"]
                        for p in processes]
         finally:
@@ -152,7 +152,8 @@ def best_raw(plan: Plan, inputs_path: Path, warmup_s: float, window_s: float) ->
                     sl.stop_process_tree(process, grace_s=1)
         for index, batch_size in enumerate(BATCHES):
             rows.append({"replicas": replicas, "threads": threads, "batch_size": batch_size,
-                         "samples_per_s": sum(r[index]["samples_per_s"] for r in results)})
+                         "samples_per_s": sum(r[index]["samples_per_s"] for r in results),
+                         "late_start_s": max(r[index]["late_start_s"] for r in results)})
     return rows
 
 
@@ -311,8 +312,9 @@ def report(plan: Plan, fault_plan: Plan, raw: list[dict], served: dict, overload
               "- Plans: `hwfit plan` on this machine (the throughput plan: objective throughput; the fault plan: "
               f"`{args.fault_slo.name if args.fault_slo else '-'}`, whose p99 is the server's default deadline).",
               "- Best raw: `bench/serve_peers/raw_variant.py`, hwfit's backend in a loop, no server; K replicas as "
-              f"K processes measuring in the same time slots; {args.raw_warmup:g} s warm-up + {args.raw_window:g} s "
-              "window per batch size; samples/s summed over the replicas.",
+              f"K processes measuring in the same time slots (2 s apart; the worst late start of a slot, "
+              f"when a batch overran into it: {max(r['late_start_s'] for r in raw):.2f} s); {args.raw_warmup:g} s "
+              f"warm-up + {args.raw_window:g} s window per batch size; samples/s summed over the replicas.",
               "- Served: `hwfit serve plan.yaml --cache-mb 0`; load from `bench/_load.py` in its own process "
               f"(aiohttp, keep-alive); closed loop {args.warmup:g} s warm-up + {args.window:g} s window.",
               "- Open loops (every request counted, no warm-up excluded): latency from each request's scheduled "

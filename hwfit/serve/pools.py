@@ -397,7 +397,7 @@ class Pool:
         self.metrics.batch_executed(self.name, packed.size, packed.padded_elements, result.oom_splits)
         self.metrics.service_ratio.labels(self.metrics.model, self.name).set(self.curve.ratio(packed.size))
         for job, outputs in zip(jobs, parts):
-            if job.predicted_completion is not None:
+            if job.predicted_completion is not None and not job.retried:  # a retry's delay is the fault's
                 self.lateness.add(now - job.predicted_completion)
             job.succeed(JobResult(self.name, outputs, elapsed_s, packed.size))
 

@@ -29,7 +29,7 @@ def plan(
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the HTML report of the plan here."),
     export: Optional[str] = typer.Option(None, "--export", help="Also export the plan for a server: 'triton'."),
     export_dir: Optional[Path] = typer.Option(None, "--export-dir", help="Directory of the export (a Triton model repository)."),
-    budget: Optional[int] = typer.Option(None, "--budget", help="Most points to measure (default: 15% of the grid)."),
+    budget: Optional[int] = typer.Option(None, "--budget", help="Most points to measure (default: 10% of the grid)."),
     no_measure: bool = typer.Option(False, "--no-measure", help="Plan from stored measurements only."),
     point_seconds: float = typer.Option(PLAN_BUDGET_S, "--point-seconds", help="Measuring seconds per point."),
     db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: ~/.cache/hwfit/results.db)."),

@@ -23,7 +23,7 @@ when the answer is right:
 
 Triton Model Analyzer's quick search is hill climbing: it can stop on a local optimum and does
 not know when it has. Here the stop is a bound (as good as the estimates are optimistic), and
-the budget (15% of the grid by default) only bites when they were not; the plan then says so.
+the budget (10% of the grid by default) only bites when they were not; the plan then says so.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from hwfit.store import Measurement
 
 SCREEN_BATCH = 8
 P99_OPTIMISM = 0.8  # the queueing approximation errs by up to a third; unconfirmed p99s are scaled down
-DEFAULT_BUDGET_SHARE = 0.15
+DEFAULT_BUDGET_SHARE = 0.10
 
 Measure = Callable[[list[dict]], list[Measurement]]
 

@@ -460,11 +460,16 @@ def hwfit_plan(settings: Settings, payloads: Payloads, raw_rows: list[dict], fol
     return plan.save(folder / "hwfit-bench-plan.yaml")
 
 
+def hwfit_base() -> list[str]:
+    """The `hwfit` command of this venv (or the CLI through python where the script is missing)."""
+    script = Path(sys.executable).parent / "hwfit"
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from hwfit.cli import main; main()"]
+
+
 def hwfit_command(plan_path: Path, port: int) -> tuple[list[str], str]:
     """`hwfit serve PLAN --http-port N` where the command exists, else the same server through its
     Python API (serve_peers/hwfit_peer.py: PlanDispatcher + run_server); and which one it is."""
-    script = Path(sys.executable).parent / "hwfit"
-    base = [str(script)] if script.exists() else [sys.executable, "-c", "from hwfit.cli import main; main()"]
+    base = hwfit_base()
     probe = subprocess.run([*base, "serve", "--help"], capture_output=True, text=True, timeout=120)
     if probe.returncode != 0:
         return [sys.executable, str(PEERS_DIR / "hwfit_peer.py"), str(plan_path)], "API (no `hwfit serve` yet)"

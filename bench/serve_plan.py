@@ -93,19 +93,15 @@ def make_plan(model: str, slo_path: Path | None, out: Path, db: Path | None) -> 
 
         slo_path = out.with_name("slo-throughput.yaml")
         slo_path.write_text(yaml.safe_dump(THROUGHPUT_SLO))
-    command = [*hwfit_base(), "plan", model, "--slo", str(slo_path), "-o", str(out)]
+    base = sl.hwfit_base()
+    command = [*base, "plan", model, "--slo", str(slo_path), "-o", str(out)]
     if db is not None:
         command += ["--db", str(db)]
-    print("$ hwfit " + " ".join(command[len(hwfit_base()):]), flush=True)
+    print("$ hwfit " + " ".join(command[len(base):]), flush=True)
     done = subprocess.run(command, timeout=1800)
     if done.returncode != 0 or not out.exists():
         raise SystemExit(f"hwfit plan failed (exit {done.returncode}); give a plan with --plan / --fault-plan")
     return out
-
-
-def hwfit_base() -> list[str]:
-    script = Path(sys.executable).parent / "hwfit"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "hwfit.cli"]
 
 
 def primary_pool(plan: Plan):
@@ -333,7 +329,7 @@ def report(plan: Plan, fault_plan: Plan, raw: list[dict], served: dict, overload
 def serving(plan_path: Path, plan: Plan, payloads, folder: Path):
     """`hwfit serve plan.yaml` on free loopback ports, answering; yields (process, infer URL, base URL)."""
     port = sl.free_port()
-    command = [*hwfit_base(), "serve", str(plan_path), "--http-port", str(port), "--grpc-port", str(sl.free_port()),
+    command = [*sl.hwfit_base(), "serve", str(plan_path), "--http-port", str(port), "--grpc-port", str(sl.free_port()),
                "--cache-mb", "0"]
     log_path = folder / f"hwfit-serve-{plan_path.stem}.log"
     with open(log_path, "wb") as log:

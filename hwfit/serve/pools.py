@@ -18,7 +18,7 @@ from typing import Callable, Mapping
 
 from hwfit.backends import Variant
 from hwfit.models import InputSpec
-from hwfit.plan import PoolPlan, ServiceCurve
+from hwfit.plan import PoolPlan, capacity_rps
 from hwfit.serve.api import DeadlineExceeded, InternalError, Rejected, level_of
 from hwfit.serve.batcher import (
     DynamicBatcher,
@@ -117,12 +117,8 @@ def queue_limit_samples(plan: PoolPlan, config: PoolConfig) -> int:
     batches = plan.replicas * plan.max_batch_size * config.queue_batches_per_replica
     if config.default_deadline_s is None:
         return batches
-    capacity_rps = plan.replicas * plan.max_batch_size / (plan_service_ms(plan, plan.max_batch_size) / 1000.0)
-    return max(batches, math.ceil(capacity_rps * config.default_deadline_s))
-
-
-def plan_service_ms(plan: PoolPlan, batch_size: int) -> float:
-    return ServiceCurve.from_points({int(b): float(ms) for b, ms in plan.service_ms.items()})(batch_size)
+    capacity = capacity_rps(plan.service_ms, plan.replicas, plan.max_batch_size)
+    return max(batches, math.ceil(capacity * config.default_deadline_s))
 
 
 def is_degraded(plan: PoolPlan) -> bool:

@@ -24,6 +24,14 @@ EWMA_ALPHA = 0.2  # weight of the newest observation: ~5 batches to follow a shi
 # request after a burst (its corrections inflated by the burst) would otherwise never answer one
 # again to learn that it recovered. Corrections fade with this time constant once a pool goes quiet.
 STALE_TAU_S = 2.0
+
+
+def freshness(learned_at: float | None, tau_s: float) -> float:
+    """Weight of what was learned at `learned_at`: 1 for `tau_s` after it, then exp(-(quiet - tau) / tau)."""
+    if learned_at is None:
+        return 1.0
+    quiet_s = time.perf_counter() - learned_at
+    return 1.0 if quiet_s <= tau_s else math.exp(-(quiet_s - tau_s) / tau_s)
 ROUTED_ROLES = ("primary", "overflow")  # fallback pools take traffic only when these are all down
 MIN_RETRY_AFTER_S = 0.05
 
@@ -51,11 +59,7 @@ class OnlineCurve:
         return 1.0 + (learned - 1.0) * self._freshness()
 
     def _freshness(self) -> float:
-        """1 right after an observation, falling as exp(-quiet time / tau) once none come."""
-        if self._observed_at is None:
-            return 1.0
-        quiet_s = time.perf_counter() - self._observed_at
-        return 1.0 if quiet_s <= self.stale_tau_s else math.exp(-(quiet_s - self.stale_tau_s) / self.stale_tau_s)
+        return freshness(self._observed_at, self.stale_tau_s)
 
     def predict_s(self, batch_size: int) -> float:
         return self.base(batch_size) * self.ratio(batch_size) / 1000.0
@@ -148,12 +152,7 @@ class Lateness:
 
     def allowance_s(self) -> float:
         """The allowance, fading (as the service curve's correction does) once no answers come."""
-        if self._added_at is None:
-            return self._allowance_s
-        quiet_s = time.perf_counter() - self._added_at
-        if quiet_s <= self.stale_tau_s:
-            return self._allowance_s
-        return self._allowance_s * math.exp(-(quiet_s - self.stale_tau_s) / self.stale_tau_s)
+        return self._allowance_s * freshness(self._added_at, self.stale_tau_s)
 
     def _refresh(self) -> None:
         ordered = sorted(late for _, late in self._errors)

@@ -260,10 +260,24 @@ class DynamicBatcher:
                     continue
                 now = time.perf_counter()
                 formation_started = formation_started or now
-                due = min(job.admitted_at for _, job in self._queue) + self.max_queue_delay_s
-                if self.queued_samples >= self.max_batch_size or now >= due or self.draining:
+                due = self._due_at()
+                if now >= due:
                     return self._take(formation_started, now)
                 await self._wait_for_change(due - now)
+
+    def take_due(self, now: float) -> Batch | None:
+        """The next batch if it is due now (full, its oldest request has waited the max queue delay,
+        or draining), without waiting; None otherwise. For a replica that has just finished a batch:
+        it is fed again before the finished batch's answers are encoded, not after."""
+        if not self._queue or now < self._due_at():
+            return None
+        return self._take(now, now)
+
+    def _due_at(self) -> float:
+        """When the queued requests make a batch: now if full or draining, else the oldest's delay."""
+        if self.queued_samples >= self.max_batch_size or self.draining:
+            return -float("inf")
+        return min(job.admitted_at for _, job in self._queue) + self.max_queue_delay_s
 
     # --- internals
 
@@ -300,16 +314,19 @@ class DynamicBatcher:
         taken: list[Job] = []
         expired: list[Job] = []
         samples = 0
-        for _, job in list(self._queue):
+        head = 0  # the batch is a prefix of the queue (expired requests included): cut it off once
+        for _, job in self._queue:
             if job.hard_deadline and job.deadline is not None and job.deadline <= now:
                 expired.append(job)
-                self.remove(job)
+                head += 1
                 continue
             if samples + job.samples > self.max_batch_size or (taken and self.one_request_per_batch):
                 break  # requests go whole and in order: no skipping ahead of the one that does not fit
             taken.append(job)
             samples += job.samples
-            self.remove(job)
+            head += 1
+        del self._queue[:head]
+        self.queued_samples -= samples + sum(job.samples for job in expired)
         for job in taken:
             job.formation_started = max(formation_started, job.admitted_at)
             job.dispatched_at = now

@@ -327,7 +327,9 @@ class Pool:
             if not slot.worker.ready:
                 await self._restart(slot)
                 continue
-            batch = await self._next_batch_or_death(slot)
+            # work already due goes to the worker at once: through the event loop it would wait
+            # behind the encoding of the answers the last batch just produced
+            batch = self.batcher.take_due(time.perf_counter()) or await self._next_batch_or_death(slot)
             if isinstance(batch, WorkerFailure):  # it died while idle
                 self._worker_failed(slot, batch)
                 continue

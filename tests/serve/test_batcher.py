@@ -165,3 +165,27 @@ def test_stop_returns_none_once_the_queue_is_empty():
         assert await asyncio.wait_for(batcher.next_batch(), 1.0) is None
 
     asyncio.run(scenario())
+
+
+@pytest.mark.timeout(10)
+def test_take_due_takes_a_full_or_overdue_batch_now_and_nothing_before():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        batcher = DynamicBatcher(max_batch_size=2, max_queue_delay_s=0.05, limit_samples=64)
+        one = {"x": np.zeros((1, 3), np.float32)}
+        first = make_job(one, seq=0, loop=loop)
+        now = time.perf_counter()
+        batcher.admit(first, now)
+        assert batcher.take_due(now) is None  # partial and within the delay
+        overdue = batcher.take_due(now + 0.06)
+        assert overdue.jobs == [first] and batcher.queued_samples == 0
+        jobs = [make_job(one, seq=i + 1, loop=loop) for i in range(3)]
+        for job in jobs:
+            batcher.admit(job, now)
+        full = batcher.take_due(now)
+        assert full.jobs == jobs[:2] and batcher.queued_samples == 1 and len(batcher) == 1
+        batcher.drain()
+        assert batcher.take_due(now).jobs == jobs[2:]  # draining: no waiting
+        assert batcher.take_due(now) is None and batcher.queued_samples == 0
+
+    asyncio.run(scenario())

@@ -230,3 +230,28 @@ def test_the_queue_bound_holds_what_the_pool_serves_within_the_deadline(tmp_path
     assert queue_limit_samples(pool, PoolConfig(queue_batches_per_replica=2)) == 16  # no deadline: batches
     assert queue_limit_samples(pool, PoolConfig(queue_batches_per_replica=2, default_deadline_s=2.0)) == 800
     assert queue_limit_samples(pool, PoolConfig(queue_batches_per_replica=2, default_deadline_s=0.01)) == 16
+
+
+@pytest.mark.timeout(60)
+def test_a_due_batch_goes_to_the_worker_before_the_last_batchs_answers_are_encoded(tmp_path):
+    """A replica that finishes a batch with a full one queued is fed at once; the answers of the
+    batch it finished (encoded on the same event loop) wait for that, not the other way round."""
+    pool = EmulatedPool("only", {1: 20.0, 8: 20.0}, replicas=1, max_batch_size=8, max_queue_delay_ms=2.0)
+    plan = emulated_plan("small", str(write_small_onnx_model(tmp_path / "small.onnx")), [pool], 5000.0)
+    running = InProcess(PlanDispatcher(plan, config=DispatcherConfig(default_timeout_ms=0)))
+    encode_s = 0.02  # what encoding one answer costs the loop, here made large
+
+    async def client(req):
+        response = await running.dispatcher.infer(req)
+        time.sleep(encode_s)  # on the loop, as the HTTP front end's encoding is
+        return response
+
+    try:
+        running.infer(request())  # warm
+        futures = [running.submit(client(request())) for _ in range(24)]  # three full batches
+        responses = [f.result(timeout=20) for f in futures]
+        # the 2nd batch waited for the 1st batch's compute (20 ms), not also for its 8 answers (160 ms)
+        waited_ms = [r.timings.queue_ms + r.timings.batch_ms for r in responses[8:16]]
+        assert max(waited_ms) < 20.0 + 8 * encode_s * 1000 / 2, waited_ms
+    finally:
+        running.stop()

@@ -312,7 +312,7 @@ def report(plan: Plan, fault_plan: Plan, raw: list[dict], served: dict, overload
               f"when a batch overran into it: {max(r['late_start_s'] for r in raw):.2f} s); {args.raw_warmup:g} s "
               f"warm-up + {args.raw_window:g} s window per batch size; samples/s summed over the replicas.",
               "- Served: `hwfit serve plan.yaml --cache-mb 0`; load from `bench/_load.py` in its own process "
-              f"(aiohttp, keep-alive); closed loop {args.warmup:g} s warm-up + {args.window:g} s window.",
+              f"(asyncio HTTP/1.1 client, keep-alive); closed loop {args.warmup:g} s warm-up + {args.window:g} s window.",
               "- Open loops (every request counted, no warm-up excluded): latency from each request's scheduled "
               "send (no coordinated omission); 'lost' is every "
               "outcome other than 200 and an immediate 429/503 refusal, plus requests unanswered 30 s after "

@@ -38,10 +38,10 @@ class Job:
     dispatched_at: float | None = None
     predicted_completion: float | None = None  # the router's prediction when it was queued
 
-    @property
-    def priority(self) -> int:
-        """Importance: larger is more important (the request's Triton-style level, turned around)."""
-        return self.request.options.importance
+    priority: int = field(init=False)  # importance: larger is more important (the Triton level turned around)
+
+    def __post_init__(self) -> None:
+        self.priority = self.request.options.importance
 
     @property
     def answered(self) -> bool:
@@ -171,6 +171,7 @@ class DynamicBatcher:
         self.draining = False  # dispatch what is queued without waiting for the delay
         self._stopped = False
         self._queue: list[tuple[tuple[int, int], Job]] = []  # sorted by (-priority, seq)
+        self._samples_by_priority: dict[int, int] = {}  # queued samples at each priority: samples_ahead in O(levels)
         self._changed = asyncio.Event()
         self._forming = asyncio.Lock()
 
@@ -182,7 +183,7 @@ class DynamicBatcher:
 
     def samples_ahead(self, priority: int) -> int:
         """Queued samples a new job of `priority` would wait behind."""
-        return sum(job.samples for _, job in self._queue if job.priority >= priority)
+        return sum(samples for level, samples in self._samples_by_priority.items() if level >= priority)
 
     def admit(self, job: Job, now: float) -> list[Job]:
         """Queue `job`; returns lower-priority jobs shed to make room. Raises QueueFull if none can be."""
@@ -221,7 +222,7 @@ class DynamicBatcher:
         for index, (_, queued) in enumerate(self._queue):
             if queued is job:
                 del self._queue[index]
-                self.queued_samples -= job.samples
+                self._count_out(job)
                 return True
         return False
 
@@ -234,6 +235,7 @@ class DynamicBatcher:
         jobs = self.jobs()
         self._queue.clear()
         self.queued_samples = 0
+        self._samples_by_priority.clear()
         return jobs
 
     def drain(self) -> None:
@@ -300,8 +302,17 @@ class DynamicBatcher:
         key = (-job.priority, job.seq)
         bisect.insort(self._queue, (key, job), key=lambda item: item[0])
         self.queued_samples += job.samples
+        self._samples_by_priority[job.priority] = self._samples_by_priority.get(job.priority, 0) + job.samples
         self.peak_queued_samples = max(self.peak_queued_samples, self.queued_samples)
         self._changed.set()
+
+    def _count_out(self, job: Job) -> None:
+        self.queued_samples -= job.samples
+        left = self._samples_by_priority[job.priority] - job.samples
+        if left:
+            self._samples_by_priority[job.priority] = left
+        else:
+            del self._samples_by_priority[job.priority]
 
     async def _wait_for_change(self, timeout_s: float | None) -> None:
         self._changed.clear()
@@ -326,7 +337,8 @@ class DynamicBatcher:
             samples += job.samples
             head += 1
         del self._queue[:head]
-        self.queued_samples -= samples + sum(job.samples for job in expired)
+        for job in taken + expired:
+            self._count_out(job)
         for job in taken:
             job.formation_started = max(formation_started, job.admitted_at)
             job.dispatched_at = now

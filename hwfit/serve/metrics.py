@@ -46,6 +46,20 @@ class TritonTally:
     compute_infer_duration_us: float = 0.0
 
 
+@dataclass(frozen=True)
+class _PoolSeries:
+    """One pool's children of the metrics every request or batch touches."""
+
+    success: object
+    latency: object
+    queue_time: object
+    formation_time: object
+    compute_time: object
+    batch_size: object
+    queue_depth: object
+    queue_samples: object
+
+
 class ServeMetrics:
     """Every metric of one dispatcher; `text()` is the Prometheus exposition."""
 
@@ -57,6 +71,7 @@ class ServeMetrics:
         self.triton = TritonTally()
         self.pending_requests = 0
         self._device_samples: dict[str, DeviceSample] = {}
+        self._pool_series: dict[str, _PoolSeries] = {}  # an explicit cache of labelled children
         self._make_metrics()
         self.registry.register(_DeviceCollector(self))
 
@@ -107,13 +122,26 @@ class ServeMetrics:
         for outcome in OUTCOMES:
             self.requests.labels(self.model, pool, outcome)  # present at 0 from the start
 
+    def _series(self, pool: str) -> _PoolSeries:
+        """The pool's labelled children of the per-request metrics, looked up once (labels() costs
+        microseconds a call, and every request makes a dozen)."""
+        series = self._pool_series.get(pool)
+        if series is None:
+            series = self._pool_series[pool] = _PoolSeries(
+                self.requests.labels(self.model, pool, "success"), self.latency.labels(self.model, pool),
+                self.queue_time.labels(self.model, pool), self.formation_time.labels(self.model, pool),
+                self.compute_time.labels(self.model, pool), self.batch_size.labels(self.model, pool),
+                self.queue_depth.labels(self.model, pool), self.queue_samples.labels(self.model, pool))
+        return series
+
     def request_succeeded(self, pool: str, total_s: float, queue_s: float, formation_s: float,
                           compute_s: float) -> None:
-        self.requests.labels(self.model, pool, "success").inc()
-        self.latency.labels(self.model, pool).observe(total_s)
-        self.queue_time.labels(self.model, pool).observe(queue_s)
-        self.formation_time.labels(self.model, pool).observe(formation_s)
-        self.compute_time.labels(self.model, pool).observe(compute_s)
+        series = self._series(pool)
+        series.success.inc()
+        series.latency.observe(total_s)
+        series.queue_time.observe(queue_s)
+        series.formation_time.observe(formation_s)
+        series.compute_time.observe(compute_s)
         self.triton.success += 1
         self.triton.request_duration_us += total_s * 1e6
         self.triton.queue_duration_us += (queue_s + formation_s) * 1e6
@@ -128,7 +156,7 @@ class ServeMetrics:
         self.requests.labels(self.model, pool, "retried").inc()
 
     def batch_executed(self, pool: str, samples: int, padded: dict[str, int], oom_splits: int) -> None:
-        self.batch_size.labels(self.model, pool).observe(samples)
+        self._series(pool).batch_size.observe(samples)
         for name, count in padded.items():
             self.padding.labels(self.model, pool, name).inc(count)
         if oom_splits:
@@ -137,8 +165,9 @@ class ServeMetrics:
         self.triton.exec_count += 1
 
     def queue_changed(self, pool: str, requests: int, samples: int) -> None:
-        self.queue_depth.labels(self.model, pool).set(requests)
-        self.queue_samples.labels(self.model, pool).set(samples)
+        series = self._series(pool)
+        series.queue_depth.set(requests)
+        series.queue_samples.set(samples)
 
     def pool_state(self, pool: str, up: bool, ready_replicas: int) -> None:
         self.pool_up.labels(self.model, pool).set(1 if up else 0)

@@ -102,20 +102,35 @@ def predict_completion_s(load: PoolLoad, samples: int, service_s: Callable[[int]
     heapq.heapify(free_at)
     batch_limit = load.max_batch_size
     full_batches, remainder = divmod(load.samples_ahead, batch_limit)
-    batches_ahead = [batch_limit] * full_batches
+    if full_batches:
+        free_at = _after_equal_batches(free_at, full_batches, service_s(batch_limit))
     if remainder + samples <= batch_limit:
         own_batch = remainder + samples
-    else:
-        batches_ahead.append(remainder)
+    else:  # the partial batch ahead goes first, alone
+        heapq.heapreplace(free_at, free_at[0] + service_s(remainder))
         own_batch = samples
-    for batch in batches_ahead:
-        heapq.heappush(free_at, heapq.heappop(free_at) + service_s(batch))
     start = heapq.heappop(free_at)
     own_batch = _filled(own_batch, load, start)
     if own_batch < batch_limit:
         start = max(start, load.max_queue_delay_s)  # a batch that is not full waits for the delay
         own_batch = _filled(own_batch, load, start)
     return start + service_s(own_batch)
+
+
+def _after_equal_batches(free_at: list[float], count: int, batch_s: float) -> list[float]:
+    """The replicas' free times (a heap) after `count` batches of `batch_s` each go, each to the
+    earliest free replica. Once the replicas free within one batch time of each other, every round
+    of len(free_at) batches moves each replica on by `batch_s`: those rounds are added at once, so
+    a long queue costs O(replicas), not O(queue)."""
+    while count and max(free_at) - free_at[0] >= batch_s:
+        heapq.heapreplace(free_at, free_at[0] + batch_s)
+        count -= 1
+    rounds, count = divmod(count, len(free_at))
+    if rounds:
+        free_at = [t + rounds * batch_s for t in free_at]  # a uniform shift keeps the heap a heap
+    for _ in range(count):
+        heapq.heapreplace(free_at, free_at[0] + batch_s)
+    return free_at
 
 
 def _filled(own_batch: int, load: PoolLoad, start_s: float) -> int:

@@ -222,3 +222,26 @@ def test_what_a_burst_taught_a_pool_fades_when_it_goes_quiet_and_does_not_come_b
     curve.observe(1, 0.011)
     lateness.add(0.001)
     assert curve.ratio(1) < 1.2 and lateness.allowance_s() == pytest.approx(0.001)
+
+
+def test_a_long_queue_is_predicted_as_batch_by_batch_list_scheduling_would():
+    """The closed form for many equal batches ahead gives the replicas' free times that pushing
+    each batch onto the earliest free replica gives."""
+    import heapq
+    import random
+
+    from hwfit.serve.router import _after_equal_batches
+
+    def one_by_one(free, count, batch_s):
+        free = list(free)
+        heapq.heapify(free)
+        for _ in range(count):
+            heapq.heappush(free, heapq.heappop(free) + batch_s)
+        return sorted(free)
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        free = [rng.choice([0.0, rng.random() * 0.3]) for _ in range(rng.randint(1, 5))]
+        heapq.heapify(free)
+        count, batch_s = rng.randint(0, 80), rng.choice([0.001, 0.05, rng.random() * 0.1 + 1e-4])
+        assert sorted(_after_equal_batches(list(free), count, batch_s)) == pytest.approx(one_by_one(free, count, batch_s))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
@@ -89,17 +90,18 @@ class PackedBatch:
 
 def pack_batch(jobs: list[Job], spec: InputSpec) -> PackedBatch:
     """Concatenate the jobs' inputs along the batch axis, padding dynamic axes to the longest job."""
-    offsets = list(np.cumsum([0] + [job.samples for job in jobs[:-1]]))
+    if len(jobs) == 1:  # nothing to join: hand the request's own arrays on, no copy
+        job = jobs[0]
+        return PackedBatch(dict(job.request.inputs), job.samples, [0], dict(job.sizes), {})
+    offsets = list(itertools.accumulate((job.samples for job in jobs[:-1]), initial=0))
     size = sum(job.samples for job in jobs)
     padded_sizes = {dim: max(job.sizes[dim] for job in jobs) for dim in jobs[0].sizes}
-    if len(jobs) == 1:  # nothing to join: hand the request's own arrays on, no copy
-        return PackedBatch(dict(jobs[0].request.inputs), size, [0], padded_sizes, {})
     inputs: dict[str, np.ndarray] = {}
     padded: dict[str, int] = {}
     for tensor in spec.tensors:
         arrays = [job.request.inputs[tensor.name] for job in jobs]
         inputs[tensor.name], padded[tensor.name] = _join_padded(arrays, tensor.shape, padded_sizes)
-    return PackedBatch(inputs, size, [int(o) for o in offsets], padded_sizes,
+    return PackedBatch(inputs, size, offsets, padded_sizes,
                        {name: count for name, count in padded.items() if count})
 
 

@@ -58,6 +58,7 @@ class _PoolSeries:
     batch_size: object
     queue_depth: object
     queue_samples: object
+    service_ratio: object
 
 
 class ServeMetrics:
@@ -131,7 +132,8 @@ class ServeMetrics:
                 self.requests.labels(self.model, pool, "success"), self.latency.labels(self.model, pool),
                 self.queue_time.labels(self.model, pool), self.formation_time.labels(self.model, pool),
                 self.compute_time.labels(self.model, pool), self.batch_size.labels(self.model, pool),
-                self.queue_depth.labels(self.model, pool), self.queue_samples.labels(self.model, pool))
+                self.queue_depth.labels(self.model, pool), self.queue_samples.labels(self.model, pool),
+                self.service_ratio.labels(self.model, pool))
         return series
 
     def request_succeeded(self, pool: str, total_s: float, queue_s: float, formation_s: float,
@@ -155,8 +157,11 @@ class ServeMetrics:
     def request_retried(self, pool: str) -> None:
         self.requests.labels(self.model, pool, "retried").inc()
 
-    def batch_executed(self, pool: str, samples: int, padded: dict[str, int], oom_splits: int) -> None:
-        self._series(pool).batch_size.observe(samples)
+    def batch_executed(self, pool: str, samples: int, padded: dict[str, int], oom_splits: int,
+                       service_ratio: float) -> None:
+        series = self._series(pool)
+        series.batch_size.observe(samples)
+        series.service_ratio.set(service_ratio)
         for name, count in padded.items():
             self.padding.labels(self.model, pool, name).inc(count)
         if oom_splits:

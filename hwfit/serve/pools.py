@@ -392,8 +392,8 @@ class Pool:
         self.curve.observe(packed.size, elapsed_s + self._turnaround_s(slot, jobs[0]))
         slot.freed_at = now if len(self.batcher) else None
         slot.consecutive_failures = 0
-        self.metrics.batch_executed(self.name, packed.size, packed.padded_elements, result.oom_splits)
-        self.metrics.service_ratio.labels(self.metrics.model, self.name).set(self.curve.ratio(packed.size))
+        self.metrics.batch_executed(self.name, packed.size, packed.padded_elements, result.oom_splits,
+                                    self.curve.ratio(packed.size))
         for job, outputs in zip(jobs, parts):
             if job.predicted_completion is not None and not job.retried:  # a retry's delay is the fault's
                 self.lateness.add(now - job.predicted_completion)

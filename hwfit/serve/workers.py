@@ -320,13 +320,18 @@ class Worker:
         except OSError as error:
             raise self._cut("died", f"worker {self.spec.label} cannot be sent a batch ({error})") from None
         timeout_s = self.policy.batch_timeout_s(predicted_s)
+        watchdog = self._loop.call_later(timeout_s, self._on_batch_timeout, self._waiter, timeout_s, predicted_s)
         try:
-            reply = await asyncio.wait_for(self._waiter, timeout_s)
-        except asyncio.TimeoutError:
-            raise self._cut("hung", f"worker {self.spec.label} gave no answer within {timeout_s:.2f} s "
-                                    f"({self.policy.timeout_multiple:g}x its predicted {predicted_s * 1000:.1f} ms "
-                                    f"+ {self.policy.timeout_margin_s:g} s); killed") from None
+            reply = await self._waiter
+        finally:
+            watchdog.cancel()
         return self._take_result(reply)
+
+    def _on_batch_timeout(self, waiter: asyncio.Future, timeout_s: float, predicted_s: float) -> None:
+        if waiter is self._waiter and not waiter.done():  # _cut fails the waiter with the reason
+            self._cut("hung", f"worker {self.spec.label} gave no answer within {timeout_s:.2f} s "
+                              f"({self.policy.timeout_multiple:g}x its predicted {predicted_s * 1000:.1f} ms "
+                              f"+ {self.policy.timeout_margin_s:g} s); killed")
 
     def _run_message(self, inputs: dict[str, np.ndarray]) -> tuple:
         assert self._input_arena is not None and self._output_arena is not None
@@ -394,9 +399,12 @@ class Worker:
         return failure
 
     def _on_readable(self) -> None:
+        # One message per readable event: the reader is level-triggered, so a second message already
+        # in the pipe calls back again (poll() would build a selector per call, on every batch).
+        if self._conn is None:
+            return
         try:
-            while self._conn is not None and self._conn.poll():
-                self._on_message(self._conn.recv())
+            self._on_message(self._conn.recv())
         except (EOFError, OSError):
             code = None
             if self._process is not None:

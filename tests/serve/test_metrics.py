@@ -16,7 +16,7 @@ def record_some(metrics):
     metrics.describe_pool("sim", "overflow", "emulated/emulated:sim/fp32/b8", "emulated:sim")
     metrics.request_succeeded("gpu", total_s=0.030, queue_s=0.010, formation_s=0.002, compute_s=0.018)
     metrics.request_succeeded("gpu", total_s=0.050, queue_s=0.020, formation_s=0.002, compute_s=0.028)
-    metrics.batch_executed("gpu", samples=2, padded={"input_ids": 7}, oom_splits=1)
+    metrics.batch_executed("gpu", samples=2, padded={"input_ids": 7}, oom_splits=1, service_ratio=1.25)
     metrics.request_refused("", "rejected", "rejected")
     metrics.request_refused("gpu", "shed", "shed")
     metrics.request_refused("gpu", "failed", "backend")
@@ -48,6 +48,7 @@ def test_hwfit_families_carry_pools_outcomes_and_the_latency_split():
     assert 'hwfit_padding_elements_total{input="input_ids",model="bert",pool="gpu"} 7.0' in text
     assert 'hwfit_oom_splits_total{model="bert",pool="gpu"} 1.0' in text
     assert 'hwfit_queue_depth{model="bert",pool="gpu"} 3.0' in text
+    assert 'hwfit_pool_service_time_ratio{model="bert",pool="gpu"} 1.25' in text
     assert 'emulated="true"' in text and 'pool="sim"' in text
     assert [s.labels["device"] for s in found["hwfit_device_utilization_ratio"].samples] == ["cpu"]
     assert found["hwfit_device_memory_used_bytes"].samples[0].value > 0

@@ -107,6 +107,17 @@ def test_infeasible_throughput_gives_the_most_that_can_be_sustained():
     assert sustainable == pytest.approx(best_capacity * 0.7, rel=1e-3)
 
 
+def test_throughput_takes_the_larger_batch_when_capacities_tie_within_a_percent():
+    # per sample 14.58 ms at b1, 14.60 at b2 (a 0.1% difference, the noise of one measurement), then worse
+    points = [point("ort", "int8-dynamic", 1, 14.58), point("ort", "int8-dynamic", 2, 29.2),
+              point("ort", "int8-dynamic", 4, 62.0)]
+    plan = make_plan(_request(points), _slo(objective="throughput", latency_p99_ms=2000, throughput_rps=10))
+    assert plan.pools[0].max_batch_size == 2
+    points[1] = point("ort", "int8-dynamic", 2, 30.0)  # 2.8% less capacity: no longer a tie
+    plan = make_plan(_request(points), _slo(objective="throughput", latency_p99_ms=2000, throughput_rps=10))
+    assert plan.pools[0].max_batch_size == 1
+
+
 def test_a_batch_that_ran_out_of_memory_rules_out_larger_ones():
     points = curve_points("ort", "fp32", 2.0, 1.0, batches=(1, 2, 4, 8))
     points.append(point("ort", "fp32", 16, 0, status="failed", reason="SIGKILL (out of memory?)"))

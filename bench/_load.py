@@ -252,10 +252,7 @@ async def closed_loop(target: Target, spec, recorder, t0: float) -> int:
             index += concurrency
 
     tasks = {asyncio.create_task(client(n)) for n in range(concurrency)}
-    done, pending = await asyncio.wait(tasks, timeout=end - time.perf_counter() + spec["drain_s"])
-    for task in pending:
-        task.cancel()
-    return len(pending)
+    return await drain(tasks, end - time.perf_counter() + spec["drain_s"], recorder)
 
 
 async def drain(tasks, drain_s, recorder) -> int:

@@ -168,7 +168,6 @@ class DynamicBatcher:
         self.max_queue_delay_s = max_queue_delay_s
         self.limit_samples = limit_samples
         self.one_request_per_batch = one_request_per_batch
-        self.queued_samples = 0
         self.peak_queued_samples = 0
         self.draining = False  # dispatch what is queued without waiting for the delay
         self._stopped = False
@@ -176,6 +175,10 @@ class DynamicBatcher:
         self._samples_by_priority: dict[int, int] = {}  # queued samples at each priority: samples_ahead in O(levels)
         self._changed = asyncio.Event()
         self._forming = asyncio.Lock()
+
+    @property
+    def queued_samples(self) -> int:
+        return sum(self._samples_by_priority.values())
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -236,7 +239,6 @@ class DynamicBatcher:
     def take_all(self) -> list[Job]:
         jobs = self.jobs()
         self._queue.clear()
-        self.queued_samples = 0
         self._samples_by_priority.clear()
         return jobs
 
@@ -303,13 +305,11 @@ class DynamicBatcher:
     def _insert(self, job: Job) -> None:
         key = (-job.priority, job.seq)
         bisect.insort(self._queue, (key, job), key=lambda item: item[0])
-        self.queued_samples += job.samples
         self._samples_by_priority[job.priority] = self._samples_by_priority.get(job.priority, 0) + job.samples
         self.peak_queued_samples = max(self.peak_queued_samples, self.queued_samples)
         self._changed.set()
 
     def _count_out(self, job: Job) -> None:
-        self.queued_samples -= job.samples
         left = self._samples_by_priority[job.priority] - job.samples
         if left:
             self._samples_by_priority[job.priority] = left

@@ -43,6 +43,7 @@ class _CpuTracker:
     def __init__(self, powercap_root: Path = DEFAULT_POWERCAP_ROOT) -> None:
         self._lock = threading.Lock()
         self._last_times: Any = None
+        self._last_utilization: float | None = None
         status = rapl_status(powercap_root)
         self._rapl = RaplCounter(status.zones) if status.usable else None
         self._last_energy: tuple[float, float] | None = None  # (perf_counter, joules)
@@ -60,7 +61,14 @@ class _CpuTracker:
                 time.sleep(_FIRST_CPU_INTERVAL_S)
             now_times = psutil.cpu_times()
             utilization = _busy_share(self._last_times, now_times)
-            self._last_times = now_times
+            if utilization is None:
+                # Read within one clock tick of the last sample (two scrapes back to back): the
+                # counters have not moved. Report the last window's share and keep its start, so
+                # the next sample covers the longer window.
+                utilization = self._last_utilization
+            else:
+                self._last_times = now_times
+                self._last_utilization = utilization
             power_w, energy_j = self._rapl_reading()
         memory = psutil.virtual_memory()
         return DeviceSample(

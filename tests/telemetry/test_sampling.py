@@ -53,3 +53,19 @@ def test_power_sources_list_the_cpu_with_reasons():
     assert cpu["estimate"].usable and "estimated, not measured" in cpu["estimate"].reason
     assert any(source.device.startswith("cuda") for source in sources)  # a GPU or why there is none
     assert all(source.usable or source.reason for source in sources)
+
+
+def test_cpu_samples_within_one_clock_tick_keep_the_last_share(monkeypatch):
+    """Two scrapes back to back read the same cpu_times: the share is carried, not dropped."""
+    from hwfit.telemetry import sampling
+
+    tracker = sampling._CpuTracker()
+    times = psutil.cpu_times()
+    later = type(times)(*(value + (10.0 if field != "idle" else 30.0) for field, value in zip(times._fields, times)))
+    readings = iter([times, later, later, later])
+    monkeypatch.setattr(sampling.psutil, "cpu_times", lambda: next(readings))
+    monkeypatch.setattr(sampling.time, "sleep", lambda seconds: None)
+    first = tracker.sample()  # primes with `times`, then reads `later`
+    assert first.utilization is not None and 0.0 < first.utilization < 1.0
+    second = tracker.sample()  # counters unchanged since `later`
+    assert second.utilization == first.utilization

@@ -32,6 +32,7 @@ class Job:
     seq: int  # admission order, for FIFO within a priority
     deadline: float | None = None  # perf_counter time; the request's own or the server's default
     hard_deadline: bool = False  # the client set it (its timeout): past it, an answer is useless
+    unseen_s: float = 0.0  # taken off the deadline: the server's event-loop lag before `arrived`
     admitted_at: float = 0.0
     pool: str | None = None
     retried: bool = False

@@ -30,6 +30,7 @@ from hwfit.serve.api import (
 )
 from hwfit.serve.batcher import Job, batchable, job_sizes
 from hwfit.serve.cache import ResultCache, inputs_key
+from hwfit.serve.loop_lag import LoopLag
 from hwfit.serve.metrics import ServeMetrics
 from hwfit.serve.modelinfo import ModelIO, describe_model, input_bytes, refine_outputs
 from hwfit.serve.pools import JobResult, Pool, PoolConfig
@@ -81,6 +82,7 @@ class PlanDispatcher:
         self.default_timeout_ms = _default_timeout_ms(self.config, plan)
         self.pools = self._build_pools()
         self.router = Router(list(self.pools.values()), plan.fallback)
+        self.loop_lag = LoopLag(on_sample=lambda lag_s: self.metrics.loop_lag_sampled(lag_s, self.loop_lag.reserve_s()))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = False
         self._started = False
@@ -133,6 +135,7 @@ class PlanDispatcher:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.metrics.sample_devices)  # the first CPU reading waits 0.1 s
         await asyncio.gather(*(pool.start() for pool in self.pools.values()))
+        self.loop_lag.start()  # after the workers' start-up, whose stalls no request waits behind
         self._refine_model_info()
         self._started = True
         self._accepting = True
@@ -157,6 +160,7 @@ class PlanDispatcher:
             job.fail(Unavailable(f"the server stopped before answering (drain limit {drain_s:g} s); retry",
                                  retry_after_s=1.0))
         await asyncio.gather(*(pool.stop() for pool in self.pools.values()))
+        self.loop_lag.stop()
         self._stopped = True
 
     async def infer(self, request: InferRequest) -> InferResponse:
@@ -210,18 +214,22 @@ class PlanDispatcher:
             raise BadRequest(f"unknown output(s) {unknown}; the model's outputs are {list(self.model.output_names)}")
         # The client's timeout is hard (past it the answer is useless); the server's default, from the
         # SLO, only decides admission: a request admitted under it is answered even if it runs late.
+        # Both are the client's clock: the event loop's recent lag (the wait before `arrived` was
+        # stamped, unseen) is taken off.
         own_timeout = request.options.timeout_ms is not None
         timeout_ms = request.options.timeout_ms if own_timeout else self.default_timeout_ms
-        deadline = None if not timeout_ms else request.arrived + timeout_ms / 1000.0
+        unseen_s = self.loop_lag.reserve_s()
+        deadline = None if not timeout_ms else request.arrived + timeout_ms / 1000.0 - unseen_s
         future = asyncio.get_running_loop().create_future()
-        return Job(request, samples, sizes, future, next(self._seq), deadline, hard_deadline=own_timeout)
+        return Job(request, samples, sizes, future, next(self._seq), deadline, hard_deadline=own_timeout,
+                   unseen_s=unseen_s)
 
     def _place(self, job: Job, exclude: frozenset[str], count_refusal: bool = True, retry: bool = False) -> None:
         """Route and queue; raises Rejected / Unavailable (counted) when no pool takes it. A retried job
         with only the server's default deadline is placed regardless of it: it was accepted."""
         deadline = None if retry and not job.hard_deadline else job.deadline
         route_request = RouteRequest(job.samples, job.priority, job.request.options.tier, job.request.arrived,
-                                     deadline)
+                                     deadline, job.unseen_s)
         pool_name = ""
         try:
             route = self.router.choose(route_request, time.perf_counter(), exclude)

@@ -26,6 +26,7 @@ log = logging.getLogger("hwfit.serve")
 OUTCOMES = ("success", "rejected", "shed", "failed", "retried")
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1,
                      0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
+LOOP_LAG_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 # Triton's failure reasons: REJECTED (refused at admission or shed), CANCELED, BACKEND (the
@@ -114,6 +115,11 @@ class ServeMetrics:
         self.cache_misses = Counter("hwfit_cache_misses", "Result-cache lookups that missed", ("model",),
                                     registry=reg)
         self.cache_bytes = Gauge("hwfit_cache_bytes", "Bytes held by the result cache", ("model",), registry=reg)
+        self.loop_lag = Histogram("hwfit_event_loop_lag_seconds", "How late the front end's event loop ran a "
+                                  "timer, beyond its 1 ms resolution: what an arriving request waits unseen",
+                                  buckets=LOOP_LAG_BUCKETS_S, registry=reg)
+        self.deadline_reserve = Gauge("hwfit_deadline_reserve_seconds", "Taken off every deadline at admission: "
+                                      "the p99 of the event loop's lag", registry=reg)
 
     # --- recording
 
@@ -148,6 +154,10 @@ class ServeMetrics:
         self.triton.request_duration_us += total_s * 1e6
         self.triton.queue_duration_us += (queue_s + formation_s) * 1e6
         self.triton.compute_infer_duration_us += compute_s * 1e6
+
+    def loop_lag_sampled(self, lag_s: float, reserve_s: float) -> None:
+        self.loop_lag.observe(lag_s)
+        self.deadline_reserve.set(reserve_s)
 
     def request_refused(self, pool: str, outcome: str, reason: str) -> None:
         """outcome: rejected | shed | failed; reason: rejected | shed | backend | other (Triton's)."""

@@ -225,6 +225,7 @@ class RouteRequest:
     tier: str  # full | degraded
     arrived: float  # perf_counter
     deadline: float | None  # perf_counter, or None
+    unseen_s: float = 0.0  # taken off the deadline: the wait before `arrived` was stamped (event loop lag)
 
 
 @dataclass(frozen=True)
@@ -303,14 +304,16 @@ class Router:
     def _rejection(self, routes: list[Route], request: RouteRequest) -> Rejected:
         best = min(routes, key=lambda r: r.completion)
         assert request.deadline is not None  # without a deadline the earliest route is always in time
-        budget_ms = (request.deadline - request.arrived) * 1000.0
+        budget_ms = (request.deadline - request.arrived + request.unseen_s) * 1000.0
+        unseen = (f" ({request.unseen_s * 1000.0:.1f} ms of it spent before the server could read the request: "
+                  f"its event loop's recent lag)" if request.unseen_s >= 0.0005 else "")
         if best.completion == float("inf"):
-            return Rejected(f"no pool can answer within {budget_ms:.0f} ms: every pool is restarting",
+            return Rejected(f"no pool can answer within {budget_ms:.0f} ms{unseen}: every pool is restarting",
                             retry_after_s=1.0)
         earliest_ms = (best.completion - request.arrived) * 1000.0
         late_s = best.completion - request.deadline
         return Rejected(
-            f"no pool can answer within {budget_ms:.0f} ms; the earliest is {earliest_ms:.0f} ms on pool "
+            f"no pool can answer within {budget_ms:.0f} ms{unseen}; the earliest is {earliest_ms:.0f} ms on pool "
             f"{best.pool.name}; retry later or allow a longer timeout",
             retry_after_s=round(max(MIN_RETRY_AFTER_S, late_s), 3),
         )

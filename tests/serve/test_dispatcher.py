@@ -99,6 +99,19 @@ def test_a_deadline_no_pool_can_meet_is_rejected_at_once_with_the_reason(server)
 
 
 @pytest.mark.timeout(60)
+def test_the_event_loops_lag_is_taken_off_the_deadline_and_named_in_the_refusal(server, monkeypatch):
+    # the client's clock started before the server could read the request: with 25 ms of recent
+    # loop lag, a 30 ms timeout leaves 5 ms, and the fast pool needs 10
+    assert server.infer(request(timeout_ms=60)).pool == "fast"
+    monkeypatch.setattr(server.dispatcher.loop_lag, "reserve_s", lambda: 0.025)
+    with pytest.raises(Rejected) as caught:
+        server.infer(request(timeout_ms=30))
+    assert "no pool can answer within 30 ms (25.0 ms of it spent before the server could read" in str(caught.value)
+    assert server.infer(request(timeout_ms=60)).pool == "fast"
+    assert total(server.dispatcher.metrics_text(), "hwfit_event_loop_lag_seconds_count") > 0
+
+
+@pytest.mark.timeout(60)
 def test_malformed_and_oversized_requests_are_bad_requests(server):
     with pytest.raises(BadRequest, match="axis 1 must be 4"):
         server.infer(InferRequest("small", {"x": np.ones((1, 5), np.float32)}))

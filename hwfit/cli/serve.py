@@ -39,7 +39,7 @@ def serve(
     the pool predicted to answer first; requests no pool can answer in time are refused at once.
     Ctrl-C stops accepting, answers what was accepted, then exits."""
     from hwfit.serve.dispatcher import DispatcherConfig, PlanDispatcher
-    from hwfit.serve.server import ServerConfig, run_server
+    from hwfit.serve.server import ServerConfig, freeze_startup_heap, run_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     console = Console()
@@ -53,6 +53,7 @@ def serve(
                       f"gRPC {addresses.grpc_url}  metrics {addresses.http_url}/metrics")
         console.print(_pools_table(dispatcher))
         console.print("Ctrl-C stops accepting, answers what was accepted, then exits.")
+        freeze_startup_heap()
 
     asyncio.run(run_server(dispatcher, config, on_started=started))
     console.print("stopped: every accepted request was answered or told why not.")

@@ -4,6 +4,7 @@ drain on stop (SIGTERM/SIGINT from the CLI), and a thread-hosted server for test
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import logging
 import signal
@@ -163,6 +164,17 @@ class Server:
                 await self._grpc.stop(grace=1.0)
             if self._http is not None:
                 await self._http.cleanup()
+
+
+def freeze_startup_heap() -> None:
+    """Collect once, then move every object alive after start-up (modules, the web and gRPC stacks,
+    the model's metadata) to the collector's permanent generation, so that a full collection scans
+    only what serving allocates. Unfrozen, one full collection over the start-up heap held the event
+    loop 25-36 ms every few seconds of load, and every request in flight waited (the closed loop's
+    p99 stood that far above its p50); frozen, such a collection took under 1 ms. For a process that
+    serves: the freeze is process-wide."""
+    gc.collect()
+    gc.freeze()
 
 
 async def run_server(

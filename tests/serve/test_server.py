@@ -162,3 +162,22 @@ def test_run_server_sets_started_and_stops_on_the_event(tiny_model):
 
     assert asyncio.run(scenario()) == 200
     assert not dispatcher.ready()  # run_server stopped it
+
+
+@pytest.mark.timeout(60)
+def test_freezing_the_startup_heap_leaves_a_full_collection_only_what_serving_allocates():
+    # in a child process: the freeze is process-wide
+    script = (
+        "import gc, time\n"
+        "from hwfit.serve.server import freeze_startup_heap\n"
+        "import hwfit.serve.http, hwfit.serve.grpc_server\n"
+        "before = len(gc.get_objects())\n"
+        "freeze_startup_heap()\n"
+        "garbage = [[i] for i in range(1000)]\n"
+        "print(before, gc.get_freeze_count(), len(gc.get_objects()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    before, frozen, tracked = (int(v) for v in done.stdout.split())
+    assert frozen > 0.9 * before  # start-up's objects are out of the collector's way ...
+    assert tracked < 0.2 * before  # ... and what it still tracks is what came after

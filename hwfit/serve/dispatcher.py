@@ -82,7 +82,7 @@ class PlanDispatcher:
         self.default_timeout_ms = _default_timeout_ms(self.config, plan)
         self.pools = self._build_pools()
         self.router = Router(list(self.pools.values()), plan.fallback)
-        self.loop_lag = LoopLag(on_sample=lambda lag_s: self.metrics.loop_lag_sampled(lag_s, self.loop_lag.reserve_s()))
+        self.loop_lag = LoopLag(on_sample=self.metrics.loop_lag_sampled)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = False
         self._started = False

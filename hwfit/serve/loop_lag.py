@@ -19,10 +19,11 @@ TIMER_RESOLUTION_S = 0.001  # epoll/poll/select time out in whole milliseconds, 
 
 
 class LoopLag:
-    """A probe on the running loop; `reserve_s()` is the `quantile` of the last `window` lags."""
+    """A probe on the running loop; `reserve_s()` is the `quantile` of the last `window` lags.
+    `on_sample(lag_s, reserve_s)` sees every sample (the server's metrics)."""
 
     def __init__(self, interval_s: float = 0.01, window: int = 500, quantile: float = 0.99,
-                 refresh_every: int = 25, on_sample: Callable[[float], None] | None = None):
+                 refresh_every: int = 25, on_sample: Callable[[float, float], None] | None = None):
         if interval_s <= 0 or not 0.0 < quantile <= 1.0:
             raise ValueError(f"interval_s must be > 0 and quantile in (0, 1]; got {interval_s}, {quantile}")
         self.interval_s = interval_s
@@ -58,7 +59,7 @@ class LoopLag:
             self._reserve_s = ordered[min(len(ordered) - 1, int(self.quantile * len(ordered)))]
             self._since_refresh = 0
         if self.on_sample is not None:
-            self.on_sample(lag_s)
+            self.on_sample(lag_s, self._reserve_s)
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         self._due = loop.time() + self.interval_s
@@ -67,4 +68,3 @@ class LoopLag:
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         self.add(loop.time() - self._due - TIMER_RESOLUTION_S)
         self._schedule(loop)
-

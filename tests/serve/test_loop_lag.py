@@ -13,7 +13,7 @@ from hwfit.serve.loop_lag import LoopLag
 def test_a_blocked_loop_shows_its_block_and_an_idle_one_next_to_none():
     async def probe(block_s):
         seen = []
-        lag = LoopLag(interval_s=0.005, window=100, quantile=0.95, refresh_every=5, on_sample=seen.append)
+        lag = LoopLag(interval_s=0.005, window=100, quantile=0.95, refresh_every=5, on_sample=lambda lag_s, reserve_s: seen.append(lag_s))
         lag.start()
         lag.start()  # idempotent: one probe, not two
         await asyncio.sleep(0.2)

@@ -12,8 +12,9 @@ milliseconds; a socket that turns readable wakes the loop at once), so that reso
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
+
+from hwfit.serve.recent import RecentQuantile
 
 TIMER_RESOLUTION_S = 0.001  # epoll/poll/select time out in whole milliseconds, rounded up
 
@@ -24,15 +25,11 @@ class LoopLag:
 
     def __init__(self, interval_s: float = 0.01, window: int = 500, quantile: float = 0.99,
                  refresh_every: int = 25, on_sample: Callable[[float, float], None] | None = None):
-        if interval_s <= 0 or not 0.0 < quantile <= 1.0:
-            raise ValueError(f"interval_s must be > 0 and quantile in (0, 1]; got {interval_s}, {quantile}")
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be > 0; got {interval_s}")
         self.interval_s = interval_s
-        self.quantile = quantile
-        self.refresh_every = refresh_every
         self.on_sample = on_sample
-        self._lags: deque[float] = deque(maxlen=window)
-        self._since_refresh = 0
-        self._reserve_s = 0.0
+        self._lags = RecentQuantile(window, quantile, refresh_every)
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
 
@@ -47,19 +44,14 @@ class LoopLag:
             self._handle = None
 
     def reserve_s(self) -> float:
-        return self._reserve_s
+        return self._lags.value
 
     def add(self, lag_s: float) -> None:
         """One lag, beyond the timer's resolution (what a socket event would have waited)."""
         lag_s = max(0.0, lag_s)
-        self._lags.append(lag_s)
-        self._since_refresh += 1
-        if self._since_refresh >= self.refresh_every:
-            ordered = sorted(self._lags)
-            self._reserve_s = ordered[min(len(ordered) - 1, int(self.quantile * len(ordered)))]
-            self._since_refresh = 0
+        self._lags.add(lag_s)
         if self.on_sample is not None:
-            self.on_sample(lag_s, self._reserve_s)
+            self.on_sample(lag_s, self._lags.value)
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         self._due = loop.time() + self.interval_s

@@ -12,12 +12,12 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
 from hwfit.plan import ServiceCurve
 from hwfit.serve.api import Rejected, Unavailable, level_of
+from hwfit.serve.recent import RecentQuantile
 
 EWMA_ALPHA = 0.2  # weight of the newest observation: ~5 batches to follow a shift
 # What a pool learned about itself fades when nothing new is learned: a pool that refused every
@@ -147,32 +147,20 @@ class Lateness:
 
     def __init__(self, window: int = 256, quantile: float = 0.95, refresh_every: int = 32,
                  stale_tau_s: float = STALE_TAU_S):
-        self.quantile = quantile
-        self.refresh_every = refresh_every
         self.stale_tau_s = stale_tau_s
-        self._errors: deque[tuple[float, float]] = deque(maxlen=window)  # (when, seconds late)
-        self._since_refresh = 0
-        self._allowance_s = 0.0
+        self._late = RecentQuantile(window, quantile, refresh_every, refresh_while_filling=True)  # seconds late
         self._added_at: float | None = None
 
     def add(self, late_s: float) -> None:
         now = time.perf_counter()
         if self._added_at is not None and now - self._added_at > self.stale_tau_s:
-            self._errors.clear()  # after a quiet spell, what was learned before it no longer holds
-        self._errors.append((now, late_s))
+            self._late.clear()  # after a quiet spell, what was learned before it no longer holds
+        self._late.add(late_s)
         self._added_at = now
-        self._since_refresh += 1
-        if self._since_refresh >= self.refresh_every or len(self._errors) < self.refresh_every:
-            self._refresh()
 
     def allowance_s(self) -> float:
         """The allowance, fading (as the service curve's correction does) once no answers come."""
-        return self._allowance_s * freshness(self._added_at, self.stale_tau_s)
-
-    def _refresh(self) -> None:
-        ordered = sorted(late for _, late in self._errors)
-        self._allowance_s = max(0.0, ordered[min(len(ordered) - 1, int(self.quantile * len(ordered)))])
-        self._since_refresh = 0
+        return max(0.0, self._late.value) * freshness(self._added_at, self.stale_tau_s)
 
 
 class ArrivalRate:

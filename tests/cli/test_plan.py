@@ -66,8 +66,8 @@ def test_plan_from_stored_points_writes_plan_report_and_triton_repository(tmp_pa
     assert f"count: {primary.replicas_per_device} kind: KIND_CPU" in config
     assert f"max_queue_delay_microseconds: {int(round(primary.max_queue_delay_ms * 1000))}" in config
     assert (triton / "cnn" / "1" / "model.onnx").stat().st_size > 1000
-    model_config = pytest.importorskip("tritonclient.grpc.model_config_pb2")
     from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as model_config
 
     parsed = text_format.Parse(config, model_config.ModelConfig())  # Triton's own schema accepts it
     assert parsed.max_batch_size == primary.max_batch_size and parsed.input[0].dims[:] == [1, 8, 8]

@@ -63,7 +63,8 @@ def test_unknown_device_is_rejected():
 
 
 def test_cuda_without_cuda_says_why():
-    torch = pytest.importorskip("torch")
+    import torch
+
     if torch.cuda.is_available():
         pytest.skip("CUDA is available; the no-CUDA path cannot be exercised")
     with pytest.raises(BenchmarkError, match="cuda:0"):

@@ -6,6 +6,7 @@ import json
 import math
 import sqlite3
 
+import numpy as np
 import pytest
 
 from hwfit.store import (
@@ -52,7 +53,6 @@ def test_metrics_are_long_rows_with_unit_and_how(store, sample, db_path):
 
 
 def test_numpy_values_are_stored_as_plain_numbers(store, sample):
-    np = pytest.importorskip("numpy")
     run = _start(store, sample)
     measurement = sample.full_measurement()
     measurement.samples_per_s = np.float32(10.5)

@@ -1,9 +1,18 @@
 """Runtimes: ONNX Runtime providers proven by a real session, OpenVINO devices, torch CUDA."""
 
 import numpy as np
+import openvino  # noqa: F401  (the test extra installs it: a broken install fails here, not skips)
 import pytest
+import torch
 
-from hwfit.hardware import clear_runtime_cache, openvino_devices, ort_providers, torch_cuda_available
+from hwfit.hardware import (
+    clear_runtime_cache,
+    discover_gpus,
+    openvino_devices,
+    ort_providers,
+    torch_cuda_available,
+    torch_report,
+)
 from hwfit.hardware.runtimes import _tiny_onnx_model
 
 
@@ -26,16 +35,43 @@ def test_probe_model_really_runs():
     np.testing.assert_array_equal(y, 2 * x)
 
 
-def test_cuda_provider_usable_only_with_a_working_gpu():
+def _nvidia_gpu_present() -> bool:
+    """A GPU as the driver or torch sees it: either makes the no-GPU expectations wrong."""
+    return torch.cuda.is_available() or bool(discover_gpus()[0])
+
+
+@pytest.mark.skipif(_nvidia_gpu_present(), reason="an NVIDIA GPU is present; the no-GPU path is checked where there is none")
+def test_without_a_gpu_every_cuda_entry_is_unusable_and_names_what_is_missing():
+    # torch: one "cuda" entry, not usable, saying whether the build or the GPU/driver is missing
+    cuda = [device for device in torch_report().devices if device.name.startswith("cuda")]
+    assert len(cuda) == 1 and cuda[0].name == "cuda" and not cuda[0].usable
+    if torch.version.cuda is None:
+        assert cuda[0].reason == f"this torch build ({torch.__version__}) has no CUDA support"
+    else:
+        assert cuda[0].reason == f"torch built for CUDA {torch.version.cuda}, but no usable GPU/driver"
+    assert torch_cuda_available() == (False, cuda[0].reason)
+    # ONNX Runtime: a CUDA/TensorRT provider compiled in must not count as usable without a GPU
+    report = ort_providers()
+    usable = report.usable_devices()
+    assert "CUDAExecutionProvider" not in usable and "TensorrtExecutionProvider" not in usable
+    for device in report.devices:
+        if device.name in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+            assert device.reason.startswith(("compiled in, but the session fell back to CPU", "session creation failed"))
+
+
+@pytest.mark.gpu
+def test_with_a_gpu_the_cuda_entries_are_usable_and_run():
+    available, reason = torch_cuda_available()
+    assert available and reason is None
+    cuda0 = next(device for device in torch_report().devices if device.name == "cuda:0")
+    assert cuda0.usable and cuda0.full_name == torch.cuda.get_device_name(0)
+    assert {"fp32", "fp16"} <= set(cuda0.precisions)
+    assert (torch.arange(4.0, device="cuda:0") * 2).cpu().tolist() == [0.0, 2.0, 4.0, 6.0]
     import onnxruntime as ort
 
-    report = ort_providers()
-    cuda = [device for device in report.devices if device.name == "CUDAExecutionProvider"]
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        assert cuda == []  # this build has no CUDA provider at all
-        return
-    torch_ok, _ = torch_cuda_available()
-    assert cuda and (cuda[0].usable or not torch_ok or cuda[0].reason)
+    if "CUDAExecutionProvider" in ort.get_available_providers():  # onnxruntime-gpu installed
+        provider = next(d for d in ort_providers().devices if d.name == "CUDAExecutionProvider")
+        assert provider.usable and provider.reason == "attached to a test session"
 
 
 def test_results_are_cached_until_cleared():
@@ -46,7 +82,6 @@ def test_results_are_cached_until_cleared():
 
 
 def test_openvino_lists_the_cpu_with_precisions():
-    pytest.importorskip("openvino")
     report = openvino_devices()
     assert report.installed
     cpu = next(device for device in report.devices if device.name == "CPU")
@@ -55,7 +90,6 @@ def test_openvino_lists_the_cpu_with_precisions():
 
 
 def test_torch_cuda_agrees_with_torch():
-    torch = pytest.importorskip("torch")
     available, reason = torch_cuda_available()
     assert available == torch.cuda.is_available()
     assert (reason is None) == available

@@ -151,7 +151,37 @@ def test_plan_file_round_trips(tmp_path):
     assert all(math.isfinite(c.p99_ms) for c in again.candidates if c.p99_ms is not None)
 
 
+# The axes the planner's Pareto front compares (hwfit/plan/planner.py PARETO_AXES), written out
+# here so the test is an independent check; a missing figure counts as the worst value.
+FRONT_AXES = {"p99_ms": "min", "capacity_rps": "max", "accuracy_loss": "min", "j_per_inference": "min",
+              "cost_per_million": "min"}
+
+
+def _lower_is_better(candidate, axis: str) -> float:
+    value = getattr(candidate, axis)
+    if value is None:
+        return math.inf
+    return value if FRONT_AXES[axis] == "min" else -value
+
+
+def _dominates(a, b) -> bool:
+    """a is at least as good as b on every axis and strictly better on one."""
+    mine = [_lower_is_better(a, axis) for axis in FRONT_AXES]
+    theirs = [_lower_is_better(b, axis) for axis in FRONT_AXES]
+    return all(x <= y for x, y in zip(mine, theirs)) and any(x < y for x, y in zip(mine, theirs))
+
+
 def test_every_candidate_on_the_front_is_not_dominated():
-    plan = make_plan(_request(three_families()), _slo(latency_p99_ms=30))
+    # openvino fp32 is slower than ort fp32 at every batch with the same accuracy and cost: dominated
+    points = three_families() + curve_points("openvino", "fp32", 3.0, 10.0)
+    plan = make_plan(_request(points), _slo(latency_p99_ms=30))
     front = [c for c in plan.candidates if c.on_front]
-    assert front and any(c.verdict == "chosen" for c in plan.candidates)
+    off_front = [c for c in plan.candidates if not c.on_front]
+    assert any(c.verdict == "chosen" for c in plan.candidates)
+    assert [c.config.split()[0] for c in off_front] == ["openvino/cpu/fp32"]
+    assert len(front) == 3
+    for candidate in front:
+        beaters = [other.config for other in plan.candidates if _dominates(other, candidate)]
+        assert not beaters, f"{candidate.config} is on the front, but {beaters} dominate it"
+    for candidate in off_front:  # off the front means some front member beats it on every axis
+        assert any(_dominates(member, candidate) for member in front), f"{candidate.config} is off the front undominated"

@@ -43,7 +43,7 @@ OBJECTIVE_FIELD = {"cost": "cost_per_million", "energy": "j_per_inference", "lat
 
 def measure_grid(model, store, seconds: float, console: Console) -> list:
     """Every grid point measured (the missing ones now); returns the grid's measurements."""
-    from hwfit.backends import Variant
+    from hwfit.core import Variant
 
     variants, _ = grid_variants(model, ["cpu"])
     known, _ = stored_points(store, model)
@@ -95,15 +95,15 @@ class Oracle:
         self.by_key = {m.variant_key: m for m in grid}
         self.asked: list[str] = []
 
-    def __call__(self, variants: list[dict]) -> list:
-        self.asked += [v["key"] for v in variants]
-        return [self.by_key[v["key"]] for v in variants if v["key"] in self.by_key]
+    def __call__(self, variants: list) -> list:
+        self.asked += [v.key for v in variants]
+        return [self.by_key[v.key] for v in variants if v.key in self.by_key]
 
 
 def compare(model, grid: list, name: str, slo_fields: dict, default_loss: float) -> dict:
     slo = parse_slo(slo_fields, source=name)
     request = dict(model=ModelRef(name=model.name, source=model.source, hash=model.content_hash),
-                   grid=Grid.from_variants([m.variant for m in grid]),
+                   grid=Grid.from_variants([m.as_variant() for m in grid]),
                    offers=device_offers(slo), default_accuracy_loss=default_loss)
     started = time.perf_counter()
     exhaustive = make_plan(PlanRequest(known=grid, **request), slo)

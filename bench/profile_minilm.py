@@ -24,7 +24,9 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hwfit.backends import Variant, load_variant
+from hwfit.core import Variant
+
+from hwfit.backends import load_variant
 from hwfit.models import load_model
 from hwfit.profile import StopRule, build_spec, plan_families
 from hwfit.profile.isolation import run_isolated

@@ -33,7 +33,9 @@ def main() -> None:
                         "batch may overrun its window by up to one batch time)")
     args = parser.parse_args()
 
-    from hwfit.backends import Variant, load_variant
+    from hwfit.core import Variant
+
+    from hwfit.backends import load_variant
     from hwfit.models import load_model
 
     model = load_model(args.model)

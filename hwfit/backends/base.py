@@ -1,91 +1,16 @@
-"""The Variant and Runner nouns and the Backend interface every backend file implements."""
+"""The Runner noun (a loaded variant) and the Backend interface every backend file implements."""
 
 from __future__ import annotations
 
-import os
 import time
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
-from hwfit.errors import HwfitError, VariantUnavailable
+from hwfit.core import HwfitError, Variant, VariantUnavailable
 from hwfit.models import Model
-
-PRECISIONS = ("fp32", "fp16", "bf16", "int8-dynamic", "int8-static")
-
-
-def usable_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-@dataclass(frozen=True, order=True)
-class Variant:
-    """One way to run a model: backend × device × precision × batch size × knobs.
-
-    `threads` is the intra-op thread count (None: the backend's default, all usable cores).
-    `knobs` are backend options as sorted (name, value) pairs, e.g. (("opt_level", "all"),).
-    """
-
-    backend: str
-    device: str = "cpu"
-    precision: str = "fp32"
-    batch_size: int = 1
-    threads: int | None = None
-    knobs: tuple[tuple[str, str], ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise HwfitError(f"unknown precision '{self.precision}'; expected one of {', '.join(PRECISIONS)}")
-        if self.batch_size < 1:
-            raise HwfitError(f"batch size must be >= 1, got {self.batch_size}")
-        object.__setattr__(self, "knobs", tuple(sorted((str(k), str(v)) for k, v in self.knobs)))
-
-    def knob(self, name: str, default: str | None = None) -> str | None:
-        return dict(self.knobs).get(name, default)
-
-    def knob_flag(self, name: str, default: bool) -> bool:
-        """A yes/no knob such as `per_channel=false`."""
-        return str(self.knob(name, str(default))).lower() in ("1", "true", "yes")
-
-    @property
-    def intra_op_threads(self) -> int:
-        """The threads a runner uses: the variant's, else every core this process may run on."""
-        return self.threads or usable_threads()
-
-    @property
-    def key(self) -> str:
-        """Short printable key, e.g. `ort/cpu/int8-dynamic/b8/t2/per_channel=false`."""
-        parts = [self.backend, self.device, self.precision, f"b{self.batch_size}"]
-        if self.threads is not None:
-            parts.append(f"t{self.threads}")
-        parts += [f"{k}={v}" for k, v in self.knobs]
-        return "/".join(parts)
-
-    @classmethod
-    def parse(cls, key: str) -> "Variant":
-        """Inverse of `key`."""
-        parts = key.split("/")
-        if len(parts) < 4 or not parts[3].startswith("b"):
-            raise HwfitError(f"variant key '{key}' is malformed; expected BACKEND/DEVICE/PRECISION/bN[/tN][/k=v...]")
-        threads = None
-        knobs = []
-        for part in parts[4:]:
-            if "=" in part:
-                knobs.append(tuple(part.split("=", 1)))
-            elif part.startswith("t") and part[1:].isdigit():
-                threads = int(part[1:])
-            else:
-                raise HwfitError(f"variant key '{key}': cannot read '{part}' (expected tN or name=value)")
-        return cls(parts[0], parts[1], parts[2], int(parts[3][1:]), threads, tuple(knobs))
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["knobs"] = dict(self.knobs)
-        data["key"] = self.key
-        return data
-
 
 @dataclass
 class LoadStats:

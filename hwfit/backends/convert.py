@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from hwfit._paths import cache_dir
+from hwfit.core import cache_dir
 
 
 def cache_key(source_hash: str, options: dict) -> str:

@@ -9,8 +9,10 @@ from typing import Mapping
 
 import numpy as np
 
-from hwfit.backends.base import Backend, Runner, Variant
-from hwfit.errors import BackendError
+from hwfit.core import Variant
+
+from hwfit.backends.base import Backend, Runner
+from hwfit.core import BackendError
 from hwfit.models import Model
 
 # Spin for the last stretch: time.sleep overshoots by tens of microseconds to milliseconds.

@@ -8,8 +8,9 @@ from typing import Mapping
 import numpy as np
 
 from hwfit.backends import onnx_convert
-from hwfit.backends.base import Backend, Runner, Variant
-from hwfit.errors import BackendError, InputSpecError
+from hwfit.core import Variant
+from hwfit.backends.base import Backend, Runner
+from hwfit.core import BackendError, InputSpecError
 from hwfit.models import Model
 
 # Our precision -> (OpenVINO INFERENCE_PRECISION_HINT, the capability the device must list).

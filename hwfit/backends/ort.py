@@ -8,8 +8,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from hwfit.backends import onnx_convert
-from hwfit.backends.base import Backend, Runner, Variant
-from hwfit.errors import BackendError
+from hwfit.core import Device, Variant, is_gpu
+from hwfit.backends.base import Backend, Runner
+from hwfit.core import BackendError
 from hwfit.models import Model
 
 OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
@@ -57,7 +58,7 @@ def session_options(variant: Variant):
 
 
 def cuda_index(device: str) -> int:
-    return int(device.split(":", 1)[1]) if ":" in device else 0
+    return Device.parse(device).index
 
 
 class OrtRunner(Runner):
@@ -79,7 +80,7 @@ class OrtRunner(Runner):
             raise BackendError(f"{variant.key}: asked for {wanted} but ONNX Runtime runs {active[0]}")
         self.stats.notes.append(f"provider {active[0]}, {session_options(variant).intra_op_num_threads} threads")
         self.output_names = [o.name for o in self.session.get_outputs()]
-        self.on_gpu = variant.device.startswith("cuda")
+        self.on_gpu = is_gpu(variant.device)
         self.supports_device_io = self.on_gpu
 
     def run_unchecked(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -123,7 +124,7 @@ class OrtBackend(Backend):
         usable = set(ort_providers().usable_devices())
         found = ["cpu"] if "CPUExecutionProvider" in usable else []
         if "CUDAExecutionProvider" in usable:
-            found += [d for d in device_names() if d.startswith("cuda")]
+            found += [d for d in device_names() if is_gpu(d)]
         return found
 
     def precision_reason(self, model: Model, variant: Variant) -> str | None:

@@ -3,8 +3,9 @@ engines cached on disk; fp16 and int8 (from the QDQ model) through TensorRT's ow
 
 from __future__ import annotations
 
-from hwfit._paths import cache_dir
-from hwfit.backends.base import Backend, Runner, Variant
+from hwfit.core import cache_dir
+from hwfit.core import Variant, is_gpu
+from hwfit.backends.base import Backend, Runner
 from hwfit.backends.ort import OrtRunner, cuda_index
 from hwfit.models import Model
 
@@ -35,7 +36,7 @@ class OrtTensorrtBackend(Backend):
 
         if "TensorrtExecutionProvider" not in ort_providers().usable_devices():
             return []
-        return [d for d in device_names() if d.startswith("cuda")]
+        return [d for d in device_names() if is_gpu(d)]
 
     def _load(self, model: Model, variant: Variant) -> Runner:
         index = cuda_index(variant.device)

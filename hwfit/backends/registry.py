@@ -6,8 +6,10 @@ import importlib
 from itertools import product
 from typing import Iterable
 
-from hwfit.backends.base import PRECISIONS, Backend, Variant
-from hwfit.errors import HwfitError
+from hwfit.core import PRECISIONS, Variant
+
+from hwfit.backends.base import Backend
+from hwfit.core import HwfitError
 from hwfit.models import Model
 
 # name -> "module:Class"; a module is imported only when its backend is asked for, so that a

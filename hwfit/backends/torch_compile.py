@@ -7,8 +7,8 @@ import os
 import time
 from typing import Any
 
-from hwfit._paths import cache_dir
-from hwfit.backends.base import Variant
+from hwfit.core import cache_dir
+from hwfit.core import Variant
 from hwfit.backends.torch_eager import TorchEagerBackend, TorchRunner
 from hwfit.models import Model
 

@@ -8,8 +8,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hwfit.backends.base import Backend, Runner, Variant
-from hwfit.errors import BackendError
+from hwfit.core import Variant
+
+from hwfit.backends.base import Backend, Runner
+from hwfit.core import BackendError
 from hwfit.models import Model
 
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8-dynamic": "float32"}

@@ -3,7 +3,7 @@
 import sys
 
 from hwfit.cli._app import app
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 
 # Importing a command module registers its commands on `app`.
 from hwfit.cli import devices as _devices  # noqa: F401,E402

@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hwfit.cli._app import app
+from hwfit.core import is_gpu
 from hwfit.hardware import (
     BenchmarkError,
     Ceiling,
@@ -69,11 +70,11 @@ def _run_benchmarks(inventory: HardwareInventory, quick: bool) -> tuple[list[Cei
     status_console = Console(stderr=True)
     ceilings: list[Ceiling] = []
     notes: list[str] = []
-    targets = ["cpu", *(name for name in inventory.peaks if name.startswith("cuda:"))]
+    targets = ["cpu", *(name for name in inventory.peaks if is_gpu(name))]
     cuda_ok, cuda_reason = torch_cuda_available() if len(targets) > 1 else (False, None)
     with status_console.status("benchmarking…") as status:
         for device in targets:
-            if device.startswith("cuda:") and not cuda_ok:
+            if is_gpu(device) and not cuda_ok:
                 notes.append(f"{device} not benchmarked: {cuda_reason}")
                 continue
             try:

@@ -7,6 +7,7 @@ The wiring lives here because it spans layers that may not import each other: th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hwfit.cli._app import app
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError, Variant, is_gpu, usable_threads
 
 PLAN_BUDGET_S = 4.0  # measuring seconds per point for the planner (the stop rule ends most sooner)
 PLAN_WARMUP_S = 2.0
@@ -72,7 +73,6 @@ def plan(
 
 
 def _plan_with_store(loaded, model_arg, slo, store, budget, no_measure, point_seconds, err, quiet):
-    from hwfit.backends import Variant
     from hwfit.cli.profile import ProgressObserver
     from hwfit.plan import ModelRef, PlanRequest, make_plan
     from hwfit.plan.search import Grid
@@ -81,18 +81,18 @@ def _plan_with_store(loaded, model_arg, slo, store, budget, no_measure, point_se
     offers = device_offers(slo)
     present = [device for device in offers if _device_present(device)]
     grid_points, unavailable = grid_variants(loaded, present)
-    grid = Grid.from_variants([v.to_dict() for v in grid_points])
+    grid = Grid.from_variants(grid_points)
     known, run_ids = stored_points(store, loaded)
     observer = ProgressObserver(err, disabled=quiet)
     spec = build_spec({"budget_s": point_seconds, "warmup_s": PLAN_WARMUP_S}, origin="hwfit plan")
     session = {}
 
-    def measure(variants: list[dict]):
+    def measure(variants: list[Variant]):
         if "open" not in session:
             session["open"] = open_point_session(loaded, spec, store, observer, set(present),
                                                  {"model": model_arg, "command": "plan"})
             run_ids.append(session["open"].run_id)
-        return session["open"].measure([_variant(Variant, v) for v in variants])
+        return session["open"].measure(variants)
 
     def on_round(text: str) -> None:
         observer.stage(text[:120])
@@ -107,7 +107,7 @@ def _plan_with_store(loaded, model_arg, slo, store, budget, no_measure, point_se
         observer.planned(total + 1)
         try:
             if not no_measure and "cpu" in present:
-                request.baseline = _baseline(known, measure, Variant)
+                request.baseline = _baseline(known, measure)
             made = make_plan(request, slo)
         except KeyboardInterrupt:
             observer.stop()
@@ -122,30 +122,19 @@ def _plan_with_store(loaded, model_arg, slo, store, budget, no_measure, point_se
     return made
 
 
-def _variant(variant_class, data: dict):
-    knobs = tuple(sorted((data.get("knobs") or {}).items()))
-    return variant_class(data["backend"], data["device"], data["precision"], int(data["batch_size"]),
-                         data.get("threads"), knobs)
-
-
-def _baseline(known, measure, variant_class):
+def _baseline(known, measure):
     """The naive baseline — PyTorch eager fp32, batch 1, one process on every core — from the store or measured."""
-    from hwfit.backends import usable_threads
 
-    threads = usable_threads()
+    baseline = Variant("torch", "cpu", "fp32", 1, usable_threads())
     for measurement in known:
-        v = measurement.variant
-        if (v["backend"], v["device"], v["precision"], v["batch_size"]) == ("torch", "cpu", "fp32", 1) \
-                and v.get("threads") == threads and not v.get("knobs"):
+        if measurement.variant_key == baseline.key:
             return measurement
-    found = measure([{"backend": "torch", "device": "cpu", "precision": "fp32", "batch_size": 1, "threads": threads,
-                      "knobs": {}}])
+    found = measure([baseline])
     return found[0] if found and found[0].status in ("ok", "unstable") else None
 
 
 def device_offers(slo) -> dict:
     """Each device the SLO allows, with its count, hourly price (the SLO's, else the catalog's) and cores."""
-    from hwfit.backends import usable_threads
     from hwfit.hardware import discover_gpus, load_catalog, spec_for_gpu
     from hwfit.plan import DeviceOffer
 
@@ -157,7 +146,7 @@ def device_offers(slo) -> dict:
         if price is None and name == "cpu" and catalog.cpu_price is not None:
             price = catalog.cpu_price.value * cores
             how = f"catalog, {catalog.cpu_price.value:g} USD/core-hour x {cores} cores ({catalog.cpu_price.how}: {catalog.cpu_price.source})"
-        elif price is None and name.startswith("cuda:"):
+        elif price is None and is_gpu(name):
             gpus = {f"cuda:{gpu.index}": gpu for gpu in discover_gpus()}
             spec = spec_for_gpu(gpus[name].name) if name in gpus else None
             if spec is not None and spec.price is not None:
@@ -182,8 +171,6 @@ def _device_present(device: str) -> bool:
 def stored_points(store, loaded) -> tuple[list, list[int]]:
     """Stored points of this model measured on this machine (same host and CPU), newest first;
     a CPU point measured with the default threads is the same as one with every core."""
-    from hwfit.backends import usable_threads
-    from hwfit.plan.configs import variant_key
     from hwfit.profile.environment import capture_environment
 
     here = capture_environment()
@@ -192,15 +179,13 @@ def stored_points(store, loaded) -> tuple[list, list[int]]:
         environment = run.environment
         if (environment.hostname_hash, environment.cpu_model) != (here.hostname_hash, here.cpu_model):
             continue
-        variant = dict(measurement.variant)
-        if variant.get("device") == "cpu" and variant.get("threads") is None:
-            variant["threads"] = usable_threads()
-        key = variant_key(variant)
-        if key in seen:
+        variant = measurement.as_variant()
+        if variant.device == "cpu" and variant.threads is None:
+            variant = replace(variant, threads=usable_threads())
+        if variant.key in seen:
             continue
-        seen.add(key)
-        variant["key"] = key
-        measurement.variant, measurement.variant_key = variant, key
+        seen.add(variant.key)
+        measurement.variant, measurement.variant_key = variant.to_dict(), variant.key
         points.append(measurement)
         if run.id not in run_ids:
             run_ids.append(run.id)
@@ -217,7 +202,6 @@ def default_accuracy_loss(loaded) -> float | None:
 
 def _export_triton(made, loaded, directory: Path):
     """The plan as a Triton model repository, each pool with the ONNX file of its precision."""
-    from hwfit.backends import Variant
     from hwfit.backends.ort import onnx_file
     from hwfit.plan import export_triton
 

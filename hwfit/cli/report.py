@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from hwfit.cli._app import app
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 
 
 @app.command(

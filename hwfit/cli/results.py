@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hwfit.cli._app import app
+from hwfit.core import short_provenance
 from hwfit.store import (
     Measurement,
     ResultsStore,
@@ -29,7 +30,6 @@ from hwfit.store import (
 STATUS_STYLE = {"ok": "green", "complete": "green", "unstable": "yellow", "running": "cyan",
                 "interrupted": "yellow", "failed": "red", "skipped": "dim"}
 _MAX_TABLE_WIDTH = 200
-_ENERGY_HOW = {"measured": "meas.", "integrated": "integr.", "estimated": "est."}
 
 
 @app.command(
@@ -273,7 +273,7 @@ def _percent(value: Optional[float]) -> Optional[str]:
 def _energy(measurement: Measurement) -> str:
     if measurement.energy_j_per_sample is None:
         return "—"
-    how = _ENERGY_HOW.get(measurement.energy_how or "", measurement.energy_how or "?")
+    how = short_provenance(measurement.energy_how)
     return f"{_number(measurement.energy_j_per_sample)} [dim]{escape(how)}[/]"
 
 

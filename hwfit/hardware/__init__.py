@@ -7,7 +7,7 @@ Imports nothing from other hwfit layers. Everything public is listed in `__all__
 from hwfit.hardware._errors import BenchmarkError, CatalogError, UnknownDevice
 from hwfit.hardware.catalog import Catalog, DeviceSpec, cpu_peak_flops, load_catalog, spec_for_gpu
 from hwfit.hardware.cpu import ISA_FEATURES, CacheLevel, CpuInfo, discover_cpu
-from hwfit.hardware.figures import Figure, format_si
+from hwfit.core import Figure, format_si
 from hwfit.hardware.inventory import SCHEMA, HardwareInventory, device_names, discover, peak_flops
 from hwfit.hardware.microbench import Ceiling, measure_ceilings
 from hwfit.hardware.nvidia import GpuInfo, discover_gpus

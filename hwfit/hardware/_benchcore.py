@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from hwfit.hardware.figures import Figure
+from hwfit.core import Figure
 
 Progress = Callable[[str], None]
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationErro
 
 from hwfit.hardware._errors import CatalogError
 from hwfit.hardware.cpu import CpuInfo
-from hwfit.hardware.figures import Figure
+from hwfit.core import Figure
 
 DEFAULT_CATALOG_PATH = Path(__file__).parent / "data" / "specs.yaml"
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")

@@ -8,10 +8,10 @@ import platform
 from dataclasses import dataclass
 from typing import Any
 
-from hwfit.hardware._errors import UnknownDevice
+from hwfit.core import UnknownDevice
 from hwfit.hardware.catalog import DeviceSpec, cpu_peak_flops, spec_for_gpu
 from hwfit.hardware.cpu import CpuInfo, discover_cpu
-from hwfit.hardware.figures import Figure
+from hwfit.core import Device, Figure
 from hwfit.hardware.nvidia import GpuInfo, discover_gpus, gpu_for_cuda_index
 from hwfit.hardware.runtimes import RuntimeReport, openvino_devices, ort_providers, torch_report
 
@@ -84,7 +84,7 @@ def discover() -> HardwareInventory:
     specs = tuple(spec_for_gpu(gpu.name) for gpu in gpus)
     peaks: dict[str, dict[str, Figure]] = {"cpu": cpu_peak_flops(cpu)}
     for name in _cuda_names(gpus):
-        gpu = gpu_for_cuda_index(int(name[5:]), gpus)
+        gpu = gpu_for_cuda_index(Device.parse(name).index, gpus)
         peaks[name] = _gpu_peaks(spec_for_gpu(gpu.name) if gpu else None)
     return HardwareInventory(
         cpu=cpu,
@@ -114,12 +114,13 @@ def _cuda_names(gpus: list[GpuInfo]) -> list[str]:
 
 def peak_flops(device: str, dtype: str) -> Figure | None:
     """Peak rate of `device` ("cpu" or "cuda:N") for `dtype`, for MFU; None when unknown or unsupported."""
-    if device == "cpu":
+    parsed = Device.parse(device)
+    if parsed.is_cpu:
         return cpu_peak_flops(discover_cpu()).get(dtype)
-    if not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise UnknownDevice(f"unknown device {device!r}: expected 'cpu' or 'cuda:N'")
+    if not parsed.is_gpu:
+        raise UnknownDevice(f"no peak rate for {device!r}: expected 'cpu' or 'cuda:N'")
     gpus, reason = discover_gpus()
-    gpu = gpu_for_cuda_index(int(device[5:]), gpus)
+    gpu = gpu_for_cuda_index(parsed.index, gpus)
     if gpu is None:
         raise UnknownDevice(f"no GPU behind {device}: {reason or f'{len(gpus)} NVIDIA GPU(s) visible'}")
     spec = spec_for_gpu(gpu.name)

@@ -8,7 +8,7 @@ it was measured and how it compares to the catalog (GPUs) or the computed peak (
 """
 
 from hwfit.hardware._benchcore import BenchConfig, Ceiling, Progress
-from hwfit.hardware._errors import UnknownDevice
+from hwfit.core import Device, UnknownDevice
 from hwfit.hardware.cpu import discover_cpu
 from hwfit.hardware.microbench_cpu import measure_cpu, triad_array_bytes
 from hwfit.hardware.microbench_cuda import measure_cuda
@@ -20,8 +20,9 @@ def measure_ceilings(device: str = "cpu", quick: bool = False, progress: Progres
     """Measure `device` ("cpu" or "cuda:N"). Raises UnknownDevice / BenchmarkError when it cannot run."""
     config = BenchConfig.for_mode(quick)
     say = progress or (lambda message: None)
-    if device == "cpu":
+    parsed = Device.parse(device)
+    if parsed.is_cpu:
         return measure_cpu(discover_cpu(), config, say)
-    if device.startswith("cuda:") and device[5:].isdigit():
-        return measure_cuda(int(device[5:]), config, say)
+    if parsed.is_gpu:
+        return measure_cuda(parsed.index, config, say)
     raise UnknownDevice(f"unknown device {device!r}: expected 'cpu' or 'cuda:N' (see `hwfit devices`)")

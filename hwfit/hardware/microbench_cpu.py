@@ -19,7 +19,7 @@ from hwfit.hardware._benchcore import (
 from hwfit.hardware._errors import BenchmarkError
 from hwfit.hardware.catalog import cpu_peak_flops, flops_unit
 from hwfit.hardware.cpu import CpuInfo
-from hwfit.hardware.figures import Figure, format_si
+from hwfit.core import Figure, format_si
 
 # STREAM convention: a triad moves 3 arrays of float64 (read b, read c, write a); the extra read
 # of `a` that write-allocate caches do is not counted, so figures compare with published STREAM.

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 from hwfit.hardware._benchcore import MIB, BenchConfig, Ceiling, Progress, calibrate, import_torch, matmul_flop
 from hwfit.hardware._errors import BenchmarkError, UnknownDevice
 from hwfit.hardware.catalog import flops_unit, spec_for_gpu
-from hwfit.hardware.figures import Figure
+from hwfit.core import Figure
 from hwfit.hardware.nvidia import GpuInfo, discover_gpus, gpu_for_cuda_index
 
 _CUDA_MATMUL_N_MAX = 16384

@@ -8,6 +8,8 @@ required. Results are cached per process in `_PROBE_CACHE`; `clear_runtime_cache
 from dataclasses import dataclass
 from typing import Any
 
+from hwfit.core import is_gpu
+
 _PROBE_CACHE: dict[str, Any] = {}
 
 # Providers that run locally only when a test session really attaches them.
@@ -164,7 +166,7 @@ def _openvino_device(core: Any, name: str) -> RuntimeDevice:
 def torch_cuda_available() -> tuple[bool, str | None]:
     """(True, None) when torch can run on a CUDA GPU here, else (False, why not)."""
     report = torch_report()
-    cuda = [device for device in report.devices if device.name.startswith("cuda")]
+    cuda = [device for device in report.devices if is_gpu(device.name)]
     if not report.installed:
         return False, report.reason
     if cuda and cuda[0].usable:

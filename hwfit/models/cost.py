@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwfit.errors import ModelSourceError
+from hwfit.core import ModelSourceError
 
 MATMUL_OPS = {"MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "FusedMatMul"}
 CONV_OPS = {"Conv", "ConvInteger", "QLinearConv", "ConvTranspose"}

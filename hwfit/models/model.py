@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from hwfit._paths import cache_dir
-from hwfit.errors import ModelSourceError, VariantUnavailable
+from hwfit.core import cache_dir
+from hwfit.core import ModelSourceError, VariantUnavailable
 from hwfit.models.spec import BATCH, InputSpec
 from hwfit.models.synthetic import synthetic_inputs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hwfit.errors import ModelSourceError
+from hwfit.core import ModelSourceError
 from hwfit.models.spec import BATCH, InputSpec, TensorSpec
 
 # ONNX TensorProto element types to numpy dtype names (the ones models use as inputs).

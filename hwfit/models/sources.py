@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 
-from hwfit.errors import ModelSourceError
+from hwfit.core import ModelSourceError
 from hwfit.models.model import Model, hash_bytes_of_file, hash_module
 from hwfit.models.onnx_graph import input_spec_from_onnx, load_onnx, output_names_from_onnx
 from hwfit.models.spec import BATCH, Dim, InputSpec, TensorSpec

@@ -7,7 +7,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from hwfit.errors import InputSpecError
+from hwfit.core import InputSpecError
 
 # The symbol of the batch dimension in shapes and in `--shape` overrides.
 BATCH = "B"

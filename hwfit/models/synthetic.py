@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwfit.errors import InputSpecError
+from hwfit.core import InputSpecError
 from hwfit.models.spec import InputSpec, TensorSpec
 
 

@@ -4,7 +4,7 @@ from hwfit.plan.evaluate import CONSTRAINTS, DeviceOffer, Evaluation
 from hwfit.plan.planner import PlanRequest, make_plan
 from hwfit.plan.search import Grid, SearchOutcome, search
 from hwfit.plan.triton import ExportError, TritonExport, config_pbtxt, export_triton
-from hwfit.plan.pareto import DIRECTIONS, ParetoError, ParetoSplit, pareto_front, pareto_split
+from hwfit.plan.pareto import ParetoError, ParetoSplit, pareto_front, pareto_split
 from hwfit.plan.queueing import (
     PREFERENCES,
     ApproxStats,
@@ -61,7 +61,6 @@ __all__ = [
     "SearchStats",
     "load_plan",
     "parse_plan",
-    "DIRECTIONS",
     "ParetoError",
     "ParetoSplit",
     "pareto_front",

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from hwfit.plan.configs import ConfigKey
+from hwfit.core import OBJECTIVE_METRICS, Config, to_minimise
 from hwfit.plan.queueing import ServiceCurve, approximate_pool, capacity_rps, simulate_pool
 from hwfit.plan.slo import Slo
 
@@ -45,7 +45,7 @@ class DeviceOffer:
     price_how: str = "unknown"
     cores: int | None = None  # CPU: cores per unit, and pools are charged for the cores they take
 
-    def hourly_cost(self, key: ConfigKey, units: int) -> float | None:
+    def hourly_cost(self, key: Config, units: int) -> float | None:
         if self.price_per_hour is None:
             return None
         cores = key.layout.cores(self.cores)
@@ -57,7 +57,7 @@ class DeviceOffer:
 class ConfigData:
     """What the evaluator needs of one configuration: its curve and per-batch facts."""
 
-    key: ConfigKey
+    key: Config
     service_ms: dict[int, float]  # batch -> mean ms per batch (measured, or estimated where `estimated`)
     accuracy_loss: float | None
     energy_j: dict[int, float] = field(default_factory=dict)  # batch -> J per sample
@@ -87,7 +87,7 @@ class ConfigData:
 class Evaluation:
     """One configuration on `units` units of its device, at the SLO's sustained rate."""
 
-    key: ConfigKey
+    key: Config
     units: int
     max_batch: int
     max_queue_delay_ms: float
@@ -125,13 +125,8 @@ class Evaluation:
 
     def objective_value(self, objective: str) -> float:
         """The objective as a number to minimise (throughput negated); inf when unknown."""
-        value = {
-            "cost": self.cost_per_million,
-            "energy": self.j_per_inference,
-            "latency": self.p99_ms,
-            "throughput": -self.capacity_rps if self.capacity_rps else None,
-        }[objective]
-        return math.inf if value is None or (isinstance(value, float) and math.isnan(value)) else value
+        metric = OBJECTIVE_METRICS[objective]
+        return to_minimise(metric, getattr(self, metric))
 
     def rank(self, objective: str) -> tuple:
         """Sort key: feasible first, then the objective, then cost, p99, energy, fewer replicas."""

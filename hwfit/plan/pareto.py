@@ -9,9 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from hwfit.errors import HwfitError
-
-DIRECTIONS = ("min", "max")
+from hwfit.core import DIRECTIONS, HwfitError
 
 
 class ParetoError(HwfitError):

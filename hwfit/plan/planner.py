@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from hwfit.plan.configs import ConfigKey, family_accuracy
+from hwfit.core import OBJECTIVE_METRICS, Config, direction, to_minimise, worst
+from hwfit.plan.configs import family_accuracy
 from hwfit.plan.evaluate import CONSTRAINTS, DeviceOffer, Evaluation, confirm, evaluate
 from hwfit.plan.pareto import pareto_split
 from hwfit.plan.schema import (
@@ -31,8 +32,8 @@ from hwfit.plan.search import Grid, Measure, SearchOutcome, measured_config_data
 from hwfit.plan.slo import Slo
 from hwfit.store import Measurement
 
-PARETO_AXES = {"p99_ms": "min", "capacity_rps": "max", "accuracy_loss": "min",
-               "j_per_inference": "min", "cost_per_million": "min"}
+PARETO_AXES = {axis: direction(axis) for axis in
+               ("p99_ms", "capacity_rps", "accuracy_loss", "j_per_inference", "cost_per_million")}
 HETEROGENEOUS_TOP = 6  # per device, the configurations paired up as primary/overflow
 
 
@@ -86,9 +87,8 @@ class Choice:
         return max(losses) if losses else None
 
     def objective_value(self, objective: str) -> float:
-        value = {"cost": self.cost_per_million, "energy": self.j_per_inference, "latency": self.p99_ms,
-                 "throughput": -self.capacity_rps}[objective]
-        return math.inf if value is None else value
+        metric = OBJECTIVE_METRICS[objective]
+        return to_minimise(metric, getattr(self, metric))
 
     def rank(self, objective: str) -> tuple:
         cost = self.cost_per_million if self.cost_per_million is not None else math.inf
@@ -160,7 +160,7 @@ def make_plan(request: PlanRequest, slo: Slo) -> Plan:
 
 def _best_per_config(evaluations: list[Evaluation], slo: Slo) -> list[Evaluation]:
     """The best units option of every configuration (the search evaluated several)."""
-    best: dict[ConfigKey, Evaluation] = {}
+    best: dict[Config, Evaluation] = {}
     for evaluation in evaluations:
         current = best.get(evaluation.key)
         if current is None or evaluation.rank(slo.objective) < current.rank(slo.objective):
@@ -212,7 +212,7 @@ def _pairable(singles: list[Evaluation], slo: Slo) -> list[Evaluation]:
     return picked
 
 
-def _measured(outcome: SearchOutcome, key: ConfigKey, accuracy, request: PlanRequest):
+def _measured(outcome: SearchOutcome, key: Config, accuracy, request: PlanRequest):
     return measured_config_data(outcome.groups[key], accuracy, outcome.groups, request.offers)
 
 
@@ -247,9 +247,7 @@ def _pools(chosen: Choice, outcome: SearchOutcome) -> list[PoolPlan]:
 def _pool(evaluation: Evaluation, role: str, outcome: SearchOutcome, standby: bool = False) -> PoolPlan:
     key = evaluation.key
     group = outcome.groups[key]
-    variant = key.variant(evaluation.max_batch)
-    knobs = {k: v for k, v in variant["knobs"].items() if k != "replicas"}
-    variant_key = _variant_key_without_replicas(variant)
+    replica = key.variant(evaluation.max_batch).without_replicas()
     how = (f"{evaluation.p99_how} of the dynamic batcher at {evaluation.rate_rps:.4g} req/s (Poisson), on measured "
            "service times plus measured jitter")
     if standby:
@@ -257,12 +255,12 @@ def _pool(evaluation: Evaluation, role: str, outcome: SearchOutcome, standby: bo
     return PoolPlan(
         name=_pool_name(evaluation, role),
         role=role,
-        variant=variant_key,
+        variant=replica.key,
         backend=key.family.backend,
         device=key.family.device,
         precision=key.family.precision,
         threads=key.layout.threads,
-        knobs=knobs,
+        knobs=dict(replica.knobs),
         devices=evaluation.units,
         replicas_per_device=key.layout.replicas,
         max_batch_size=evaluation.max_batch,
@@ -282,14 +280,6 @@ def _pool(evaluation: Evaluation, role: str, outcome: SearchOutcome, standby: bo
         ),
         measured_from=list(evaluation.measured_from),
     )
-
-
-def _variant_key_without_replicas(variant: dict) -> str:
-    from hwfit.plan.configs import variant_key
-
-    trimmed = dict(variant)
-    trimmed["knobs"] = {k: v for k, v in variant["knobs"].items() if k != "replicas"}
-    return variant_key(trimmed)
 
 
 def _pool_name(evaluation: Evaluation, role: str) -> str:
@@ -345,7 +335,7 @@ def _candidates(singles: list[Evaluation], chosen: Choice | None, slo: Slo) -> l
 def _axis_value(evaluation: Evaluation, axis: str) -> float:
     value = getattr(evaluation, axis)
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return math.inf if PARETO_AXES[axis] == "min" else 0.0
+        return worst(axis)
     return float(value)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 
 
 class QueueingError(HwfitError):

@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 from hwfit.plan.slo import Slo
 
 PLAN_SCHEMA = "hwfit.plan/1"

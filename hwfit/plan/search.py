@@ -32,8 +32,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from hwfit.errors import HwfitError
-from hwfit.plan.configs import ConfigKey, ConfigPoints, Family, Layout, config_of, family_accuracy, group_points
+from hwfit.core import HwfitError
+from hwfit.core import Config, Family, Layout, Variant
+from hwfit.plan.configs import ConfigPoints, config_of, family_accuracy, group_points
 from hwfit.plan.surrogate import fit
 from hwfit.plan.evaluate import ConfigData, DeviceOffer, Evaluation, confirm, evaluate
 from hwfit.plan.slo import Slo
@@ -43,7 +44,7 @@ SCREEN_BATCH = 8
 P99_OPTIMISM = 0.8  # the queueing approximation errs by up to a third; unconfirmed p99s are scaled down
 DEFAULT_BUDGET_SHARE = 0.10
 
-Measure = Callable[[list[dict]], list[Measurement]]
+Measure = Callable[[list[Variant]], list[Measurement]]
 
 
 class SearchError(HwfitError):
@@ -54,23 +55,23 @@ class SearchError(HwfitError):
 class SearchOutcome:
     best: Evaluation | None
     evaluations: list[Evaluation]  # every configuration evaluated on measurements only (confirmed ones simulated)
-    data: dict[ConfigKey, ConfigData]
+    data: dict[Config, ConfigData]
     grid_size: int
     measured: list[Measurement] = field(default_factory=list)  # measured by this search
     converged: bool = True
     note: str = ""
-    groups: dict[ConfigKey, ConfigPoints] = field(default_factory=dict)
+    groups: dict[Config, ConfigPoints] = field(default_factory=dict)
 
 
 @dataclass
 class Grid:
     """The points the search may measure: configuration -> batch sizes."""
 
-    batches: dict[ConfigKey, list[int]]
+    batches: dict[Config, list[int]]
 
     @classmethod
-    def from_variants(cls, variants: Iterable[dict]) -> Grid:
-        batches: dict[ConfigKey, set[int]] = {}
+    def from_variants(cls, variants: Iterable[Variant]) -> Grid:
+        batches: dict[Config, set[int]] = {}
         for variant in variants:
             key, batch = config_of(variant)
             batches.setdefault(key, set()).add(batch)
@@ -110,9 +111,9 @@ class _State:
     def __init__(self, grid, known, slo, offers, measure, budget, default_accuracy_loss):
         self.grid, self.slo, self.offers = grid, slo, offers
         self.measure, self.budget, self.default_loss = measure, budget, default_accuracy_loss
-        self.known = [m for m in known if config_of(m.variant)[0] in grid.batches]
+        self.known = [m for m in known if config_of(m.as_variant())[0] in grid.batches]
         self.new: list[Measurement] = []
-        self.confirmed: dict[tuple[ConfigKey, int], Evaluation] = {}
+        self.confirmed: dict[tuple[Config, int], Evaluation] = {}
 
     # --- measuring -------------------------------------------------------------------------
     @property
@@ -120,13 +121,13 @@ class _State:
         return self.budget - len(self.new)
 
     def _measured_keys(self) -> set[str]:
-        return {m.variant.get("key") or "" for m in self.known + self.new}
+        return {m.variant_key for m in self.known + self.new}
 
-    def _take(self, variants: list[dict], say) -> None:
-        fresh = [v for v in variants if v["key"] not in self._measured_keys()][: max(self.left, 0)]
+    def _take(self, variants: list[Variant], say) -> None:
+        fresh = [v for v in variants if v.key not in self._measured_keys()][: max(self.left, 0)]
         if not fresh or self.measure is None:
             return
-        say(f"measuring {len(fresh)} point(s): {', '.join(v['key'] for v in fresh)}")
+        say(f"measuring {len(fresh)} point(s): {', '.join(v.key for v in fresh)}")
         self.new += list(self.measure(fresh))
         touched = {config_of(v)[0] for v in fresh}
         self.confirmed = {slot: e for slot, e in self.confirmed.items() if slot[0] not in touched}
@@ -139,7 +140,7 @@ class _State:
         for family in self.grid.families():
             if family in measured_families:
                 continue
-            key = ConfigKey(family, self.grid.reference_layout(family))
+            key = Config(family, self.grid.reference_layout(family))
             batch = min(self.grid.batches[key], key=lambda b: (abs(b - SCREEN_BATCH), b))
             wanted.append(key.variant(batch))
         if wanted:
@@ -172,7 +173,7 @@ class _State:
             if len(self.new) == before:  # nothing new could be measured: avoid spinning
                 return self._settle(data, groups, "the points the best estimate needs cannot be measured")
 
-    def _confirm(self, key: ConfigKey, units: int, groups) -> Evaluation:
+    def _confirm(self, key: Config, units: int, groups) -> Evaluation:
         """Evaluate a configuration on its measured points only, simulate its batching, and keep that."""
         measured = self._measured_data(groups[key], family_accuracy(groups), groups)
         offer = self.offers[key.family.device]
@@ -194,7 +195,7 @@ class _State:
         return SearchOutcome(best, self._measured_evaluations(groups), data, self.grid.size, list(self.new),
                              converged, note, groups)
 
-    def _rank(self, data: dict[ConfigKey, ConfigData], groups) -> list[tuple[Evaluation, ConfigData]]:
+    def _rank(self, data: dict[Config, ConfigData], groups) -> list[tuple[Evaluation, ConfigData]]:
         rows = []
         for key, config_data in data.items():
             offer = self.offers.get(key.family.device)
@@ -236,7 +237,7 @@ class _State:
         return rows
 
     # --- curves: measured points, and optimistic estimates for the rest -----------------------
-    def _config_data(self, groups) -> dict[ConfigKey, ConfigData]:
+    def _config_data(self, groups) -> dict[Config, ConfigData]:
         accuracy = family_accuracy(groups)
         references = {family: self.grid.reference_layout(family) for family in self.grid.families()}
         cores = {name: offer.cores for name, offer in self.offers.items()}
@@ -282,7 +283,7 @@ class _State:
         )
 
 
-def measured_config_data(group: ConfigPoints, accuracy: dict[Family, float], groups: dict[ConfigKey, ConfigPoints],
+def measured_config_data(group: ConfigPoints, accuracy: dict[Family, float], groups: dict[Config, ConfigPoints],
                          offers: dict[str, DeviceOffer]) -> ConfigData:
     """A configuration's curve and energy from its measured points only (no estimates)."""
     cores = {name: offer.cores for name, offer in offers.items()}
@@ -302,7 +303,7 @@ def _usable_batches(batches: list[int], group: ConfigPoints | None) -> list[int]
     return [b for b in batches if b < first_failure]
 
 
-def _cores(key: ConfigKey, device_cores: dict[str, int | None]) -> float:
+def _cores(key: Config, device_cores: dict[str, int | None]) -> float:
     return float(key.layout.cores(device_cores.get(key.family.device)) or 1)
 
 
@@ -327,7 +328,7 @@ def _energy_constants(groups, device_cores) -> dict[Family, tuple[float, str]]:
             for family, values in found.items()}
 
 
-def _energy_for_times(key: ConfigKey, times: dict[int, float], constants, device_cores, group) -> tuple[dict, str | None]:
+def _energy_for_times(key: Config, times: dict[int, float], constants, device_cores, group) -> tuple[dict, str | None]:
     own = {b: m.energy_j_per_sample for b, m in (group.points.items() if group else [])
            if m.energy_j_per_sample is not None}
     if key.family not in constants:

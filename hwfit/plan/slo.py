@@ -8,7 +8,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 
 OBJECTIVES = ("cost", "energy", "latency", "throughput")
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from hwfit.plan.configs import ConfigKey, ConfigPoints, Family, Layout
+from hwfit.core import Config, Family, Layout
+from hwfit.plan.configs import ConfigPoints
 
 PRIOR_OVERHEAD_SAMPLES = 2.0  # s(b) ∝ (2 + b) before any data on the batch axis
 MARGIN_KNOWN = 0.05  # optimism where the cell was measured on another family
@@ -87,7 +88,7 @@ class RankOneModel:
             return ideal, False
         return max(g - spread, ideal), known
 
-    def estimate_ms(self, key: ConfigKey, batch: int) -> float | None:
+    def estimate_ms(self, key: Config, batch: int) -> float | None:
         """Optimistic service time of an unmeasured point (None when its family was never measured)."""
         if key.family not in self.e:
             return None
@@ -95,7 +96,7 @@ class RankOneModel:
         margin = MARGIN_KNOWN if known else MARGIN_UNKNOWN
         return math.exp(self.e[key.family] + g) * (1.0 - margin)
 
-    def estimate_from_own_ms(self, key: ConfigKey, batch: int, own: dict[int, float]) -> float:
+    def estimate_from_own_ms(self, key: Config, batch: int, own: dict[int, float]) -> float:
         """Optimistic time at `batch` of a configuration measured at other batch sizes: its own time at
         the nearest measured batch (in log2) times the shared batch shape between the two."""
         nearest = min(own, key=lambda b: (abs(math.log2(b / batch)), b))
@@ -105,7 +106,7 @@ class RankOneModel:
         return own[nearest] * math.exp(g - g_nearest) * (1.0 - margin)
 
 
-def fit(groups: dict[ConfigKey, ConfigPoints], reference_layouts: dict[Family, Layout], reference_batch: int,
+def fit(groups: dict[Config, ConfigPoints], reference_layouts: dict[Family, Layout], reference_batch: int,
         device_cores: dict[str, int | None]) -> RankOneModel:
     """Alternate: e = mean(log s − g) per family, g = mean(log s − e) per cell; g at the reference
     cell of each device pinned to 0 so the split is unique."""

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hwfit.errors import HwfitError
+from hwfit.core import Device, HwfitError
 from hwfit.plan.schema import Plan, PoolPlan
 
 # ONNX TensorProto element type -> Triton data type
@@ -74,8 +74,9 @@ def _write_model(directory: Path, pool: PoolPlan, onnx_file: Path, name: str) ->
 def config_pbtxt(pool: PoolPlan, onnx_file: Path, name: str) -> str:
     """The pool as Triton model configuration text."""
     inputs, outputs = _io(onnx_file)
-    kind = "KIND_CPU" if pool.device == "cpu" else "KIND_GPU"
-    gpus = f" gpus: [ {pool.device.split(':', 1)[1]} ]" if pool.device.startswith("cuda:") else ""
+    device = Device.parse(pool.device)
+    kind = "KIND_GPU" if device.is_gpu else "KIND_CPU"
+    gpus = f" gpus: [ {device.index} ]" if device.is_gpu else ""
     lines = [
         f'name: "{name}"',
         f'backend: "{TRITON_BACKENDS[pool.backend]}"',

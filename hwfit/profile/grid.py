@@ -3,7 +3,9 @@ backend × precision, each layout (K replicas × t threads that fit the cores), 
 
 from __future__ import annotations
 
-from hwfit.backends import Variant, backend_names, candidate_variants, get_backend, usable_threads
+from hwfit.core import Variant, usable_threads
+
+from hwfit.backends import backend_names, candidate_variants, get_backend
 from hwfit.models import Model
 
 GRID_BATCHES = (1, 2, 4, 8, 16, 32, 64)

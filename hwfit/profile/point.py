@@ -12,7 +12,9 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from hwfit.backends import Runner, Variant, get_backend, load_variant
+from hwfit.core import Variant
+
+from hwfit.backends import Runner, get_backend, load_variant
 from hwfit.models import Model, compare_outputs, evaluate_accuracy
 from hwfit.profile.quick import reload_model, run_in_batches
 from hwfit.profile.replicas import measure_replicas, replica_count
@@ -141,6 +143,8 @@ def timed_runs(runner: Runner, inputs, stop: StopRule, report=None) -> tuple[lis
 
 
 def _energy_meter(device: str):
+    if device.startswith("emulated"):
+        return None  # an emulated device draws no power of its own; _fill_energy says so
     try:
         from hwfit.telemetry import EnergyMeter
     except ImportError:
@@ -176,7 +180,9 @@ def _fill_timing(measurement: Measurement, plan: PointPlan, latencies: list[floa
 
 def _fill_energy(measurement: Measurement, reading, samples: int) -> None:
     if reading is None:
-        measurement.energy_note = "hwfit.telemetry is not available"
+        emulated = str(measurement.variant.get("device", "")).startswith("emulated")
+        measurement.energy_note = ("EMULATED device: it draws no power of its own, so there is no energy figure"
+                                   if emulated else "hwfit.telemetry is not available")
         return
     measurement.energy_j_per_sample = reading.joules_per(samples)
     measurement.energy_how = reading.how

@@ -11,8 +11,10 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from hwfit.backends import Runner, Variant, load_variant
-from hwfit.errors import HwfitError
+from hwfit.core import Variant
+
+from hwfit.backends import Runner, load_variant
+from hwfit.core import HwfitError
 from hwfit.models import Agreement, Model, compare_outputs, evaluate_accuracy, within_tolerance
 from hwfit.profile.isolation import run_isolated
 

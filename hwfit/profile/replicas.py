@@ -8,8 +8,10 @@ import multiprocessing
 import time
 from datetime import datetime, timezone
 
-from hwfit.backends import Variant, get_backend, load_variant
-from hwfit.errors import BackendError
+from hwfit.core import Variant
+
+from hwfit.backends import get_backend, load_variant
+from hwfit.core import BackendError
 from hwfit.store import LatencyStats, Measurement
 
 BARRIER_TIMEOUT_S = 600.0

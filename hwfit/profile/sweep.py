@@ -7,14 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from hwfit.backends import Variant, backend_names, candidate_variants, get_backend
-from hwfit.errors import HwfitError
+from hwfit.core import Variant, is_usable
+
+from hwfit.backends import backend_names, candidate_variants, get_backend
+from hwfit.core import HwfitError
 from hwfit.models import Model
 from hwfit.profile.isolation import run_isolated
 from hwfit.profile.point import PointPlan, measure_point
 from hwfit.profile.quick import REFERENCE_SAMPLES, REFERENCE_SEED, _reference_job
 from hwfit.profile.stats import StopRule, WarmupRule
-from hwfit.profile.sweepspec import SweepSpec, family_key, knob_combinations
+from hwfit.profile.sweepspec import SweepSpec, knob_combinations
 from hwfit.store import Measurement, ResultsStore
 
 # Precision -> the matmul dtype whose ceiling and peak bound it.
@@ -156,7 +158,7 @@ def _reference(model: Model, spec: SweepSpec):
 
 
 def _sweep_family(model, spec, store, run_id, template, reason, done, ceilings, reference, observer, result) -> FamilyOutcome:
-    family = family_key(template)
+    family = template.curve_key
     if reason:
         skipped = Measurement(template.key, template.to_dict(), "skipped", reason)
         store.record(run_id, skipped)
@@ -171,9 +173,9 @@ def _sweep_family(model, spec, store, run_id, template, reason, done, ceilings, 
         result.reused += reused
         result.measured += not reused
         stop = _growth_stop(spec, measurement, previous, best)
-        if measurement.status in ("ok", "unstable") and (best is None or measurement.samples_per_s > best.samples_per_s):
+        if is_usable(measurement.status) and (best is None or measurement.samples_per_s > best.samples_per_s):
             best = measurement
-        if measurement.status in ("ok", "unstable"):
+        if is_usable(measurement.status):
             previous = measurement
         if stop:
             observer.family_finished(FamilyOutcome(family, None, None, stop), len(plan) - index - 1)

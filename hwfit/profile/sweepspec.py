@@ -12,8 +12,10 @@ from typing import Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hwfit.backends import PRECISIONS, Variant, backend_names
-from hwfit.errors import HwfitError
+from hwfit.core import PRECISIONS, Variant
+
+from hwfit.backends import backend_names
+from hwfit.core import HwfitError
 
 
 class SweepSpec(BaseModel):
@@ -121,6 +123,3 @@ def knob_combinations(spec: SweepSpec, backend: str) -> list[tuple[tuple[str, st
     return [tuple(zip(names, values)) for values in product(*(knobs[name] for name in names))]
 
 
-def family_key(variant: Variant) -> str:
-    """A variant without its batch size: the batch-growth rule runs within one family."""
-    return variant.key.replace(f"/b{variant.batch_size}", "", 1)

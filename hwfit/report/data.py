@@ -7,11 +7,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError, curve_key_of, is_usable
 from hwfit.plan import Candidate, Plan, PlanError, load_plan
 from hwfit.store import Measurement, ResultsStore, Run, StoreError
 
-USABLE_STATUSES = ("ok", "unstable")  # points whose timing can be plotted (unstable ones are marked)
 
 
 class ReportError(HwfitError):
@@ -112,12 +111,8 @@ def batch_size(measurement: Measurement) -> int | None:
 
 
 def family_of(measurement: Measurement) -> str:
-    """The variant key without its batch-size part (`ort/cpu/fp32/b8/t2` -> `ort/cpu/fp32/t2`)."""
-    batch = batch_size(measurement)
-    parts = measurement.variant_key.split("/")
-    if batch is not None and f"b{batch}" in parts:
-        parts.remove(f"b{batch}")
-    return "/".join(parts)
+    """The batch curve a point belongs to: its variant key without the batch size (`ort/cpu/fp32/t2`)."""
+    return curve_key_of(measurement.variant_key)
 
 
 @dataclass(frozen=True)
@@ -145,7 +140,7 @@ def family_curves(data: ReportData) -> list[FamilyCurve]:
     curves: dict[tuple[int, str], list[CurvePoint]] = {}
     for run, m in data.all_measurements():
         batch = batch_size(m)
-        if m.status not in USABLE_STATUSES or m.latency is None or not m.samples_per_s or batch is None:
+        if not is_usable(m.status) or m.latency is None or not m.samples_per_s or batch is None:
             continue
         point = CurvePoint(batch, m.samples_per_s, m.latency.p50_ms, m.latency.p99_ms, m.status, m.variant_key,
                            m.latency.count)
@@ -237,7 +232,7 @@ class CeilingRow:
 def roofline_points(data: ReportData) -> list[RooflinePoint]:
     points = []
     for run, m in data.all_measurements():
-        if m.status not in USABLE_STATUSES:
+        if not is_usable(m.status):
             continue
         if not _positive(m.arithmetic_intensity) or not _positive(m.achieved_flops_per_s):
             continue
@@ -281,7 +276,7 @@ def problem_points(data: ReportData) -> list[tuple[int, Measurement]]:
 
 def energy_points(data: ReportData) -> list[tuple[int, Measurement]]:
     return [(run.run.id, m) for run, m in data.all_measurements()
-            if m.status in USABLE_STATUSES and m.energy_j_per_sample is not None
+            if is_usable(m.status) and m.energy_j_per_sample is not None
             and math.isfinite(m.energy_j_per_sample)]
 
 
@@ -289,7 +284,7 @@ def missing_energy_reasons(data: ReportData) -> list[str]:
     """Why timed points have no energy figure, each distinct reason once."""
     reasons = []
     for _, m in data.all_measurements():
-        if m.status in USABLE_STATUSES and m.energy_j_per_sample is None:
+        if is_usable(m.status) and m.energy_j_per_sample is None:
             reason = m.energy_note or "the profiler recorded no reason"
             if reason not in reasons:
                 reasons.append(reason)
@@ -323,7 +318,7 @@ class PrecisionAccuracy:
 def accuracy_by_precision(data: ReportData) -> list[PrecisionAccuracy]:
     groups: dict[str, list[tuple[int, Measurement]]] = {}
     for run, m in data.all_measurements():
-        if m.status in USABLE_STATUSES and has_accuracy(m):
+        if is_usable(m.status) and has_accuracy(m):
             groups.setdefault(str(m.variant.get("precision", "?")), []).append((run.run.id, m))
     return [PrecisionAccuracy(p, tuple(rows)) for p, rows in sorted(groups.items())]
 

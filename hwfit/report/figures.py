@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwfit.core import short_provenance
 from hwfit.plan import Plan
 from hwfit.report import data as shaped
 from hwfit.report.svg import Bar, BarChart, Chart, Point, Rule, Series, color
@@ -20,7 +21,7 @@ _LOG_SPREAD = 50.0  # switch a linear axis to log when its values span more than
 
 
 @dataclass(frozen=True)
-class Figure:
+class Panel:
     """A chart with its caption, or no chart and the reason (`empty`)."""
 
     chart: Chart | BarChart | None
@@ -36,9 +37,9 @@ def _wants_log(values: list[float]) -> bool:
 # --- 3. latency vs throughput ----------------------------------------------------------------------
 
 
-def latency_throughput(curves: list[shaped.FamilyCurve], plan: Plan | None) -> Figure:
+def latency_throughput(curves: list[shaped.FamilyCurve], plan: Plan | None) -> Panel:
     if not curves:
-        return Figure(None, empty="no latency curves: no point finished with status ok or unstable "
+        return Panel(None, empty="no latency curves: no point finished with status ok or unstable "
                                   "(see the table of failed, skipped and unstable points)")
     series = []
     for index, curve in enumerate(curves):
@@ -63,7 +64,7 @@ def latency_throughput(curves: list[shaped.FamilyCurve], plan: Plan | None) -> F
     if plan is not None:
         caption += (" The SLO's p99 (red, drawn when it falls within the plotted range) is per request and includes "
                     "queueing, so it bounds these curves from above.")
-    return Figure(chart, caption)
+    return Panel(chart, caption)
 
 
 def _curve_tip(curve: shaped.FamilyCurve, point: shaped.CurvePoint) -> str:
@@ -75,9 +76,9 @@ def _curve_tip(curve: shaped.FamilyCurve, point: shaped.CurvePoint) -> str:
 # --- 4. roofline ------------------------------------------------------------------------------------
 
 
-def roofline(points: list[shaped.RooflinePoint], roofs: list[shaped.Roof], ceiling_errors: list[str]) -> Figure:
+def roofline(points: list[shaped.RooflinePoint], roofs: list[shaped.Roof], ceiling_errors: list[str]) -> Panel:
     if not points:
-        return Figure(None, empty="no roofline: no timed point has both an arithmetic intensity and an achieved "
+        return Panel(None, empty="no roofline: no timed point has both an arithmetic intensity and an achieved "
                                   "FLOP/s (the model's FLOP or byte count was not known to the profiler)")
     low = min([p.intensity for p in points] + [r.ridge for r in roofs if r.ridge]) / 2
     high = max([p.intensity for p in points] + [r.ridge for r in roofs if r.ridge]) * 2
@@ -98,7 +99,7 @@ def roofline(points: list[shaped.RooflinePoint], roofs: list[shaped.Roof], ceili
                "(estimated) × measured samples/s; intensity = FLOPs / minimum bytes moved (estimated).")
     if not roofs:
         caption += " No roof drawn: " + ("; ".join(ceiling_errors) or "the run recorded no ceilings") + "."
-    return Figure(chart, caption)
+    return Panel(chart, caption)
 
 
 def _batch_label(batch: int | None) -> str:
@@ -130,14 +131,14 @@ def _roofline_tip(point: shaped.RooflinePoint) -> str:
 # --- 5. Pareto frontier -----------------------------------------------------------------------------
 
 
-def pareto(plan: Plan | None) -> Figure:
+def pareto(plan: Plan | None) -> Panel:
     if plan is None:
-        return Figure(None, empty="no Pareto frontier: no plan given (pass --plan plan.yaml, written by `hwfit plan`)")
+        return Panel(None, empty="no Pareto frontier: no plan given (pass --plan plan.yaml, written by `hwfit plan`)")
     if not plan.candidates:
-        return Figure(None, empty="no Pareto frontier: the plan lists no candidates")
+        return Panel(None, empty="no Pareto frontier: the plan lists no candidates")
     view = shaped.pareto_view(plan)
     if not view.plotted:
-        return Figure(None, empty=f"no Pareto chart: no candidate has both a p99 and {view.y_field} ({view.why})")
+        return Panel(None, empty=f"no Pareto chart: no candidate has both a p99 and {view.y_field} ({view.why})")
     series = []
     for verdict in ("rejected", "feasible"):
         members = [c for c in view.plotted if c.verdict == verdict]
@@ -158,7 +159,7 @@ def pareto(plan: Plan | None) -> Figure:
                "Green line: the candidates on the Pareto front; red star: the chosen plan.")
     if view.unplotted:
         caption += f" {len(view.unplotted)} candidate(s) not plotted (no p99 or {view.y_field}); all are in the table."
-    return Figure(chart, caption)
+    return Panel(chart, caption)
 
 
 def _candidate_point(candidate, view: shaped.ParetoView, label: str = "") -> Point:
@@ -185,9 +186,9 @@ def _slo_rules(plan: Plan, y_field: str) -> tuple[Rule, ...]:
 # --- 6. batch-size sweet spot -----------------------------------------------------------------------
 
 
-def sweet_spot(curves: list[shaped.FamilyCurve], spots: list[shaped.SweetSpot]) -> Figure:
+def sweet_spot(curves: list[shaped.FamilyCurve], spots: list[shaped.SweetSpot]) -> Panel:
     if not curves:
-        return Figure(None, empty="no batch-size curves: no point finished with status ok or unstable")
+        return Panel(None, empty="no batch-size curves: no point finished with status ok or unstable")
     series = []
     for index, curve in enumerate(curves):
         series.append(Series(curve.name, tuple(
@@ -211,16 +212,16 @@ def sweet_spot(curves: list[shaped.FamilyCurve], spots: list[shaped.SweetSpot]) 
     caption = ("Measured samples/s per batch size. Red ring: the sweet spot the sweep recorded (the batch with the "
                "best throughput when growth stopped: the next batch gained less than the sweep's threshold, failed, "
                "or passed the latency cap), or the best measured point where it recorded none.")
-    return Figure(chart, caption)
+    return Panel(chart, caption)
 
 
 # --- 7. energy and cost ------------------------------------------------------------------------------
 
 
-def energy(points: list[tuple[int, object]], multi_run: bool, missing_reasons: list[str]) -> Figure:
+def energy(points: list[tuple[int, object]], multi_run: bool, missing_reasons: list[str]) -> Panel:
     if not points:
         why = "; ".join(missing_reasons) or "no point finished with status ok or unstable"
-        return Figure(None, empty=f"no energy figures: {why}")
+        return Panel(None, empty=f"no energy figures: {why}")
     bars = []
     for run_id, m in points:
         label = f"run {run_id} · {m.variant_key}" if multi_run else m.variant_key
@@ -233,19 +234,19 @@ def energy(points: list[tuple[int, object]], multi_run: bool, missing_reasons: l
     chart = BarChart("energy", "Energy per sample, per variant", "joules per sample", tuple(bars), legend)
     caption = ("Each bar's colour and note say how its energy was obtained: measured (a hardware energy counter), "
                "integrated (power samples over time) or estimated (a power model; its formula is in the table).")
-    return Figure(chart, caption)
+    return Panel(chart, caption)
 
 
 def _short_how(how: str) -> str:
-    return {"measured": "meas.", "integrated": "integr.", "estimated": "est."}.get(how, how)
+    return short_provenance(how)
 
 
-def cost(plan: Plan | None) -> Figure:
+def cost(plan: Plan | None) -> Panel:
     if plan is None:
-        return Figure(None, empty="no cost figures: no plan given (cost per million comes from the plan's prices)")
+        return Panel(None, empty="no cost figures: no plan given (cost per million comes from the plan's prices)")
     priced = [c for c in plan.candidates if c.cost_per_million is not None]
     if not priced:
-        return Figure(None, empty="no cost figures: no candidate in the plan has a cost per million "
+        return Panel(None, empty="no cost figures: no candidate in the plan has a cost per million "
                                   "(the SLO gives no device prices?)")
     bars = tuple(Bar(c.config, c.cost_per_million, VERDICT_STYLE[c.verdict][0],
                      f"{c.config} [{c.verdict}]: {c.cost_per_million:.4g} USD per million inferences (planned)",
@@ -257,16 +258,16 @@ def cost(plan: Plan | None) -> Figure:
                      bars, legend)
     caption = ("Planned by the planner from the SLO's device prices and each candidate's capacity; "
                "colour is the candidate's verdict.")
-    return Figure(chart, caption)
+    return Panel(chart, caption)
 
 
 # --- 8. accuracy --------------------------------------------------------------------------------------
 
 
-def accuracy(groups: list[shaped.PrecisionAccuracy]) -> Figure:
+def accuracy(groups: list[shaped.PrecisionAccuracy]) -> Panel:
     with_loss = [g for g in groups if g.worst_loss is not None]
     if not with_loss:
-        return Figure(None, empty="no accuracy chart: no point has a cosine or top-1 agreement against the fp32 "
+        return Panel(None, empty="no accuracy chart: no point has a cosine or top-1 agreement against the fp32 "
                                   "reference")
     bars = tuple(Bar(g.precision, g.worst_loss, color(index),
                      f"{g.precision}: worst accuracy loss {g.worst_loss:.3g} over {len(g.rows)} point(s) "
@@ -276,4 +277,4 @@ def accuracy(groups: list[shaped.PrecisionAccuracy]) -> Figure:
                      "accuracy loss: 1 − top-1 agreement, or 1 − mean cosine (measured)", bars)
     caption = ("Measured on the same inputs against the fp32 reference outputs; each bar is the worst variant of "
                "that precision. Every variant is in the table.")
-    return Figure(chart, caption)
+    return Panel(chart, caption)

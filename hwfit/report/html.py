@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from hwfit.plan import Plan
+from hwfit.core import PROVENANCE, is_usable
 from hwfit.report import data as shaped
 from hwfit.report import figures
 from hwfit.report.svg import BarChart, render_bar_chart, render_chart
-from hwfit.report.text import HOW_MEANINGS, Markup, esc, how_badge, join, number, percent, si, slug
+from hwfit.report.text import Markup, esc, how_badge, join, number, percent, si, slug
 from hwfit.store import Measurement
 
 SECTIONS = (
@@ -54,7 +55,7 @@ def render_page(report: shaped.ReportData) -> str:
         *body,
         "</main>",
         f'<footer>Made by hwfit on {esc(_now())}. Self-contained: no network access needed. '
-        f"Provenance labels: {join([how_badge(how) for how in HOW_MEANINGS], ' ')}</footer>",
+        f"Provenance labels: {join([how_badge(how) for how in PROVENANCE], ' ')}</footer>",
         f"<div id=\"tooltip\" class=\"tooltip\" hidden></div><script>{SCRIPT}</script>",
         "</body></html>",
     ])
@@ -101,7 +102,7 @@ def _paragraph(text: object, css: str = "") -> Markup:
     return Markup(f"<p{attribute}>{esc(text)}</p>")
 
 
-def _figure(figure: figures.Figure) -> Markup:
+def _figure(figure: figures.Panel) -> Markup:
     if figure.chart is None:
         return _empty(figure.empty)
     svg = render_bar_chart(figure.chart) if isinstance(figure.chart, BarChart) else render_chart(figure.chart)
@@ -233,7 +234,7 @@ def _latency(report: shaped.ReportData) -> Markup:
     parts: list[object] = [_figure(figures.latency_throughput(curves, report.plan))]
     rows = []
     for run, m in report.all_measurements():
-        if m.status not in shaped.USABLE_STATUSES or m.latency is None:
+        if not is_usable(m.status) or m.latency is None:
             continue
         half_ci = (m.latency.ci95_high_ms - m.latency.ci95_low_ms) / 2
         rows.append([_run_label(report, run.run.id, m.variant_key), _status(m.status), number(m.latency.p50_ms),

@@ -6,15 +6,7 @@ from __future__ import annotations
 import html
 import math
 
-# What each provenance label means, shown as the badge's tooltip.
-HOW_MEANINGS = {
-    "measured": "read from a hardware counter or timed on this machine",
-    "integrated": "power samples integrated over the timed runs",
-    "estimated": "computed from a model of the hardware, not read from a counter",
-    "spec": "from the datasheet figures in hwfit's spec catalog",
-    "planned": "predicted by the planner from the measurements",
-    "derived": "computed by this report from stored measurements",
-}
+from hwfit.core import PROVENANCE
 
 
 class Markup(str):
@@ -67,9 +59,9 @@ def how_badge(how: str | None, detail: str | None = None) -> Markup:
     """A small label saying how a figure was obtained; `detail` (a formula, a source) as its tooltip."""
     if not how:
         return Markup('<span class="how how-unknown" title="not recorded">how: not recorded</span>')
-    meaning = HOW_MEANINGS.get(how, "")
+    meaning = PROVENANCE.get(how, "")
     tip = "; ".join(part for part in (meaning, detail) if part)
-    css = how if how in HOW_MEANINGS else "other"
+    css = how if how in PROVENANCE else "other"
     return Markup(f'<span class="how how-{css}" title="{esc(tip)}">{esc(how)}</span>')
 
 

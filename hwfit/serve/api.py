@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 
 TIERS = ("full", "degraded")
 

@@ -10,7 +10,7 @@ from typing import Mapping
 
 import numpy as np
 
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 
 
 def inputs_key(model: str, version: str, inputs: Mapping[str, np.ndarray]) -> bytes:

@@ -8,7 +8,9 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from hwfit.backends import Variant, load_variant
+from hwfit.core import Variant
+
+from hwfit.backends import load_variant
 from hwfit.models import Model
 from hwfit.plan import Plan, approximate_p99_ms, capacity_rps, parse_plan
 

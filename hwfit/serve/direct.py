@@ -14,8 +14,10 @@ from dataclasses import replace
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-from hwfit.backends import Runner, Variant, load_variant
-from hwfit.errors import InputSpecError
+from hwfit.core import Variant
+
+from hwfit.backends import Runner, load_variant
+from hwfit.core import InputSpecError
 from hwfit.models import BATCH, InputSpec, Model, output_shapes
 from hwfit.serve.api import (
     BadRequest,

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 
-from hwfit.errors import InputSpecError
+from hwfit.core import Device, InputSpecError
 from hwfit.models import Model, load_model
 from hwfit.plan import Plan
 from hwfit.serve.api import (
@@ -336,8 +336,8 @@ def _telemetry_devices(plan: Plan) -> tuple[str, ...]:
     """The devices hwfit.telemetry can read: the CPU always, GPUs the plan uses; never emulated ones."""
     devices = ["cpu"]
     for pool in plan.pools:
-        if pool.device.startswith("cuda"):
-            first = int(pool.device.partition(":")[2] or 0)
-            devices += [f"cuda:{first + i}" for i in range(pool.devices)]
+        device = Device.parse(pool.device)
+        if device.is_gpu:
+            devices += [unit.name for unit in device.offset(pool.devices)]
     return tuple(dict.fromkeys(devices))
 

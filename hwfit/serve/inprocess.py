@@ -8,7 +8,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Awaitable, TypeVar
 
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 from hwfit.serve.api import Dispatcher, InferRequest, InferResponse
 
 T = TypeVar("T")

@@ -19,6 +19,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from hwfit.core import is_gpu
 from hwfit.telemetry import DeviceSample, TelemetryError, sample_device
 
 log = logging.getLogger("hwfit.serve")
@@ -237,7 +238,7 @@ class ServeMetrics:
         return "\n".join(lines) + "\n"
 
     def _triton_device_text(self, lines: list[str]) -> None:
-        gpus = {d: s for d, s in self._device_samples.items() if d.startswith("cuda")}
+        gpus = {d: s for d, s in self._device_samples.items() if is_gpu(d)}
         cpu = self._device_samples.get("cpu")
         for name, kind, doc, attribute in (
             ("nv_gpu_utilization", "gauge", "GPU utilization rate [0.0 - 1.0)", "utilization"),

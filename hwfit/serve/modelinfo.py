@@ -10,7 +10,7 @@ from typing import Mapping
 
 import numpy as np
 
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 from hwfit.models import BATCH, Model
 from hwfit.plan import Plan
 from hwfit.serve.api import ModelInfo, TensorInfo, datatype_of

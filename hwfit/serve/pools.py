@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
-from hwfit.backends import Variant
+from hwfit.core import Device, Variant
 from hwfit.models import InputSpec
 from hwfit.plan import PoolPlan, capacity_rps
 from hwfit.serve.api import DeadlineExceeded, InternalError, Rejected, level_of
@@ -128,10 +128,9 @@ def is_degraded(plan: PoolPlan) -> bool:
 
 def device_units(plan: PoolPlan) -> list[DeviceHealth]:
     """The units a pool spreads over: cuda:N, cuda:N+1, ... for GPUs; one named unit per count otherwise."""
-    if plan.device.startswith("cuda"):
-        _, _, index_text = plan.device.partition(":")
-        first = int(index_text) if index_text.isdigit() else 0
-        return [DeviceHealth(f"cuda:{first + i}", f"cuda:{first + i}") for i in range(plan.devices)]
+    device = Device.parse(plan.device)
+    if device.is_gpu:
+        return [DeviceHealth(unit.name, unit.name) for unit in device.offset(plan.devices)]
     if plan.devices == 1:
         return [DeviceHealth(plan.device, plan.device)]
     return [DeviceHealth(f"{plan.device}[{i}]", plan.device) for i in range(plan.devices)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 
 Labels = frozenset
 

@@ -21,8 +21,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from hwfit.backends import Variant
-from hwfit.errors import HwfitError
+from hwfit.core import Variant
+from hwfit.core import HwfitError
 from hwfit.models import InputSpec
 from hwfit.serve.shm import (
     Arena,

@@ -1,6 +1,6 @@
 """Errors the store raises: each names the database file and what to do about it."""
 
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 
 
 class StoreError(HwfitError):

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from hwfit._paths import cache_dir
+from hwfit.core import cache_dir
 from hwfit.store import export as _export
 from hwfit.store._errors import StoreError
 from hwfit.store.metrics import apply_rows, metric_rows

@@ -12,10 +12,9 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from hwfit.core import POINT_STATUSES, RUN_STATUSES, Variant
 from hwfit.store._errors import StoreError
 
-POINT_STATUSES = ("ok", "unstable", "failed", "skipped")
-RUN_STATUSES = ("running", "complete", "interrupted", "failed")
 
 
 @dataclass(frozen=True)
@@ -78,6 +77,10 @@ class Measurement:
     wall_s: float | None = None  # whole point, process start to end
     started_at: str | None = None  # ISO-8601 UTC
     details: dict = field(default_factory=dict)  # anything else: notes, warm-up runs, stop rule outcome
+
+    def as_variant(self) -> Variant:
+        """The stored variant as the core noun (raises HwfitError when the stored dict lacks a field)."""
+        return Variant.from_dict(self.variant)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

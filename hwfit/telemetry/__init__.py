@@ -4,7 +4,7 @@ estimate on CPUs without one), device samples and a utilization sampler.
 Imports only `hwfit.hardware` from hwfit. Everything public is listed in `__all__`.
 """
 
-from hwfit.telemetry._devices import TelemetryError
+from hwfit.telemetry._errors import TelemetryError
 from hwfit.telemetry.energy import EnergyMeter, EnergyReading
 from hwfit.telemetry.sampling import DeviceSample, UtilizationSampler, UtilizationStats, sample_device
 from hwfit.telemetry.sources import PowerSourceInfo, power_sources

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from hwfit.telemetry import nvml
-from hwfit.telemetry._devices import DeviceName, TelemetryError, parse_device
+from hwfit.core import ENERGY_PROVENANCE, Device, check_provenance
+from hwfit.telemetry._errors import TelemetryError, telemetry_device
 from hwfit.telemetry._repeat import Repeater
 from hwfit.telemetry._zeus import ZeusGpu, zeus_gpu
 from hwfit.telemetry.estimate import CpuPowerModel, process_cpu_seconds
 from hwfit.telemetry.rapl import DEFAULT_POWERCAP_ROOT, RaplCounter, Reader, rapl_status, read_sysfs
 
-HOW_VALUES = ("measured", "integrated", "estimated")
 RAPL_POLL_S = 1.0  # far below the counter's wrap period (minutes at full load)
 POWER_POLL_S = 0.05
 
@@ -52,8 +52,7 @@ class EnergyReading:
     utilization: float | None  # measured busy share used by the estimate (0-1)
 
     def __post_init__(self) -> None:
-        if self.how is not None and self.how not in HOW_VALUES:
-            raise ValueError(f"EnergyReading.how must be one of {HOW_VALUES} or None, got {self.how!r}")
+        check_provenance(self.how, ENERGY_PROVENANCE, "EnergyReading", nullable=True)
         if (self.how is None) != (self.joules is None):
             raise ValueError("EnergyReading: joules and how must both be set or both be None")
 
@@ -236,7 +235,7 @@ def _cpu_source(allow_estimate: bool, powercap_root: Path, reader: Reader) -> _S
     return _EstimateSource(CpuPowerModel(), why_no_counter=status.reason)
 
 
-def _cuda_source(device: DeviceName, prefer_zeus: bool) -> _Source:
+def _cuda_source(device: Device, prefer_zeus: bool) -> _Source:
     assert device.index is not None
     why_not_zeus = "not asked for (prefer_zeus=False)"
     if prefer_zeus:
@@ -284,7 +283,7 @@ class EnergyMeter:
         powercap_root: Path = DEFAULT_POWERCAP_ROOT,
         rapl_reader: Reader = read_sysfs,
     ) -> None:
-        self._device = parse_device(device)
+        self._device = telemetry_device(device)
         self.device = str(self._device)
         if self._device.kind == "cpu":
             self._source: _Source = _cpu_source(allow_estimate, Path(powercap_root), rapl_reader)

@@ -15,7 +15,8 @@ from typing import Any
 import psutil
 
 from hwfit.telemetry import nvml
-from hwfit.telemetry._devices import DeviceName, TelemetryError, parse_device
+from hwfit.core import Device
+from hwfit.telemetry._errors import TelemetryError, telemetry_device
 from hwfit.telemetry._repeat import Repeater
 from hwfit.telemetry.rapl import DEFAULT_POWERCAP_ROOT, RaplCounter, rapl_status
 
@@ -104,7 +105,7 @@ def _busy_share(before: Any, after: Any) -> float | None:
     return min(1.0, max(0.0, 1.0 - idle / total))
 
 
-def _sample_cuda(device: DeviceName) -> DeviceSample:
+def _sample_cuda(device: Device) -> DeviceSample:
     assert device.index is not None
     now = time.time()
     try:
@@ -128,7 +129,7 @@ _shared_lock = threading.Lock()
 def sample_device(device: str) -> DeviceSample:
     """One sample of `device` ('cpu' or 'cuda:N'). The first cpu sample in a process takes 0.1 s."""
     global _shared_cpu_tracker
-    name = parse_device(device)
+    name = telemetry_device(device)
     if name.kind == "cuda":
         return _sample_cuda(name)
     with _shared_lock:
@@ -173,7 +174,7 @@ class UtilizationSampler:
     """
 
     def __init__(self, device: str = "cpu", interval_s: float = 0.1) -> None:
-        self._device = parse_device(device)
+        self._device = telemetry_device(device)
         self.device = str(self._device)
         self.interval_s = interval_s
         self.samples: list[DeviceSample] = []

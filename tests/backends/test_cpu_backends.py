@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from hwfit.backends import PRECISIONS, Variant, backend_names, candidate_variants, get_backend, load_variant
-from hwfit.errors import InputSpecError, VariantUnavailable
+from hwfit.core import PRECISIONS, Variant
+
+from hwfit.backends import backend_names, candidate_variants, get_backend, load_variant
+from hwfit.core import InputSpecError, VariantUnavailable
 from hwfit.models import compare_outputs, evaluate_accuracy, within_tolerance
 from hwfit.profile import reference_outputs, run_in_batches
 

@@ -2,7 +2,9 @@ import time
 
 import pytest
 
-from hwfit.backends import Variant, load_variant
+from hwfit.core import Variant
+
+from hwfit.backends import load_variant
 from hwfit.backends.emulated import service_time_s
 
 

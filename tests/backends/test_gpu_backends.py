@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from hwfit.backends import Variant, get_backend, load_variant
+from hwfit.core import Variant
+
+from hwfit.backends import get_backend, load_variant
 from hwfit.models import compare_outputs, within_tolerance
 from hwfit.profile import reference_outputs, run_in_batches
 

@@ -1,7 +1,7 @@
 import pytest
 
-from hwfit.backends import Variant
-from hwfit.errors import HwfitError
+from hwfit.core import Variant
+from hwfit.core import HwfitError
 
 
 def test_key_round_trips_and_knobs_are_sorted():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hwfit.errors import ModelSourceError
+from hwfit.core import ModelSourceError
 from hwfit.models import load_model
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hwfit.errors import InputSpecError
+from hwfit.core import InputSpecError
 from hwfit.models import InputSpec, TensorSpec, parse_shape_overrides, synthetic_inputs
 
 TEXT = InputSpec(

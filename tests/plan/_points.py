@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hwfit.plan.configs import variant_key
+from hwfit.core import Variant
 from hwfit.store import LatencyStats, Measurement
 
 
@@ -13,7 +13,7 @@ def point(backend: str, precision: str, batch: int, mean_ms: float, *, device: s
     knobs = {"replicas": str(replicas)} if replicas > 1 else {}
     variant = {"backend": backend, "device": device, "precision": precision, "batch_size": batch,
                "threads": threads, "knobs": knobs}
-    variant["key"] = variant_key(variant)
+    variant["key"] = Variant.from_dict(variant).key
     if status == "failed":
         return Measurement(variant["key"], variant, "failed", reason or "failed")
     latency = LatencyStats(count=100, p50_ms=mean_ms, p90_ms=mean_ms * (1 + jitter / 2), p99_ms=mean_ms * (1 + jitter),

@@ -13,7 +13,7 @@ CPU = {"cpu": DeviceOffer("cpu", 1, 0.10, "test", cores=2)}
 
 
 def _request(points, offers=CPU, default_loss=0.01, **kwargs) -> PlanRequest:
-    grid = Grid.from_variants([m.variant for m in points])
+    grid = Grid.from_variants([m.as_variant() for m in points])
     return PlanRequest(model=ModelRef(name="m", source="m", hash="h"), grid=grid, known=points, offers=offers,
                        default_accuracy_loss=default_loss, **kwargs)
 

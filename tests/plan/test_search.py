@@ -53,13 +53,13 @@ class Oracle:
         self.asked: list[str] = []
 
     def __call__(self, variants):
-        self.asked += [v["key"] for v in variants]
-        return [self.by_key[v["key"]] for v in variants]
+        self.asked += [v.key for v in variants]
+        return [self.by_key[v.key] for v in variants]
 
 
 def _plan(slo, known, measure=None):
     request = PlanRequest(model=ModelRef(name="m", source="m", hash="h"),
-                          grid=Grid.from_variants([m.variant for m in GRID]), known=known, offers=OFFERS,
+                          grid=Grid.from_variants([m.as_variant() for m in GRID]), known=known, offers=OFFERS,
                           measure=measure, default_accuracy_loss=0.01)
     return make_plan(request, slo)
 
@@ -107,7 +107,7 @@ def test_a_spent_budget_is_said_in_the_plan():
     oracle = Oracle()
     slo = parse_slo({**SLOS["latency objective"], "devices": {"cpu": {"count": 1}}})
     request = PlanRequest(model=ModelRef(name="m", source="m", hash="h"),
-                          grid=Grid.from_variants([m.variant for m in GRID]), known=[], offers=OFFERS,
+                          grid=Grid.from_variants([m.as_variant() for m in GRID]), known=[], offers=OFFERS,
                           measure=oracle, budget=12, default_accuracy_loss=0.01)
     plan = make_plan(request, slo)
     assert len(oracle.asked) <= 12

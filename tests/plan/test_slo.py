@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 from hwfit.plan import Slo, SloError, load_slo
 
 VALID = """

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hwfit.backends import Variant
+from hwfit.core import Variant
 from hwfit.profile import quick_check
 
 

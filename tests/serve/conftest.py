@@ -76,7 +76,7 @@ def tiny_inputs():
 @pytest.fixture(scope="module")
 def tiny_server(tiny_model):
     """An open server (no token) for one test module; drained and stopped after it."""
-    from hwfit.backends import Variant
+    from hwfit.core import Variant
     from hwfit.serve.direct import DirectDispatcher
     from hwfit.serve.server import ServerConfig, start_in_thread
 
@@ -106,7 +106,7 @@ def shed_low_priority_dispatcher(model):
     """A real DirectDispatcher with an admission rule: requests at priority level 9 or lower (Triton's
     numbering, 1 is the highest) are refused (Rejected, retry after 2 s), so the front ends' 429 /
     RESOURCE_EXHAUSTED path is exercised."""
-    from hwfit.backends import Variant
+    from hwfit.core import Variant
     from hwfit.serve.api import Rejected
     from hwfit.serve.direct import DirectDispatcher
 

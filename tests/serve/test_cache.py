@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 from hwfit.serve.cache import ResultCache, inputs_key
 
 

@@ -9,7 +9,9 @@ import asyncio
 import numpy as np
 import pytest
 
-from hwfit.backends import Variant, load_variant
+from hwfit.core import Variant
+
+from hwfit.backends import load_variant
 from hwfit.serve.api import (
     BadRequest,
     DeadlineExceeded,

@@ -212,7 +212,8 @@ def _minilm_plan(max_queue_delay_ms):
 
 @pytest.mark.timeout(120)
 def test_padded_batches_give_the_same_embeddings_as_unpadded_runs(minilm):
-    from hwfit.backends import Variant, load_variant
+    from hwfit.core import Variant
+    from hwfit.backends import load_variant
 
     inputs = minilm.sample_inputs(2)[0]  # real sentences, padded to 128 by the tokenizer
     lengths = [int(mask.sum()) for mask in inputs["attention_mask"]]

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from hwfit.backends import Variant
+from hwfit.core import Variant
 from hwfit.serve.direct import DirectDispatcher
 from hwfit.serve.server import ServerConfig, start_in_thread
 
@@ -103,7 +103,7 @@ def test_a_taken_port_is_a_clear_error(tiny_model):
 
 SERVE_SCRIPT = """
 import asyncio, sys
-from hwfit.backends import Variant
+from hwfit.core import Variant
 from hwfit.models import load_model
 from hwfit.serve.direct import DirectDispatcher
 from hwfit.serve.server import ServerConfig, run_server

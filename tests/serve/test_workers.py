@@ -7,7 +7,7 @@ import signal
 import numpy as np
 import pytest
 
-from hwfit.backends import Variant
+from hwfit.core import Variant
 from hwfit.models import load_model
 from hwfit.serve.emulation import write_small_onnx_model
 from hwfit.serve.workers import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwfit._paths import cache_dir
+from hwfit.core import cache_dir
 from hwfit.models.model import EvalSet, Model, hash_module
 from hwfit.models.spec import BATCH, InputSpec, TensorSpec
 

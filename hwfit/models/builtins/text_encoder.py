@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwfit.errors import ModelSourceError
+from hwfit.core import ModelSourceError
 from hwfit.models.model import Model, hash_bytes_of_file
 from hwfit.models.spec import BATCH, InputSpec, TensorSpec
 

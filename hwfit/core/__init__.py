@@ -1,0 +1,43 @@
+"""The nouns every layer shares, defined once: `Variant` (and its family, layout and
+configuration), `Device`, how a figure was obtained (provenance and `Figure`), which way each
+metric is better, the status vocabularies, and the error types. Imports no other hwfit package."""
+
+from hwfit.core.device import Device, UnknownDevice, is_gpu
+from hwfit.core.errors import BackendError, HwfitError, InputSpecError, ModelSourceError, VariantUnavailable
+from hwfit.core.metrics import DIRECTIONS, METRIC_DIRECTIONS, OBJECTIVE_METRICS, direction, to_minimise, worst
+from hwfit.core.paths import cache_dir
+from hwfit.core.provenance import (
+    ENERGY_PROVENANCE,
+    FIGURE_PROVENANCE,
+    PROVENANCE,
+    Figure,
+    check_provenance,
+    format_si,
+    short_provenance,
+)
+from hwfit.core.status import (
+    CHECK_STATUSES,
+    POINT_STATUSES,
+    RUN_STATUSES,
+    USABLE_POINT_STATUSES,
+    is_usable,
+)
+from hwfit.core.variant import (
+    PRECISIONS,
+    REPLICAS_KNOB,
+    Config,
+    Family,
+    Layout,
+    Variant,
+    curve_key_of,
+    usable_threads,
+)
+
+__all__ = [
+    "BackendError", "CHECK_STATUSES", "Config", "DIRECTIONS", "Device", "ENERGY_PROVENANCE", "FIGURE_PROVENANCE",
+    "Family", "Figure", "HwfitError", "InputSpecError", "Layout", "METRIC_DIRECTIONS", "ModelSourceError",
+    "OBJECTIVE_METRICS", "POINT_STATUSES", "PRECISIONS", "PROVENANCE", "REPLICAS_KNOB", "RUN_STATUSES",
+    "USABLE_POINT_STATUSES", "UnknownDevice", "Variant", "VariantUnavailable", "cache_dir", "check_provenance",
+    "curve_key_of", "direction", "format_si", "is_gpu", "is_usable", "short_provenance", "to_minimise",
+    "usable_threads", "worst",
+]

@@ -12,7 +12,9 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from hwfit.backends import Runner, Variant, get_backend, load_variant
+from hwfit.core import Variant
+
+from hwfit.backends import Runner, get_backend, load_variant
 from hwfit.models import Model, compare_outputs, evaluate_accuracy
 from hwfit.profile.quick import reload_model, run_in_batches
 from hwfit.profile.replicas import measure_replicas, replica_count

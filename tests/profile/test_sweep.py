@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from hwfit.errors import HwfitError
+from hwfit.core import HwfitError
 from hwfit.hardware import peak_flops
 from hwfit.models import load_model
 from hwfit.profile import build_spec, load_sweep_file, sweep

@@ -1,17 +1,28 @@
 """The spec catalog: datasheet figures per accelerator (data/specs.yaml) and computed CPU peaks.
 
-Code never hard-codes a device's numbers; they live in the YAML with a source per figure. The
-loader validates the file and names the entry and field of anything malformed.
+Each record is one frozen pydantic model that validates its part of the file (errors name the entry
+and field) and is the value code reads: figures in base units, source keys cited in full.
 """
 
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PositiveFloat,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from hwfit.hardware._errors import CatalogError
 from hwfit.hardware.cpu import CpuInfo
@@ -19,6 +30,7 @@ from hwfit.core import Figure
 
 DEFAULT_CATALOG_PATH = Path(__file__).parent / "data" / "specs.yaml"
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+_How = Literal["spec", "computed", "estimated"]
 _TERA = 1e12
 _GIGA = 1e9
 # Dense over sparse is 0.5 on every 2:4-sparse part; datasheet rounding (L40S: 362.05 vs 733) stays well below this.
@@ -30,19 +42,76 @@ def flops_unit(dtype: str) -> str:
     return "OP/s" if dtype.startswith("int") else "FLOP/s"
 
 
-# --- the file's schema (pydantic) --------------------------------------------------------------
+# --- citations and figures as the file writes them ----------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Source(_Strict):
+class _Source(_Record):
     title: str
     url: str | None = None
 
 
-class _DtypeTable(_Strict):
+def _cite(ref: str, info: ValidationInfo) -> str:
+    """A key of the file's `sources:` becomes 'title (url)'; any other text is the citation itself."""
+    source = info.context.get("sources", {}).get(ref)
+    if source is None:
+        return ref
+    return f"{source.title} ({source.url})" if source.url else source.title
+
+
+def _cite_title(ref: str, info: ValidationInfo) -> str:
+    # CPU formulas are long already; they cite a source by title alone (the URL is in `sources`).
+    source = info.context.get("sources", {}).get(ref)
+    return source.title if source else ref
+
+
+_Citation = Annotated[str, AfterValidator(_cite)]
+_TitleCitation = Annotated[str, AfterValidator(_cite_title)]
+
+
+def _noted(text: str, note: str | None) -> str:
+    return f"{text}; {note}" if note else text
+
+
+class _Valued(_Record):
+    value: PositiveFloat
+    source: _Citation
+    how: _How = "spec"
+    note: str | None = None
+
+    def figure(self, scale: float, unit: str) -> Figure:
+        return Figure(self.value * scale, unit, self.how, _noted(self.source, self.note))
+
+
+class _Price(_Record):
+    usd: PositiveFloat
+    per: Literal["gpu_hour", "unit", "core_hour"]
+    how: _How
+    source: _Citation
+    as_of: str
+    note: str | None = None
+
+    def figure(self) -> Figure:
+        unit = {"gpu_hour": "USD/GPU-hour", "core_hour": "USD/core-hour"}.get(self.per, "USD")
+        return Figure(self.usd, unit, self.how, _noted(f"{self.source}, as of {self.as_of}", self.note))
+
+
+def _figure_from(schema: type[_Valued] | type[_Price], *args: Any) -> PlainValidator:
+    """Validate a field's mapping as `schema`, then keep it as the Figure that `schema.figure` makes."""
+    return PlainValidator(lambda raw, info: schema.model_validate(raw, context=info.context).figure(*args))
+
+
+class _Share(_Record):
+    value: float = Field(gt=0, lt=1)
+    source: _Citation
+    how: _How = "estimated"
+    note: str | None = None
+
+
+class _DtypeTable(_Record):
     """Every dtype must be present; null says the device has no hardware path for it."""
 
     fp32: PositiveFloat | None
@@ -53,8 +122,8 @@ class _DtypeTable(_Strict):
     int8: PositiveFloat | None
 
 
-class _Peak(_Strict):
-    source: str
+class _Peak(_Record):
+    source: _Citation
     how: Literal["spec", "estimated"] = "spec"
     note: str | None = None
     dense: _DtypeTable
@@ -75,35 +144,29 @@ class _Peak(_Strict):
                 )
         return self
 
-
-class _Valued(_Strict):
-    value: PositiveFloat
-    source: str
-    how: Literal["spec", "computed", "estimated"] = "spec"
-    note: str | None = None
+    def figure(self, dtype: str, tflops: float, kind: str) -> Figure:
+        return Figure(tflops * _TERA, flops_unit(dtype), self.how, f"{_noted(self.source, self.note)} ({kind})")
 
 
-class _Price(_Strict):
-    usd: PositiveFloat
-    per: Literal["gpu_hour", "unit", "core_hour"]
-    how: Literal["spec", "computed", "estimated"]
-    source: str
-    as_of: str
-    note: str | None = None
+# --- the records ----------------------------------------------------------------------------------
 
 
-class _Gpu(_Strict):
+class DeviceSpec(_Record):
+    """What a datasheet says about one accelerator. `peak_flops[dtype]` is None where it lacks the dtype."""
+
     key: str
     name: str
     vendor: str
-    match: list[str] = Field(min_length=1)
+    match_patterns: list[str] = Field(alias="match", min_length=1)
     peak_tflops: _Peak
-    memory_gb: _Valued
-    memory_bandwidth_gb_per_s: _Valued
-    tdp_w: _Valued
-    price: _Price | None = None
+    memory_bytes: Annotated[Figure, _figure_from(_Valued, _GIGA, "bytes")] = Field(alias="memory_gb")
+    memory_bandwidth_bytes_per_s: Annotated[Figure, _figure_from(_Valued, _GIGA, "bytes/s")] = Field(
+        alias="memory_bandwidth_gb_per_s"
+    )
+    tdp_w: Annotated[Figure, _figure_from(_Valued, 1.0, "W")]
+    price: Annotated[Figure, _figure_from(_Price)] | None = None  # unit "USD/GPU-hour" (cloud) or "USD" (list price)
 
-    @field_validator("match")
+    @field_validator("match_patterns")
     @classmethod
     def _patterns_compile(cls, patterns: list[str]) -> list[str]:
         for pattern in patterns:
@@ -113,99 +176,19 @@ class _Gpu(_Strict):
                 raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {error}") from error
         return patterns
 
-
-class _Fp32Rule(_Strict):
-    name: str
-    vendors: list[str] | None = None
-    families: list[int] | None = None
-    model_min: int | None = None
-    model_max: int | None = None
-    requires: list[str] = Field(min_length=1)
-    fma_units: int = Field(ge=1)
-    fp32_lanes: int = Field(ge=1)
-    source: str
-    assumption: str
-
-
-class _DtypeRule(_Strict):
-    dtype: Literal["bf16", "fp16", "int8", "fp8", "tf32"]
-    requires_any: list[str] = Field(min_length=1)
-    flop_per_cycle: PositiveFloat | None = None
-    fp32_multiple: PositiveFloat | None = None
-    source: str
-    assumption: str
-
-    @model_validator(mode="after")
-    def _exactly_one_rate(self) -> "_DtypeRule":
-        if (self.flop_per_cycle is None) == (self.fp32_multiple is None):
-            raise ValueError("give exactly one of flop_per_cycle and fp32_multiple")
-        return self
-
-
-class _CpuPeak(_Strict):
-    fp32_rules: list[_Fp32Rule] = Field(min_length=1)
-    dtype_rules: list[_DtypeRule] = []
-
-
-class _Share(_Strict):
-    value: float = Field(gt=0, lt=1)
-    source: str
-    how: Literal["spec", "computed", "estimated"] = "estimated"
-    note: str | None = None
-
-
-class _CpuPowerRule(_Strict):
-    name: str
-    vendors: list[str] | None = None
-    families: list[int] | None = None
-    models: list[int] | None = None
-    model_min: int | None = None
-    model_max: int | None = None
-    max_w_per_core: _Valued
-    idle_share: _Share
+    @property
+    def peak_flops(self) -> dict[str, Figure | None]:
+        """Dense peaks in base units (FLOP/s; int8: OP/s)."""
+        peak = self.peak_tflops
+        return {
+            dtype: peak.figure(dtype, tflops, "dense") if tflops is not None else None
+            for dtype, tflops in peak.dense.model_dump().items()
+        }
 
     @property
-    def unconditional(self) -> bool:
-        conditions = (self.vendors, self.families, self.models, self.model_min, self.model_max)
-        return all(condition is None for condition in conditions)
-
-
-class _CpuPower(_Strict):
-    rules: list[_CpuPowerRule] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _last_rule_catches_all(self) -> "_CpuPower":
-        # Every CPU must get a figure, so an estimate never silently disappears.
-        if not self.rules[-1].unconditional:
-            raise ValueError(f"the last rule ({self.rules[-1].name!r}) must have no conditions: it is the fallback")
-        return self
-
-
-class _CatalogFile(_Strict):
-    sources: dict[str, _Source] = {}
-    gpus: list[_Gpu]
-    cpu_peak: _CpuPeak
-    cpu_power: _CpuPower | None = None
-    cpu_price: _Price | None = None
-
-
-# --- the public values -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeviceSpec:
-    """What a datasheet says about one accelerator. `peak_flops[dtype]` is None where it lacks the dtype."""
-
-    key: str
-    name: str
-    vendor: str
-    match_patterns: tuple[str, ...]
-    peak_flops: dict[str, Figure | None]  # dense, base units (FLOP/s; int8: OP/s)
-    sparse_peak_flops: dict[str, Figure]
-    memory_bytes: Figure
-    memory_bandwidth_bytes_per_s: Figure
-    tdp_w: Figure
-    price: Figure | None  # unit "USD/GPU-hour" (cloud) or "USD" (list price)
+    def sparse_peak_flops(self) -> dict[str, Figure]:
+        sparse = self.peak_tflops.sparse or {}
+        return {dtype: self.peak_tflops.figure(dtype, tflops, "2:4 sparse") for dtype, tflops in sparse.items()}
 
     def matches(self, device_name: str) -> bool:
         return any(re.search(pattern, device_name, re.IGNORECASE) for pattern in self.match_patterns)
@@ -223,19 +206,18 @@ class DeviceSpec:
         }
 
 
-@dataclass(frozen=True)
-class CpuRule:
+class CpuRule(_Record):
     """A row of the per-cycle table: which CPUs it covers and what one core does per cycle."""
 
     name: str
-    vendors: tuple[str, ...] | None
-    families: tuple[int, ...] | None
-    model_min: int | None
-    model_max: int | None
-    requires: tuple[str, ...]
-    fma_units: int
-    fp32_lanes: int
-    source: str
+    vendors: list[str] | None = None
+    families: list[int] | None = None
+    model_min: int | None = None
+    model_max: int | None = None
+    requires: list[str] = Field(min_length=1)
+    fma_units: int = Field(ge=1)
+    fp32_lanes: int = Field(ge=1)
+    source: _TitleCitation
     assumption: str
 
     @property
@@ -254,32 +236,102 @@ class CpuRule:
         return all(cpu.has(flag) for flag in self.requires)
 
 
-@dataclass(frozen=True)
-class DtypeRule:
+class DtypeRule(_Record):
     """Per-cycle rate of a narrower dtype: a fixed FLOP/cycle (AMX) or a multiple of fp32 (AVX-512)."""
 
-    dtype: str
-    requires_any: tuple[str, ...]
-    flop_per_cycle: float | None
-    fp32_multiple: float | None
-    source: str
+    dtype: Literal["bf16", "fp16", "int8", "fp8", "tf32"]
+    requires_any: list[str] = Field(min_length=1)
+    flop_per_cycle: PositiveFloat | None = None
+    fp32_multiple: PositiveFloat | None = None
+    source: _TitleCitation
     assumption: str
+
+    @model_validator(mode="after")
+    def _exactly_one_rate(self) -> "DtypeRule":
+        if (self.flop_per_cycle is None) == (self.fp32_multiple is None):
+            raise ValueError("give exactly one of flop_per_cycle and fp32_multiple")
+        return self
 
     def applies_to(self, cpu: CpuInfo) -> bool:
         return any(cpu.has(flag) for flag in self.requires_any)
 
 
-@dataclass(frozen=True)
-class Catalog:
-    """The loaded catalog: accelerator specs and the CPU per-cycle tables."""
+class _CpuPeak(_Record):
+    fp32_rules: list[CpuRule] = Field(min_length=1)
+    dtype_rules: list[DtypeRule] = []
 
-    path: Path
-    gpus: tuple[DeviceSpec, ...]
-    cpu_fp32_rules: tuple[CpuRule, ...]
-    cpu_dtype_rules: tuple[DtypeRule, ...]
-    sources: dict[str, str] = field(default_factory=dict)  # key -> "title (url)"
-    cpu_power_rules: tuple["CpuPowerRule", ...] = ()
-    cpu_price: Figure | None = None  # USD per core-hour, for pools charged by the cores they take
+
+class CpuPowerRule(_Record):
+    """A row of the `cpu_power` table: which CPUs it covers and their per-core package power."""
+
+    name: str
+    vendors: list[str] | None = None
+    families: list[int] | None = None
+    models: list[int] | None = None
+    model_min: int | None = None
+    model_max: int | None = None
+    max_w_per_core: Annotated[Figure, _figure_from(_Valued, 1.0, "W/core")]
+    share: _Share = Field(alias="idle_share")
+
+    @property
+    def idle_share(self) -> float:
+        """Package idle power / full-load power."""
+        return self.share.value
+
+    @property
+    def idle_share_source(self) -> str:
+        return f"{self.share.how}: {_noted(self.share.source, self.share.note)}"
+
+    @property
+    def unconditional(self) -> bool:
+        conditions = (self.vendors, self.families, self.models, self.model_min, self.model_max)
+        return all(condition is None for condition in conditions)
+
+    def applies_to(self, cpu: CpuInfo) -> bool:
+        if self.vendors is not None and cpu.vendor not in self.vendors:
+            return False
+        if self.families is not None and cpu.family not in self.families:
+            return False
+        if self.models is not None and cpu.model not in self.models:
+            return False
+        if self.model_min is not None and (cpu.model is None or cpu.model < self.model_min):
+            return False
+        if self.model_max is not None and (cpu.model is None or cpu.model > self.model_max):
+            return False
+        return True
+
+
+class _CpuPower(_Record):
+    rules: list[CpuPowerRule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _last_rule_catches_all(self) -> "_CpuPower":
+        # Every CPU must get a figure, so an estimate never silently disappears.
+        if not self.rules[-1].unconditional:
+            raise ValueError(f"the last rule ({self.rules[-1].name!r}) must have no conditions: it is the fallback")
+        return self
+
+
+class Catalog(_Record):
+    """The loaded catalog: accelerator specs, the CPU per-cycle tables and the CPU power rules."""
+
+    sources: dict[str, _Source] = {}
+    gpus: list[DeviceSpec]
+    cpu_peak: _CpuPeak
+    cpu_power: _CpuPower | None = None
+    # USD per core-hour, for pools charged by the cores they take
+    cpu_price: Annotated[Figure, _figure_from(_Price)] | None = None
+
+    @field_validator("sources")
+    @classmethod
+    def _lend_to_later_fields(cls, sources: dict[str, _Source], info: ValidationInfo) -> dict[str, _Source]:
+        # Fields validate in the order declared, so every record below can cite a source by its key.
+        info.context["sources"] = sources
+        return sources
+
+    @property
+    def cpu_power_rules(self) -> tuple[CpuPowerRule, ...]:
+        return tuple(self.cpu_power.rules) if self.cpu_power else ()
 
     def spec(self, key: str) -> DeviceSpec | None:
         for spec in self.gpus:
@@ -306,24 +358,12 @@ def _default_catalog() -> Catalog:
 def _load(path: Path) -> Catalog:
     raw = _read_yaml(path)
     try:
-        parsed = _CatalogFile.model_validate(raw)
+        catalog = Catalog.model_validate(raw, context={})
     except ValidationError as error:
         raise CatalogError(_describe_validation_error(path, raw, error)) from None
-    _check_unique_keys(path, parsed)
-    sources = {key: f"{source.title} ({source.url})" if source.url else source.title for key, source in parsed.sources.items()}
-    # CPU formulas are long already; they cite a source by title alone (the URL is in `sources`).
-    titles = {key: source.title for key, source in parsed.sources.items()}
-    _check_source_refs(path, parsed, sources)
-    power_rules = parsed.cpu_power.rules if parsed.cpu_power else []
-    return Catalog(
-        path=path,
-        gpus=tuple(_device_spec(entry, sources) for entry in parsed.gpus),
-        cpu_fp32_rules=tuple(_cpu_rule(rule, titles) for rule in parsed.cpu_peak.fp32_rules),
-        cpu_dtype_rules=tuple(_dtype_rule(rule, titles) for rule in parsed.cpu_peak.dtype_rules),
-        sources=sources,
-        cpu_power_rules=tuple(_cpu_power_rule(rule, sources) for rule in power_rules),
-        cpu_price=_price(parsed.cpu_price, sources),
-    )
+    _check_unique_keys(path, catalog)
+    _check_source_refs(path, raw, catalog.sources)
+    return catalog
 
 
 def _read_yaml(path: Path) -> Any:
@@ -363,101 +403,27 @@ def _location(raw: Any, loc: tuple[Any, ...]) -> str:
     return text
 
 
-def _check_unique_keys(path: Path, parsed: _CatalogFile) -> None:
+def _check_unique_keys(path: Path, catalog: Catalog) -> None:
     seen: set[str] = set()
-    for entry in parsed.gpus:
-        if entry.key in seen:
-            raise CatalogError(f"spec catalog {path}: gpus[{entry.key}].key: duplicate key {entry.key!r}")
-        seen.add(entry.key)
+    for spec in catalog.gpus:
+        if spec.key in seen:
+            raise CatalogError(f"spec catalog {path}: gpus[{spec.key}].key: duplicate key {spec.key!r}")
+        seen.add(spec.key)
 
 
-def _check_source_refs(path: Path, parsed: _CatalogFile, sources: dict[str, str]) -> None:
-    """A source that looks like a key (no spaces) must be one, so a typo does not become the citation."""
-    for entry in parsed.gpus:
-        refs = {
-            "peak_tflops.source": entry.peak_tflops.source,
-            "memory_gb.source": entry.memory_gb.source,
-            "memory_bandwidth_gb_per_s.source": entry.memory_bandwidth_gb_per_s.source,
-            "tdp_w.source": entry.tdp_w.source,
-        }
-        if entry.price is not None:
-            refs["price.source"] = entry.price.source
-        for field_name, ref in refs.items():
-            if " " not in ref and ref not in sources:
+def _check_source_refs(path: Path, raw: dict[str, Any], sources: dict[str, _Source]) -> None:
+    """A source that looks like a key (no spaces) must be one, so a typo does not become the citation.
+
+    Checked on the file as read: validation has already replaced every known key by its citation.
+    """
+    for entry in raw["gpus"]:
+        for field_name in ("peak_tflops", "memory_gb", "memory_bandwidth_gb_per_s", "tdp_w", "price"):
+            ref = (entry.get(field_name) or {}).get("source")
+            if ref is not None and " " not in ref and ref not in sources:
                 raise CatalogError(
-                    f"spec catalog {path}: gpus[{entry.key}].{field_name}: unknown source key {ref!r} "
+                    f"spec catalog {path}: gpus[{entry['key']}].{field_name}.source: unknown source key {ref!r} "
                     f"(add it under `sources:` or write the citation in full)"
                 )
-
-
-def _cite(ref: str, sources: dict[str, str]) -> str:
-    return sources.get(ref, ref)
-
-
-def _device_spec(entry: _Gpu, sources: dict[str, str]) -> DeviceSpec:
-    peak = entry.peak_tflops
-    peak_source = _cite(peak.source, sources) + (f"; {peak.note}" if peak.note else "")
-    dense = {
-        dtype: Figure(value * _TERA, flops_unit(dtype), peak.how, f"{peak_source} (dense)")
-        if (value := getattr(peak.dense, dtype)) is not None
-        else None
-        for dtype in DTYPES
-    }
-    sparse = {
-        dtype: Figure(value * _TERA, flops_unit(dtype), peak.how, f"{peak_source} (2:4 sparse)")
-        for dtype, value in (peak.sparse or {}).items()
-    }
-    return DeviceSpec(
-        key=entry.key,
-        name=entry.name,
-        vendor=entry.vendor,
-        match_patterns=tuple(entry.match),
-        peak_flops=dense,
-        sparse_peak_flops=sparse,
-        memory_bytes=_valued(entry.memory_gb, _GIGA, "bytes", sources),
-        memory_bandwidth_bytes_per_s=_valued(entry.memory_bandwidth_gb_per_s, _GIGA, "bytes/s", sources),
-        tdp_w=_valued(entry.tdp_w, 1.0, "W", sources),
-        price=_price(entry.price, sources),
-    )
-
-
-def _valued(item: _Valued, scale: float, unit: str, sources: dict[str, str]) -> Figure:
-    source = _cite(item.source, sources) + (f"; {item.note}" if item.note else "")
-    return Figure(item.value * scale, unit, item.how, source)
-
-
-def _price(price: _Price | None, sources: dict[str, str]) -> Figure | None:
-    if price is None:
-        return None
-    unit = {"gpu_hour": "USD/GPU-hour", "core_hour": "USD/core-hour"}.get(price.per, "USD")
-    source = f"{_cite(price.source, sources)}, as of {price.as_of}" + (f"; {price.note}" if price.note else "")
-    return Figure(price.usd, unit, price.how, source)
-
-
-def _cpu_rule(rule: _Fp32Rule, sources: dict[str, str]) -> CpuRule:
-    return CpuRule(
-        name=rule.name,
-        vendors=tuple(rule.vendors) if rule.vendors is not None else None,
-        families=tuple(rule.families) if rule.families is not None else None,
-        model_min=rule.model_min,
-        model_max=rule.model_max,
-        requires=tuple(rule.requires),
-        fma_units=rule.fma_units,
-        fp32_lanes=rule.fp32_lanes,
-        source=_cite(rule.source, sources),
-        assumption=rule.assumption,
-    )
-
-
-def _dtype_rule(rule: _DtypeRule, sources: dict[str, str]) -> DtypeRule:
-    return DtypeRule(
-        dtype=rule.dtype,
-        requires_any=tuple(rule.requires_any),
-        flop_per_cycle=rule.flop_per_cycle,
-        fp32_multiple=rule.fp32_multiple,
-        source=_cite(rule.source, sources),
-        assumption=rule.assumption,
-    )
 
 
 # --- lookups -----------------------------------------------------------------------------------
@@ -479,7 +445,7 @@ def cpu_peak_flops(cpu: CpuInfo, catalog: Catalog | None = None) -> dict[str, Fi
     has no native instructions for it.
     """
     catalog = catalog or load_catalog()
-    rule = next((rule for rule in catalog.cpu_fp32_rules if rule.applies_to(cpu)), None)
+    rule = next((rule for rule in catalog.cpu_peak.fp32_rules if rule.applies_to(cpu)), None)
     cores, cores_note = _cores_for_peak(cpu)
     clock_mhz, clock_note = _clock_for_peak(cpu)
     if rule is None or cores is None or clock_mhz is None:
@@ -487,7 +453,7 @@ def cpu_peak_flops(cpu: CpuInfo, catalog: Catalog | None = None) -> dict[str, Fi
     base = f"{cores:g} cores ({cores_note}) x {clock_mhz:g} MHz ({clock_note})"
     peaks = {"fp32": _cpu_figure("fp32", cores, clock_mhz, rule.fp32_flop_per_cycle, base, _fp32_why(rule))}
     for dtype in ("bf16", "fp16", "int8"):
-        dtype_rule = next((r for r in catalog.cpu_dtype_rules if r.dtype == dtype and r.applies_to(cpu)), None)
+        dtype_rule = next((r for r in catalog.cpu_peak.dtype_rules if r.dtype == dtype and r.applies_to(cpu)), None)
         if dtype_rule is None:
             continue
         per_cycle, why = _dtype_per_cycle(dtype_rule, rule)
@@ -548,34 +514,6 @@ def _clock_for_peak(cpu: CpuInfo) -> tuple[float | None, str]:
 
 
 @dataclass(frozen=True)
-class CpuPowerRule:
-    """A row of the `cpu_power` table: which CPUs it covers and their per-core package power."""
-
-    name: str
-    vendors: tuple[str, ...] | None
-    families: tuple[int, ...] | None
-    models: tuple[int, ...] | None
-    model_min: int | None
-    model_max: int | None
-    max_w_per_core: Figure  # unit "W/core"
-    idle_share: float  # package idle power / full-load power
-    idle_share_source: str
-
-    def applies_to(self, cpu: CpuInfo) -> bool:
-        if self.vendors is not None and cpu.vendor not in self.vendors:
-            return False
-        if self.families is not None and cpu.family not in self.families:
-            return False
-        if self.models is not None and cpu.model not in self.models:
-            return False
-        if self.model_min is not None and (cpu.model is None or cpu.model < self.model_min):
-            return False
-        if self.model_max is not None and (cpu.model is None or cpu.model > self.model_max):
-            return False
-        return True
-
-
-@dataclass(frozen=True)
 class CpuPowerSpec:
     """Per-core package power of one CPU at full load and at idle, each with how it was obtained."""
 
@@ -591,22 +529,6 @@ class CpuPowerSpec:
             "idle_w_per_core": self.idle_w_per_core.to_dict(),
             "idle_share": self.idle_share,
         }
-
-
-def _cpu_power_rule(rule: _CpuPowerRule, sources: dict[str, str]) -> CpuPowerRule:
-    share = rule.idle_share
-    share_source = _cite(share.source, sources) + (f"; {share.note}" if share.note else "")
-    return CpuPowerRule(
-        name=rule.name,
-        vendors=tuple(rule.vendors) if rule.vendors is not None else None,
-        families=tuple(rule.families) if rule.families is not None else None,
-        models=tuple(rule.models) if rule.models is not None else None,
-        model_min=rule.model_min,
-        model_max=rule.model_max,
-        max_w_per_core=_valued(rule.max_w_per_core, 1.0, "W/core", sources),
-        idle_share=share.value,
-        idle_share_source=f"{share.how}: {share_source}",
-    )
 
 
 def cpu_power_spec(cpu: CpuInfo, catalog: Catalog | None = None) -> CpuPowerSpec | None:

@@ -24,7 +24,7 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hwfit.plan import ServiceCurve, approximate_pool, capacity_rps, simulate_pool
+from hwfit.simulate import ServiceCurve, approximate_pool, capacity_rps, simulate_pool
 
 CURVE_MS = {1: 2.5, 2: 3.0, 4: 4.0, 8: 6.0, 16: 10.0}  # s(b) = 2 + 0.5 b, the shape of a small encoder
 REPLICAS = (1, 2, 4)

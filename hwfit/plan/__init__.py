@@ -5,21 +5,7 @@ from hwfit.plan.planner import PlanRequest, make_plan
 from hwfit.plan.search import Grid, SearchOutcome, search
 from hwfit.plan.triton import ExportError, TritonExport, config_pbtxt, export_triton
 from hwfit.plan.pareto import ParetoError, ParetoSplit, pareto_front, pareto_split
-from hwfit.plan.queueing import (
-    PREFERENCES,
-    ApproxStats,
-    BatchingChoice,
-    NoBatchingFit,
-    PoolStats,
-    QueueingError,
-    ServiceCurve,
-    approximate_p99_ms,
-    approximate_pool,
-    capacity_rps,
-    choose_batching,
-    load_ratio,
-    simulate_pool,
-)
+from hwfit.plan.batching import PREFERENCES, BatchingChoice, NoBatchingFit, choose_batching
 from hwfit.plan.schema import (
     PLAN_SCHEMA,
     POOL_ROLES,
@@ -67,21 +53,12 @@ __all__ = [
     "pareto_split",
     "OBJECTIVES",
     "PREFERENCES",
-    "ApproxStats",
     "BatchingChoice",
     "DeviceAllowance",
     "NoBatchingFit",
-    "PoolStats",
-    "QueueingError",
-    "ServiceCurve",
     "Slo",
     "SloError",
-    "approximate_p99_ms",
-    "approximate_pool",
-    "capacity_rps",
     "choose_batching",
-    "load_ratio",
     "load_slo",
     "parse_slo",
-    "simulate_pool",
 ]

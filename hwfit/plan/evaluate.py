@@ -3,7 +3,7 @@ which constraints it breaks.
 
 Serving latency is not batch latency. With a dynamic batcher in front of c replicas, a request's
 latency at rate λ is queueing + batch formation + service time; `choose` scores every (max batch
-B, max queue delay d) with the closed-form approximation of `queueing.approximate_pool`
+B, max queue delay d) with the closed-form approximation of `simulate.approximate_pool`
 (microseconds each) and `confirm` re-checks the pick with the discrete-event simulation. Both
 add the measured service jitter (p99 − mean of the batch latency at B) on top, because the
 queueing model takes service times as deterministic.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from hwfit.core import OBJECTIVE_METRICS, Config, to_minimise
-from hwfit.plan.queueing import ServiceCurve, approximate_pool, capacity_rps, simulate_pool
+from hwfit.simulate import ServiceCurve, approximate_pool, capacity_rps, simulate_pool
 from hwfit.plan.slo import Slo
 
 QUEUE_DELAYS_MS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)

@@ -12,7 +12,8 @@ from hwfit.core import Variant
 
 from hwfit.backends import load_variant
 from hwfit.models import Model
-from hwfit.plan import Plan, approximate_p99_ms, capacity_rps, parse_plan
+from hwfit.simulate import approximate_p99_ms, capacity_rps
+from hwfit.plan import Plan, parse_plan
 
 DEFAULT_MAX_BATCH = 8
 DEFAULT_QUEUE_DELAY_MS = 2.0

@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwfit.plan import Plan, capacity_rps, parse_plan
+from hwfit.simulate import capacity_rps
+
+from hwfit.plan import Plan, parse_plan
 
 
 @dataclass(frozen=True)

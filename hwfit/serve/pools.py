@@ -18,7 +18,8 @@ from typing import Callable, Mapping
 
 from hwfit.core import Device, Variant
 from hwfit.models import InputSpec
-from hwfit.plan import PoolPlan, capacity_rps
+from hwfit.simulate import capacity_rps
+from hwfit.plan import PoolPlan
 from hwfit.serve.api import DeadlineExceeded, InternalError, Rejected, level_of
 from hwfit.serve.batcher import (
     DynamicBatcher,

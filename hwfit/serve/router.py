@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
-from hwfit.plan import ServiceCurve
+from hwfit.simulate import ServiceCurve
 from hwfit.serve.api import Rejected, Unavailable, level_of
 from hwfit.serve.recent import RecentQuantile
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from hwfit.plan import approximate_p99_ms
+from hwfit.simulate import approximate_p99_ms
 from hwfit.serve.api import InferRequest, Rejected
 from hwfit.serve.dispatcher import PlanDispatcher
 from hwfit.serve.emulation import EmulatedPool, emulated_plan, write_small_onnx_model

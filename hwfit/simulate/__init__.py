@@ -1,0 +1,12 @@
+"""Simulation of serving: a pool's service-time curve, a discrete-event model of a pool as `serve`
+runs it (dynamic batcher, replicas, measured jitter), and fast queueing approximations of it.
+Pure functions of service-time curves; imports only `hwfit.core`."""
+
+from hwfit.simulate.approximation import ApproxStats, approximate_p99_ms, approximate_pool, mean_batch_size
+from hwfit.simulate.curve import QueueingError, ServiceCurve, as_curve, capacity_rps, check_pool, load_ratio
+from hwfit.simulate.events import PoolStats, simulate_pool
+
+__all__ = [
+    "ApproxStats", "PoolStats", "QueueingError", "ServiceCurve", "approximate_p99_ms", "approximate_pool",
+    "as_curve", "capacity_rps", "check_pool", "load_ratio", "mean_batch_size", "simulate_pool",
+]

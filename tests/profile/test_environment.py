@@ -5,7 +5,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -70,11 +69,10 @@ def test_torch_is_not_imported_for_its_version():
     assert after == before  # capture_environment itself imported nothing new
 
 
-def test_fast_and_stable():
-    capture_environment()
-    started = time.perf_counter()
+def test_stable_and_storable():
+    # "fast" is not timed here (that depends on the machine): the test above checks the property
+    # that makes it fast, that capture_environment imports nothing heavy.
     first = capture_environment()
-    assert time.perf_counter() - started < 1.0
     assert capture_environment().key() == first.key()
     assert Environment.from_dict(first.to_dict()) == first
 

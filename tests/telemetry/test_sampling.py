@@ -10,11 +10,13 @@ from hwfit.telemetry.rapl import rapl_status
 
 
 def test_cpu_sample_has_utilization_and_memory():
+    before = time.time()
     sample = sample_device("cpu")
+    after = time.time()
     assert isinstance(sample, DeviceSample) and sample.device == "cpu"
     assert 0.0 <= sample.utilization <= 1.0
     assert sample.memory_used_bytes > 0
-    assert abs(sample.timestamp_s - time.time()) < 5
+    assert before <= sample.timestamp_s <= after  # stamped while it was taken, on the wall clock
     if not rapl_status().usable:
         assert sample.power_w is None and sample.energy_j_total is None
 

@@ -422,10 +422,10 @@ def package_version(python: Path | str, package: str) -> str:
 def hwfit_unavailable() -> str | None:
     """Why hwfit's server cannot be benched yet, or None. (Importing starts nothing.)"""
     try:
-        import hwfit.serve.dispatcher  # noqa: F401
-        import hwfit.serve.server  # noqa: F401
+        import hwfit.serve.scheduler.dispatcher  # noqa: F401
+        import hwfit.serve.frontend.server  # noqa: F401
     except Exception as error:  # ImportError, or a half-written module
-        return f"hwfit.serve.server is not importable yet ({type(error).__name__}: {error})"
+        return f"hwfit.serve.frontend.server is not importable yet ({type(error).__name__}: {error})"
     return None
 
 

@@ -10,8 +10,8 @@ import asyncio
 import sys
 
 from hwfit.plan.schema import load_plan
-from hwfit.serve.dispatcher import PlanDispatcher
-from hwfit.serve.server import ServerConfig, run_server
+from hwfit.serve.scheduler.dispatcher import PlanDispatcher
+from hwfit.serve.frontend.server import ServerConfig, run_server
 
 from _common import settings
 

@@ -38,8 +38,7 @@ def serve(
     """Serve a plan: one worker process per replica, a dynamic batcher per pool, requests routed to
     the pool predicted to answer first; requests no pool can answer in time are refused at once.
     Ctrl-C stops accepting, answers what was accepted, then exits."""
-    from hwfit.serve.dispatcher import DispatcherConfig, PlanDispatcher
-    from hwfit.serve.server import ServerConfig, freeze_startup_heap, run_server
+    from hwfit.serve import DispatcherConfig, PlanDispatcher, ServerConfig, freeze_startup_heap, run_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     console = Console()
@@ -62,7 +61,7 @@ def serve(
 def _plan_and_model(target: str, console: Console):
     from hwfit.models import load_model
     from hwfit.plan import load_plan
-    from hwfit.serve.default_plan import default_plan
+    from hwfit.serve import default_plan
 
     if Path(target).suffix in PLAN_SUFFIXES:
         return load_plan(target), None

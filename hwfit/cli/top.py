@@ -22,7 +22,7 @@ def top(
 ) -> None:
     """Per pool: req/s, p50/p99 over the last window, mean batch, queue depth, shed/retried/rejected;
     per device: utilization, memory, power. Ctrl-C quits."""
-    from hwfit.serve.top import render, scrape, snapshot
+    from hwfit.cli.top_view import render, scrape, snapshot
 
     console = Console()
     previous = scrape(url, token)

@@ -1,5 +1,7 @@
-"""Serving: dynamic batchers, predicted-latency routing, worker pools, the KServe v2 HTTP and gRPC
-front ends, and Prometheus metrics. May import telemetry, models, backends and plan."""
+"""Serving, in two rooms that share only `api` (the request, response and error nouns and the
+`Dispatcher` protocol): `frontend/` speaks KServe v2 over HTTP and gRPC and holds no scheduling;
+`scheduler/` batches, routes, runs worker pools and keeps the metrics. May import core, telemetry,
+models, backends, simulate and plan."""
 
 from hwfit.serve.api import (
     DATATYPES,
@@ -43,50 +45,36 @@ __all__ = [
     "datatype_of",
 ]
 
-# The scheduler, imported on first use: a front end or a worker process needs none of it.
-_SCHEDULER_EXPORTS = {
-    "PlanDispatcher": "hwfit.serve.dispatcher",
-    "DispatcherConfig": "hwfit.serve.dispatcher",
-    "PoolConfig": "hwfit.serve.pools",
-    "HealthPolicy": "hwfit.serve.pools",
-    "WatchdogPolicy": "hwfit.serve.workers",
-    "InProcess": "hwfit.serve.inprocess",
-    "ResultCache": "hwfit.serve.cache",
-    "ServeMetrics": "hwfit.serve.metrics",
-    "EmulatedPool": "hwfit.serve.emulation",
-    "emulated_plan": "hwfit.serve.emulation",
-    "default_plan": "hwfit.serve.default_plan",
+# The two rooms' public names, each imported on first use (PEP 562): a worker process imports
+# neither the front ends (aiohttp, grpc) nor the dispatcher, and starts in a third of the time.
+_LAZY_EXPORTS = {
+    # scheduler: batching, routing, worker pools, metrics
+    "PlanDispatcher": "hwfit.serve.scheduler.dispatcher",
+    "DispatcherConfig": "hwfit.serve.scheduler.dispatcher",
+    "PoolConfig": "hwfit.serve.scheduler.pools",
+    "HealthPolicy": "hwfit.serve.scheduler.pools",
+    "WatchdogPolicy": "hwfit.serve.scheduler.workers",
+    "InProcess": "hwfit.serve.scheduler.inprocess",
+    "ResultCache": "hwfit.serve.scheduler.cache",
+    "ServeMetrics": "hwfit.serve.scheduler.metrics",
+    "DirectDispatcher": "hwfit.serve.scheduler.direct",
+    "default_plan": "hwfit.serve.scheduler.default_plan",
+    # front ends: KServe v2 over HTTP and gRPC, and the server around them
+    "ServerConfig": "hwfit.serve.frontend.common",
+    "ServerAddresses": "hwfit.serve.frontend.common",
+    "RunningServer": "hwfit.serve.frontend.server",
+    "Server": "hwfit.serve.frontend.server",
+    "run_server": "hwfit.serve.frontend.server",
+    "start_in_thread": "hwfit.serve.frontend.server",
+    "freeze_startup_heap": "hwfit.serve.frontend.server",
+    "validate_request": "hwfit.serve.frontend.validate",
 }
-__all__ += list(_SCHEDULER_EXPORTS)
+__all__ += list(_LAZY_EXPORTS)
 
 
 def __getattr__(name: str):
-    if name in _SCHEDULER_EXPORTS:
+    if name in _LAZY_EXPORTS:
         import importlib
 
-        return getattr(importlib.import_module(_SCHEDULER_EXPORTS[name]), name)
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
     raise AttributeError(f"module 'hwfit.serve' has no attribute {name!r}")
-
-
-# The front ends (HTTP, gRPC, the server around them) and the direct dispatcher, also imported on
-# first use: a worker process needs none of aiohttp or grpc.
-_FRONT_END_EXPORTS = {
-    "ServerConfig": "hwfit.serve.server",
-    "ServerAddresses": "hwfit.serve.server",
-    "RunningServer": "hwfit.serve.server",
-    "Server": "hwfit.serve.server",
-    "run_server": "hwfit.serve.server",
-    "start_in_thread": "hwfit.serve.server",
-    "DirectDispatcher": "hwfit.serve.direct",
-    "validate_request": "hwfit.serve.validate",
-}
-__all__ += list(_FRONT_END_EXPORTS)
-_scheduler_getattr = __getattr__
-
-
-def __getattr__(name: str):  # noqa: F811 - extends the scheduler's lazy exports above
-    if name in _FRONT_END_EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_FRONT_END_EXPORTS[name]), name)
-    return _scheduler_getattr(name)

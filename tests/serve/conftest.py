@@ -77,8 +77,8 @@ def tiny_inputs():
 def tiny_server(tiny_model):
     """An open server (no token) for one test module; drained and stopped after it."""
     from hwfit.core import Variant
-    from hwfit.serve.direct import DirectDispatcher
-    from hwfit.serve.server import ServerConfig, start_in_thread
+    from hwfit.serve.scheduler.direct import DirectDispatcher
+    from hwfit.serve.frontend.server import ServerConfig, start_in_thread
 
     dispatcher = DirectDispatcher(
         tiny_model, Variant("ort", "cpu", "fp32", 1, threads=1), max_batch_size=TINY_MAX_BATCH
@@ -108,7 +108,7 @@ def shed_low_priority_dispatcher(model):
     RESOURCE_EXHAUSTED path is exercised."""
     from hwfit.core import Variant
     from hwfit.serve.api import Rejected
-    from hwfit.serve.direct import DirectDispatcher
+    from hwfit.serve.scheduler.direct import DirectDispatcher
 
     class ShedLowPriority(DirectDispatcher):
         async def infer(self, request):
@@ -122,7 +122,7 @@ def shed_low_priority_dispatcher(model):
 @pytest.fixture(scope="module")
 def guarded_server(tiny_model):
     """A server with a bearer token and the shed-level-9-and-lower admission rule."""
-    from hwfit.serve.server import ServerConfig, start_in_thread
+    from hwfit.serve.frontend.server import ServerConfig, start_in_thread
 
     config = ServerConfig(http_port=0, grpc_port=0, token=TOKEN, drain_s=2.0)
     server = start_in_thread(shed_low_priority_dispatcher(tiny_model), config)

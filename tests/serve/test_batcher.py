@@ -8,7 +8,7 @@ import pytest
 
 from hwfit.models import InputSpec, TensorSpec
 from hwfit.serve.api import InferRequest, RequestOptions
-from hwfit.serve.batcher import (
+from hwfit.serve.scheduler.batcher import (
     DynamicBatcher,
     Job,
     QueueFull,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hwfit.core import HwfitError
-from hwfit.serve.cache import ResultCache, inputs_key
+from hwfit.serve.scheduler.cache import ResultCache, inputs_key
 
 
 def outputs(value, size=100):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hwfit.serve.api import BadRequest, InferRequest, InferResponse
-from hwfit.serve.codec import (
+from hwfit.serve.frontend.codec import (
     decode_http_request,
     encode_http_response,
     raw_from_array,

@@ -21,7 +21,7 @@ from hwfit.serve.api import (
     TensorInfo,
     Unavailable,
 )
-from hwfit.serve.direct import DirectDispatcher
+from hwfit.serve.scheduler.direct import DirectDispatcher
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,10 +16,10 @@ from hwfit.serve.api import (
     RequestOptions,
     Unavailable,
 )
-from hwfit.serve.dispatcher import DispatcherConfig, PlanDispatcher
-from hwfit.serve.emulation import EmulatedPool, emulated_plan, write_small_onnx_model
-from hwfit.serve.inprocess import InProcess
-from hwfit.serve.pools import PoolConfig
+from hwfit.serve.scheduler.dispatcher import DispatcherConfig, PlanDispatcher
+from tests.serve.emulation import EmulatedPool, emulated_plan, write_small_onnx_model
+from hwfit.serve.scheduler.inprocess import InProcess
+from hwfit.serve.scheduler.pools import PoolConfig
 
 FAST = EmulatedPool("fast", {1: 10.0, 8: 20.0}, replicas=1, max_batch_size=8, max_queue_delay_ms=2.0)
 SLOW = EmulatedPool("slow", {1: 40.0, 8: 80.0}, replicas=1, max_batch_size=8, max_queue_delay_ms=2.0, role="overflow")
@@ -237,7 +237,7 @@ def test_padded_batches_give_the_same_embeddings_as_unpadded_runs(minilm):
 
 
 def test_the_queue_bound_holds_what_the_pool_serves_within_the_deadline(tmp_path):
-    from hwfit.serve.pools import queue_limit_samples
+    from hwfit.serve.scheduler.pools import queue_limit_samples
 
     plan = emulated_plan("small", str(tmp_path / "unused.onnx"), [FAST], latency_p99_ms=2000.0)
     pool = plan.pools[0]  # 1 replica, max batch 8 in 20 ms: 400 samples/s

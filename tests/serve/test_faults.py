@@ -12,11 +12,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hwfit.plan import parse_plan
 from hwfit.serve.api import InferRequest
-from hwfit.serve.dispatcher import DispatcherConfig, PlanDispatcher
-from hwfit.serve.emulation import write_small_onnx_model
-from hwfit.serve.inprocess import InProcess
-from hwfit.serve.pools import HealthPolicy, PoolConfig
-from hwfit.serve.workers import WatchdogPolicy
+from hwfit.serve.scheduler.dispatcher import DispatcherConfig, PlanDispatcher
+from tests.serve.emulation import write_small_onnx_model
+from hwfit.serve.scheduler.inprocess import InProcess
+from hwfit.serve.scheduler.pools import HealthPolicy, PoolConfig
+from hwfit.serve.scheduler.workers import WatchdogPolicy
 
 WATCHDOG = WatchdogPolicy(timeout_multiple=5.0, timeout_margin_s=1.0, start_timeout_s=60.0,
                           backoff_initial_s=0.1, backoff_max_s=0.5)

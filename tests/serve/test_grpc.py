@@ -9,8 +9,8 @@ import grpc
 import numpy as np
 import pytest
 
-from hwfit.serve.proto import grpc_service_pb2 as pb
-from hwfit.serve.proto import grpc_service_pb2_grpc as pb_grpc
+from hwfit.serve.frontend.proto import grpc_service_pb2 as pb
+from hwfit.serve.frontend.proto import grpc_service_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -229,12 +229,12 @@ def test_bad_parameters_are_invalid_argument(tiny_server, tiny_inputs):
 
 def test_checked_in_stubs_match_the_proto(tmp_path):
     pytest.importorskip("grpc_tools", reason="grpcio-tools (the test extra) regenerates the stubs")
-    from hwfit.serve.proto import generate
+    from hwfit.serve.frontend.proto import generate
 
     for path in generate.generate(tmp_path):
         checked_in = generate.HERE / path.name
         assert path.read_text() == checked_in.read_text(), (
-            f"{checked_in} is stale: run python -m hwfit.serve.proto.generate"
+            f"{checked_in} is stale: run python -m hwfit.serve.frontend.proto.generate"
         )
 
 

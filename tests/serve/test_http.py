@@ -247,7 +247,7 @@ def test_metrics_and_openapi(tiny_server, tiny_inputs):
 
 
 def _routes():
-    from hwfit.serve.http import HttpRoutes
+    from hwfit.serve.frontend.http import HttpRoutes
 
     return HttpRoutes(front=None, config=None).table()
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hwfit.serve.loop_lag import LoopLag
+from hwfit.serve.scheduler.loop_lag import LoopLag
 
 
 @pytest.mark.timeout(10)

@@ -4,7 +4,7 @@ Triton's exact names and types."""
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hwfit.serve.metrics import ServeMetrics
+from hwfit.serve.scheduler.metrics import ServeMetrics
 
 
 def families(text):

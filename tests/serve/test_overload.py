@@ -10,9 +10,9 @@ import pytest
 
 from hwfit.simulate import approximate_p99_ms
 from hwfit.serve.api import InferRequest, Rejected
-from hwfit.serve.dispatcher import PlanDispatcher
-from hwfit.serve.emulation import EmulatedPool, emulated_plan, write_small_onnx_model
-from hwfit.serve.inprocess import InProcess
+from hwfit.serve.scheduler.dispatcher import PlanDispatcher
+from tests.serve.emulation import EmulatedPool, emulated_plan, write_small_onnx_model
+from hwfit.serve.scheduler.inprocess import InProcess
 
 CURVE_MS = {1: 20.0, 4: 40.0}
 REPLICAS, MAX_BATCH, DELAY_MS = 2, 4, 2.0

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from hwfit.serve.api import Rejected, Unavailable
-from hwfit.serve.router import (
+from hwfit.serve.scheduler.router import (
     ArrivalRate,
     Lateness,
     OnlineCurve,
@@ -230,7 +230,7 @@ def test_a_long_queue_is_predicted_as_batch_by_batch_list_scheduling_would():
     import heapq
     import random
 
-    from hwfit.serve.router import _after_equal_batches
+    from hwfit.serve.scheduler.router import _after_equal_batches
 
     def one_by_one(free, count, batch_s):
         free = list(free)

@@ -18,8 +18,8 @@ import urllib.request
 import pytest
 
 from hwfit.core import Variant
-from hwfit.serve.direct import DirectDispatcher
-from hwfit.serve.server import ServerConfig, start_in_thread
+from hwfit.serve.scheduler.direct import DirectDispatcher
+from hwfit.serve.frontend.server import ServerConfig, start_in_thread
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -105,8 +105,8 @@ SERVE_SCRIPT = """
 import asyncio, sys
 from hwfit.core import Variant
 from hwfit.models import load_model
-from hwfit.serve.direct import DirectDispatcher
-from hwfit.serve.server import ServerConfig, run_server
+from hwfit.serve.scheduler.direct import DirectDispatcher
+from hwfit.serve.frontend.server import ServerConfig, run_server
 
 dispatcher = DirectDispatcher(load_model(sys.argv[1]), Variant("ort", "cpu", "fp32", 1, threads=1), max_batch_size=4)
 config = ServerConfig(http_port=0, grpc_port=0, drain_s=2.0)
@@ -143,7 +143,7 @@ def test_run_server_sets_started_and_stops_on_the_event(tiny_model):
 
     import aiohttp
 
-    from hwfit.serve.server import run_server
+    from hwfit.serve.frontend.server import run_server
 
     dispatcher = DirectDispatcher(tiny_model, Variant("ort", "cpu", "fp32", 1, threads=1), max_batch_size=4)
     bound = []
@@ -169,8 +169,8 @@ def test_freezing_the_startup_heap_leaves_a_full_collection_only_what_serving_al
     # in a child process: the freeze is process-wide
     script = (
         "import gc, time\n"
-        "from hwfit.serve.server import freeze_startup_heap\n"
-        "import hwfit.serve.http, hwfit.serve.grpc_server\n"
+        "from hwfit.serve.frontend.server import freeze_startup_heap\n"
+        "import hwfit.serve.frontend.http, hwfit.serve.frontend.grpc_server\n"
         "before = len(gc.get_objects())\n"
         "freeze_startup_heap()\n"
         "garbage = [[i] for i in range(1000)]\n"

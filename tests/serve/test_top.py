@@ -11,8 +11,8 @@ import urllib.request
 
 import pytest
 
-from hwfit.serve.emulation import write_small_onnx_model
-from hwfit.serve.top import histogram_quantile, metrics_url, parse_metrics, snapshot
+from tests.serve.emulation import write_small_onnx_model
+from hwfit.cli.top_view import histogram_quantile, metrics_url, parse_metrics, snapshot
 
 BEFORE = """
 hwfit_requests_total{model="m",pool="gpu",outcome="success"} 100

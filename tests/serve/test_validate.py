@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hwfit.serve.api import BadRequest, InferRequest, ModelInfo, TensorInfo
-from hwfit.serve.validate import validate_request
+from hwfit.serve.frontend.validate import validate_request
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -9,8 +9,8 @@ import pytest
 
 from hwfit.core import Variant
 from hwfit.models import load_model
-from hwfit.serve.emulation import write_small_onnx_model
-from hwfit.serve.workers import (
+from tests.serve.emulation import write_small_onnx_model
+from hwfit.serve.scheduler.workers import (
     WatchdogPolicy,
     Worker,
     WorkerFailure,

@@ -19,19 +19,17 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from hwfit.serve.api import ModelInfo, PayloadTooLarge, ServeError, Unauthenticated
-from hwfit.serve.codec import HEADER_LENGTH, decode_http_request, encode_http_response
-from hwfit.serve.openapi import Served, example_request, openapi_document
+from hwfit.serve.frontend.codec import HEADER_LENGTH, decode_http_request, encode_http_response
+from hwfit.serve.frontend.openapi import Served, example_request, openapi_document
+from hwfit.serve.frontend.common import FrontEnd, ServerConfig
 
-if TYPE_CHECKING:
-    from hwfit.serve.server import FrontEnd, ServerConfig
-
-log = logging.getLogger("hwfit.serve.http")
+log = logging.getLogger("hwfit.serve.frontend.http")
 
 OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 # Decoding or encoding more than this many bytes runs in a thread, so one large request does not

@@ -28,14 +28,14 @@ from hwfit.serve.api import (
     Timings,
     Unavailable,
 )
-from hwfit.serve.batcher import Job, batchable, job_sizes
-from hwfit.serve.cache import ResultCache, inputs_key
-from hwfit.serve.loop_lag import LoopLag
-from hwfit.serve.metrics import ServeMetrics
-from hwfit.serve.modelinfo import ModelIO, describe_model, input_bytes, refine_outputs
-from hwfit.serve.pools import JobResult, Pool, PoolConfig
-from hwfit.serve.router import Router, RouteRequest
-from hwfit.serve.workers import WorkerFailure
+from hwfit.serve.scheduler.batcher import Job, batchable, job_sizes
+from hwfit.serve.scheduler.cache import ResultCache, inputs_key
+from hwfit.serve.scheduler.loop_lag import LoopLag
+from hwfit.serve.scheduler.metrics import ServeMetrics
+from hwfit.serve.scheduler.modelinfo import ModelIO, describe_model, input_bytes, refine_outputs
+from hwfit.serve.scheduler.pools import JobResult, Pool, PoolConfig
+from hwfit.serve.scheduler.router import Router, RouteRequest
+from hwfit.serve.scheduler.workers import WorkerFailure
 
 log = logging.getLogger("hwfit.serve")
 

@@ -1,4 +1,4 @@
-"""Regenerate the gRPC stubs from grpc_service.proto: `python -m hwfit.serve.proto.generate`.
+"""Regenerate the gRPC stubs from grpc_service.proto: `python -m hwfit.serve.frontend.proto.generate`.
 
 Needs grpcio-tools (in the `test` extra). Its bundled protoc decides the protobuf runtime the
 stubs need (the `protobuf` pin in pyproject.toml must allow it).
@@ -28,8 +28,8 @@ def generate(out_dir: Path) -> list[Path]:
     """Run protoc on grpc_service.proto into `out_dir`; return the files written."""
     from grpc_tools import protoc  # only needed to regenerate; not a runtime dependency
 
-    # Compile from the repository root so that the _grpc module imports hwfit.serve.proto.grpc_service_pb2.
-    root = HERE.parents[2]
+    # Compile from the repository root so that the _grpc module imports hwfit.serve.frontend.proto.grpc_service_pb2.
+    root = HERE.parents[3]
     with tempfile.TemporaryDirectory() as scratch:
         args = [
             "protoc",
@@ -54,7 +54,7 @@ def generate(out_dir: Path) -> list[Path]:
 def _private_pool(text: str) -> str:
     if text.count(DEFAULT_POOL) != 1:
         raise RuntimeError(f"protoc's output no longer has one `{DEFAULT_POOL}`: update generate.py")
-    note = "# hwfit: a private descriptor pool (see hwfit/serve/proto/generate.py for why)\n"
+    note = "# hwfit: a private descriptor pool (see hwfit/serve/frontend/proto/generate.py for why)\n"
     return text.replace("DESCRIPTOR = " + DEFAULT_POOL, note + "DESCRIPTOR = " + PRIVATE_POOL)
 
 

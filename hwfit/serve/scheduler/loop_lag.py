@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from hwfit.serve.recent import RecentQuantile
+from hwfit.serve.scheduler.recent import RecentQuantile
 
 TIMER_RESOLUTION_S = 0.001  # epoll/poll/select time out in whole milliseconds, rounded up
 

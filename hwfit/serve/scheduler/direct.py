@@ -34,7 +34,7 @@ from hwfit.serve.api import (
     datatype_of,
 )
 
-log = logging.getLogger("hwfit.serve.direct")
+log = logging.getLogger("hwfit.serve.scheduler.direct")
 
 
 class DirectDispatcher:

@@ -17,7 +17,7 @@ from typing import Callable, Protocol, Sequence
 
 from hwfit.simulate import ServiceCurve
 from hwfit.serve.api import Rejected, Unavailable, level_of
-from hwfit.serve.recent import RecentQuantile
+from hwfit.serve.scheduler.recent import RecentQuantile
 
 EWMA_ALPHA = 0.2  # weight of the newest observation: ~5 batches to follow a shift
 # What a pool learned about itself fades when nothing new is learned: a pool that refused every
@@ -182,7 +182,7 @@ class ArrivalRate:
 
 
 class RoutablePool(Protocol):
-    """What the router needs of a pool (see `hwfit.serve.pools.Pool`)."""
+    """What the router needs of a pool (see `hwfit.serve.scheduler.pools.Pool`)."""
 
     name: str
     role: str

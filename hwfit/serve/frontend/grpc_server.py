@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import numpy as np
 from google.protobuf.message import DecodeError
 
 from hwfit.serve.api import BadRequest, InferRequest, InferResponse, InternalError, ModelInfo, ServeError
-from hwfit.serve.codec import (
+from hwfit.serve.frontend.codec import (
     TensorHeader,
     array_from_raw,
     cast_values,
@@ -26,10 +26,8 @@ from hwfit.serve.codec import (
     request_options,
     tensor_header,
 )
-from hwfit.serve.proto import grpc_service_pb2 as pb
-
-if TYPE_CHECKING:
-    from hwfit.serve.server import FrontEnd, ServerConfig
+from hwfit.serve.frontend.proto import grpc_service_pb2 as pb
+from hwfit.serve.frontend.common import FrontEnd, ServerConfig
 
 log = logging.getLogger("hwfit.serve.grpc")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwfit.serve.api import BadRequest, InferRequest, ModelInfo, TensorInfo
-from hwfit.serve.codec import datatype_of_array
+from hwfit.serve.frontend.codec import datatype_of_array
 
 FLOAT_DATATYPES = {"FP16", "FP32", "FP64"}
 

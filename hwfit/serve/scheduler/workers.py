@@ -2,7 +2,7 @@
 it is sent. The server side (`Worker`) starts it, sends batches, and cuts it off when it raises,
 hangs past its watchdog timeout, or dies; restarting with backoff is the pool's job.
 
-Tensors travel through shared-memory arenas (see `hwfit.serve.shm` for why); the pipe carries
+Tensors travel through shared-memory arenas (see `hwfit.serve.scheduler.shm` for why); the pipe carries
 control messages. A CUDA out-of-memory error inside the worker splits the batch in two and runs
 each half, recursively, before giving up (`run_splitting_on_oom`).
 """
@@ -24,7 +24,7 @@ import numpy as np
 from hwfit.core import Variant
 from hwfit.core import HwfitError
 from hwfit.models import InputSpec
-from hwfit.serve.shm import (
+from hwfit.serve.scheduler.shm import (
     Arena,
     AttachedArena,
     bytes_needed,

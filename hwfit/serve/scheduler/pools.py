@@ -21,22 +21,22 @@ from hwfit.models import InputSpec
 from hwfit.simulate import capacity_rps
 from hwfit.plan import PoolPlan
 from hwfit.serve.api import DeadlineExceeded, InternalError, Rejected, level_of
-from hwfit.serve.batcher import (
+from hwfit.serve.scheduler.batcher import (
     DynamicBatcher,
     Job,
     QueueFull,
     pack_batch,
     slice_outputs,
 )
-from hwfit.serve.metrics import ServeMetrics
-from hwfit.serve.router import (
+from hwfit.serve.scheduler.metrics import ServeMetrics
+from hwfit.serve.scheduler.router import (
     ArrivalRate,
     Lateness,
     OnlineCurve,
     PoolLoad,
     predict_completion_s,
 )
-from hwfit.serve.workers import WatchdogPolicy, Worker, WorkerFailure, WorkerSpec
+from hwfit.serve.scheduler.workers import WatchdogPolicy, Worker, WorkerFailure, WorkerSpec
 
 log = logging.getLogger("hwfit.serve")
 

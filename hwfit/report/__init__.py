@@ -1,5 +1,5 @@
 """The report layer: one self-contained HTML page (inline CSS, inline SVG charts, a tiny inline
-script) for profile runs and/or a plan. Imports only hwfit.store, hwfit.plan and hwfit.errors."""
+script) for profile runs and/or a plan. Imports only hwfit.core, hwfit.store and hwfit.plan."""
 
 from __future__ import annotations
 

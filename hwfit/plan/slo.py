@@ -8,9 +8,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hwfit.core import HwfitError
+from hwfit.core import OBJECTIVE_METRICS, HwfitError
 
-OBJECTIVES = ("cost", "energy", "latency", "throughput")
+OBJECTIVES = tuple(OBJECTIVE_METRICS)  # cost, energy, latency, throughput: each optimises one metric
 
 
 class SloError(HwfitError):

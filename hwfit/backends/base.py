@@ -38,13 +38,14 @@ class Runner(ABC):
         self.stats = LoadStats()
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Check inputs against the model's spec, then run."""
+        """Check inputs against the model's spec (`InputSpec.validate`), then run: the library API."""
         self.model.inputs.validate(inputs)
         return self.run_unchecked(inputs)
 
     @abstractmethod
     def run_unchecked(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run without validating: the hot path for timing loops."""
+        """Run without validating: the hot path for timing loops, and the server's (its dispatcher has
+        validated each request once)."""
 
     def to_device(self, inputs: Mapping[str, np.ndarray]) -> Any:
         raise HwfitError(f"{self.variant.key} keeps no device-resident inputs")

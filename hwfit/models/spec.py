@@ -103,9 +103,33 @@ class InputSpec:
             )
         return InputSpec(tuple(tensors), dict(self.default_sizes))
 
-    def validate(self, inputs: Mapping[str, np.ndarray], batch_size: int | None = None) -> None:
-        """Raise InputSpecError naming the tensor if `inputs` do not match this spec."""
-        validate_inputs(self, inputs, batch_size)
+    def validate(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        batch_size: int | None = None,
+        *,
+        max_batch_size: int | None = None,
+        finite: bool = False,
+    ) -> None:
+        """The one check of inputs against this spec (Runner.run and the server both call it); raises
+        InputSpecError naming the input, what it got and what the model expects.
+
+        Checks names (unknown, missing), dtypes, ranks, fixed dims, and that inputs sharing a dynamic
+        dim agree on its size (the batch B included; `batch_size`, if given, fixes B). With
+        `max_batch_size`, B must lie in 1..max_batch_size; with `finite`, float inputs must hold no
+        NaN or infinity. A library caller of Runner.run gets neither limit; the server asks for both.
+        """
+        _check_names(self, inputs)
+        sizes: dict[str, tuple[int, str]] = {}  # dim -> (size, who set it), for the agreement message
+        if batch_size is not None:
+            sizes[BATCH] = (batch_size, f"the batch size asked for is {batch_size}")
+        for tensor in self.tensors:
+            array = np.asarray(inputs[tensor.name])
+            _check_tensor(tensor, array, sizes)
+            if finite and array.dtype.kind == "f":
+                _check_finite(tensor.name, array)
+        if max_batch_size is not None and BATCH in sizes:
+            _check_batch_limit(sizes[BATCH], max_batch_size)
 
     def to_dict(self) -> dict:
         return {"inputs": [t.to_dict() for t in self.tensors], "default_sizes": dict(self.default_sizes)}
@@ -141,37 +165,79 @@ def parse_shape_overrides(texts: Iterable[str]) -> dict[str, tuple[Dim, ...]]:
     return overrides
 
 
-def validate_inputs(spec: InputSpec, inputs: Mapping[str, np.ndarray], batch_size: int | None = None) -> None:
-    """Check names, dtypes and shapes; dynamic dims must agree across tensors that share a name."""
+def validate_inputs(
+    spec: InputSpec,
+    inputs: Mapping[str, np.ndarray],
+    batch_size: int | None = None,
+    *,
+    max_batch_size: int | None = None,
+    finite: bool = False,
+) -> None:
+    """`spec.validate(...)` as a function: the same single check, the same messages."""
+    spec.validate(inputs, batch_size, max_batch_size=max_batch_size, finite=finite)
+
+
+def _shape_text(shape: Sequence[Dim]) -> str:
+    """[B, 4] for the spec's shape, [2, 4] for an array's: names unquoted."""
+    return "[" + ", ".join(str(dim) for dim in shape) + "]"
+
+
+def _check_names(spec: InputSpec, inputs: Mapping[str, np.ndarray]) -> None:
+    """Unknown and missing inputs in one message: a misspelt name is usually both."""
+    unknown = [name for name in inputs if name not in spec.names]
     missing = [name for name in spec.names if name not in inputs]
+    problems = []
+    if unknown:
+        problems.append(f"unknown input(s) {unknown}")
     if missing:
-        raise InputSpecError(f"missing input(s) {missing}; the model expects {list(spec.names)}")
-    extra = [name for name in inputs if name not in spec.names]
-    if extra:
-        raise InputSpecError(f"unexpected input(s) {extra}; the model expects {list(spec.names)}")
-    sizes: dict[str, int] = {} if batch_size is None else {BATCH: batch_size}
-    for tensor in spec.tensors:
-        _validate_tensor(tensor, np.asarray(inputs[tensor.name]), sizes)
+        problems.append(f"missing input(s) {missing}")
+    if problems:
+        raise InputSpecError(f"{' and '.join(problems)}; the model's inputs are {list(spec.names)}")
 
 
-def _validate_tensor(spec: TensorSpec, array: np.ndarray, sizes: dict[str, int]) -> None:
+def _check_tensor(spec: TensorSpec, array: np.ndarray, sizes: dict[str, tuple[int, str]]) -> None:
+    """dtype, rank and fixed dims; a dynamic dim must have the size another input gave it."""
     if array.dtype != np.dtype(spec.dtype):
-        raise InputSpecError(f"input '{spec.name}' has dtype {array.dtype}; expected {spec.dtype}")
+        raise InputSpecError(f"input '{spec.name}' has dtype {array.dtype}; the model expects {spec.dtype}")
     if array.ndim != len(spec.shape):
         raise InputSpecError(
-            f"input '{spec.name}' has shape {list(array.shape)} (rank {array.ndim}); "
-            f"expected rank {len(spec.shape)}: {list(spec.shape)}"
+            f"input '{spec.name}' has shape {_shape_text(array.shape)} (rank {array.ndim}); "
+            f"the model expects rank {len(spec.shape)}: {_shape_text(spec.shape)}"
         )
-    for axis, (dim, actual) in enumerate(zip(spec.shape, array.shape)):
+    for axis, (dim, actual) in enumerate(zip(spec.shape, array.shape, strict=True)):
         if isinstance(dim, int):
             if dim != actual:
                 raise InputSpecError(
-                    f"input '{spec.name}' has shape {list(array.shape)}; axis {axis} must be {dim} "
-                    f"(expected {list(spec.shape)})"
+                    f"input '{spec.name}' has shape {_shape_text(array.shape)}; axis {axis} must be {dim} "
+                    f"(the model expects {_shape_text(spec.shape)})"
                 )
             continue
-        if sizes.setdefault(dim, actual) != actual:
+        size, source = sizes.setdefault(dim, (int(actual), f"input '{spec.name}' has {dim}={actual}"))
+        if size != actual:
             raise InputSpecError(
-                f"input '{spec.name}' has {dim}={actual} on axis {axis} but another input has "
-                f"{dim}={sizes[dim]}; inputs sharing a dimension must agree"
+                f"input '{spec.name}' has {dim}={actual} on axis {axis} but {source}; "
+                f"inputs sharing a dimension must agree{' (B is the batch size)' if dim == BATCH else ''}"
             )
+
+
+def _check_batch_limit(batch: tuple[int, str], max_batch_size: int) -> None:
+    size, source = batch
+    if 1 <= size <= max_batch_size:
+        return
+    advice = "send at least one sample" if size < 1 else "split it"
+    raise InputSpecError(
+        f"the inputs have batch size {size} ({source}); this model takes 1 to {max_batch_size} per request "
+        f"(max_batch_size {max_batch_size}): {advice}"
+    )
+
+
+def _check_finite(name: str, array: np.ndarray) -> None:
+    finite = np.isfinite(array)
+    if finite.all():
+        return
+    bad = int(array.size - np.count_nonzero(finite))
+    first = tuple(int(i) for i in np.argwhere(~finite)[0])
+    raise InputSpecError(
+        f"input '{name}' holds {bad} non-finite value(s) (NaN or infinity), the first at index {list(first)} "
+        f"= {array[first]}; expected finite numbers"
+    )

@@ -59,6 +59,7 @@ _LAZY_EXPORTS = {
     "ServeMetrics": "hwfit.serve.scheduler.metrics",
     "DirectDispatcher": "hwfit.serve.scheduler.direct",
     "default_plan": "hwfit.serve.scheduler.default_plan",
+    "validate_request": "hwfit.serve.scheduler.validate",
     # front ends: KServe v2 over HTTP and gRPC, and the server around them
     "ServerConfig": "hwfit.serve.frontend.common",
     "ServerAddresses": "hwfit.serve.frontend.common",
@@ -67,7 +68,6 @@ _LAZY_EXPORTS = {
     "run_server": "hwfit.serve.frontend.server",
     "start_in_thread": "hwfit.serve.frontend.server",
     "freeze_startup_heap": "hwfit.serve.frontend.server",
-    "validate_request": "hwfit.serve.frontend.validate",
 }
 __all__ += list(_LAZY_EXPORTS)
 

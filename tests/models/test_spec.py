@@ -57,3 +57,35 @@ def test_dynamic_dim_without_size_says_how_to_give_one():
     spec = InputSpec((TensorSpec("x", "float32", ("B", "T")),))
     with pytest.raises(InputSpecError, match="--shape x=B,N"):
         spec.shapes(1)
+
+
+def test_validate_names_unknown_and_missing_inputs_together():
+    good = synthetic_inputs(TEXT, 2)
+    with pytest.raises(InputSpecError) as caught:
+        TEXT.validate({"input_id": good["input_ids"], "attention_mask": good["attention_mask"]})
+    assert str(caught.value) == (
+        "unknown input(s) ['input_id'] and missing input(s) ['input_ids']; "
+        "the model's inputs are ['input_ids', 'attention_mask']"
+    )
+
+
+def test_the_servers_limits_are_asked_for_not_imposed_on_library_callers():
+    """max_batch_size and finite are the server's: Runner.run (neither) takes a NaN or a large batch."""
+    spec = InputSpec((TensorSpec("x", "float32", ("B", 2)),))
+    big = {"x": np.zeros((9, 2), np.float32)}
+    spec.validate(big)
+    with pytest.raises(InputSpecError) as caught:
+        spec.validate(big, max_batch_size=8)
+    assert str(caught.value) == (
+        "the inputs have batch size 9 (input 'x' has B=9); this model takes 1 to 8 per request "
+        "(max_batch_size 8): split it"
+    )
+    with pytest.raises(InputSpecError, match="batch size 0 .* send at least one sample"):
+        spec.validate({"x": np.zeros((0, 2), np.float32)}, max_batch_size=8)
+    nan = {"x": np.array([[1.0, np.nan]], np.float32)}
+    spec.validate(nan)
+    with pytest.raises(InputSpecError, match=r"input 'x' holds 1 non-finite value\(s\) .* index \[0, 1\]"):
+        spec.validate(nan, finite=True)
+    spec.validate({"x": np.zeros((3, 2), np.float32)}, batch_size=3)
+    with pytest.raises(InputSpecError, match="input 'x' has B=2 on axis 0 but the batch size asked for is 3"):
+        spec.validate({"x": np.zeros((2, 2), np.float32)}, batch_size=3)

@@ -117,7 +117,7 @@ def test_typed_contents_are_accepted(tiny_server, tiny_inputs, reference):
         (lambda a: {"z": a["x"], "ids": a["ids"]}, "unknown input(s) ['z']"),
         (
             lambda a: {"x": a["x"].astype(np.float64), "ids": a["ids"]},
-            "input 'x' has datatype FP64; the model expects FP32",
+            "input 'x' has dtype float64; the model expects float32",
         ),
         (lambda a: {"x": np.zeros((2, 3), np.float32), "ids": a["ids"]}, "axis 1 must be 4"),
         (lambda a: {"x": np.zeros((6, 4), np.float32), "ids": np.zeros((6, 4), np.int64)}, "max_batch_size 4"),

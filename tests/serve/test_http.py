@@ -163,21 +163,24 @@ def test_gzip_compressed_request(tiny_server, tiny_inputs, reference):
 @pytest.mark.parametrize(
     "change, expected",
     [
-        (lambda a: {"z": a["x"], "ids": a["ids"]}, "unknown input(s) ['z'] for model 'tiny'"),
+        (
+            lambda a: {"z": a["x"], "ids": a["ids"]},
+            "unknown input(s) ['z'] and missing input(s) ['x']; the model's inputs are ['x', 'ids']",
+        ),
         (lambda a: {"x": a["x"]}, "missing input(s) ['ids']"),
         (
             lambda a: {"x": a["x"], "ids": a["ids"].astype(np.int32)},
-            "input 'ids' has datatype INT32; the model expects INT64",
+            "input 'ids' has dtype int32; the model expects int64",
         ),
         (
             lambda a: {"x": np.zeros((2, 5), np.float32), "ids": a["ids"]},
             "input 'x' has shape [2, 5]; axis 1 must be 4",
         ),
         (lambda a: {"x": np.zeros((2, 2, 2), np.float32), "ids": a["ids"]}, "the model expects rank 2"),
-        (lambda a: {"x": a["x"][:1], "ids": a["ids"]}, "inputs disagree on the batch size"),
+        (lambda a: {"x": a["x"][:1], "ids": a["ids"]}, "input 'ids' has B=2 on axis 0 but input 'x' has B=1"),
         (
             lambda a: {"x": np.zeros((5, 4), np.float32), "ids": np.zeros((5, 4), np.int64)},
-            "exceeds model 'tiny's max_batch_size 4",
+            "the inputs have batch size 5 (input 'x' has B=5); this model takes 1 to 4 per request",
         ),
         (
             lambda a: {"x": np.full((2, 4), np.nan, np.float32), "ids": a["ids"]},

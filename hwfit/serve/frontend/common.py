@@ -1,6 +1,6 @@
 """What the HTTP and gRPC front ends share: the server's configuration and bound addresses, and
-`FrontEnd` (authorization, health, validation, hand-off to the dispatcher). Both answer the same
-request the same way because both go through here."""
+`FrontEnd` (authorization, health, hand-off to the dispatcher). Both answer the same request the
+same way because both go through here; the dispatcher checks the request against the model, once."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from hwfit.serve.api import (
     Unauthenticated,
     Unavailable,
 )
-from hwfit.serve.frontend.validate import validate_request
 
 log = logging.getLogger("hwfit.serve")
 
@@ -105,11 +104,11 @@ class FrontEnd:
     def server_metadata(self) -> dict[str, Any]:
         return {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
 
-    async def infer(self, request: InferRequest, info: ModelInfo) -> InferResponse:
-        """Validate against the model, hand to the dispatcher; every failure is a ServeError."""
+    async def infer(self, request: InferRequest) -> InferResponse:
+        """Hand a decoded request to the dispatcher, which validates it against the model (a misfit is
+        a BadRequest there, with the models layer's message); every failure is a ServeError."""
         if self.draining:
             raise Unavailable("the server is shutting down and accepts no new requests; retry on another replica")
-        validate_request(request, info)
         try:
             return await self.dispatcher.infer(request)
         except ServeError:

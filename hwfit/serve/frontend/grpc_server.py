@@ -131,7 +131,7 @@ class InferenceService:
     async def model_infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         info = self.front.model_info(request.model_name, request.model_version or None)
         decoded = decode_grpc_request(request, info)
-        response = await self.front.infer(decoded, info)
+        response = await self.front.infer(decoded)
         return encode_grpc_response(response, decoded)
 
 
@@ -178,7 +178,7 @@ def model_metadata(info: ModelInfo) -> pb.ModelMetadataResponse:
 
 
 def decode_grpc_request(message: pb.ModelInferRequest, info: ModelInfo) -> InferRequest:
-    """A ModelInferRequest -> InferRequest (tensor form only; validate_request checks the model fit)."""
+    """A ModelInferRequest -> InferRequest (tensor form only; the dispatcher checks the model fit)."""
     options = request_options(_parameters(message.parameters))
     raw_contents = list(message.raw_input_contents)
     if raw_contents and len(raw_contents) != len(message.inputs):

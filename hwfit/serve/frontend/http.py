@@ -137,7 +137,7 @@ class HttpRoutes:
         decoded = await _off_loop(
             len(body), decode_http_request, body, request.headers.get(HEADER_LENGTH), name, version, outputs
         )
-        response = await self.front.infer(decoded, info)
+        response = await self.front.infer(decoded)
         output_bytes = sum(getattr(array, "nbytes", 0) for array in response.outputs.values())
         payload, json_length = await _off_loop(output_bytes, encode_http_response, response, decoded)
         if json_length is None:

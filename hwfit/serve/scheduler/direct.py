@@ -33,6 +33,7 @@ from hwfit.serve.api import (
     Unavailable,
     datatype_of,
 )
+from hwfit.serve.scheduler.validate import validate_request
 
 log = logging.getLogger("hwfit.serve.scheduler.direct")
 
@@ -124,6 +125,7 @@ class DirectDispatcher:
         info = self.model_info(request.model_name, request.model_version)
         if not self._accepting or self._executor is None:
             raise Unavailable(f"model '{info.name}' is not accepting requests (not started, or stopping)")
+        validate_request(request, self.model, info.max_batch_size or None)  # its one validation
         self._in_flight += 1
         submitted = time.perf_counter()
         try:
@@ -147,15 +149,15 @@ class DirectDispatcher:
         )
 
     def _run(self, request: InferRequest) -> tuple[dict[str, np.ndarray], float, float]:
-        """On the worker thread: check the deadline, run, time it."""
+        """On the worker thread: check the deadline, run (unchecked: `infer` validated it), time it."""
         started = time.perf_counter()
         if request.deadline is not None and started > request.deadline:
             raise DeadlineExceeded(
                 f"the request's deadline ({request.options.timeout_ms} ms) passed while it waited for the runner"
             )
         try:
-            outputs = self.runner.run(request.inputs)
-        except InputSpecError as error:
+            outputs = self.runner.run_unchecked(request.inputs)
+        except InputSpecError as error:  # a backend's own limit, e.g. OpenVINO's compiled shapes
             raise BadRequest(str(error)) from error
         except Exception as error:
             log.exception("%s failed", self.variant.key)

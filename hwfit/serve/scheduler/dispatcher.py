@@ -13,11 +13,10 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 
-from hwfit.core import Device, InputSpecError
+from hwfit.core import Device
 from hwfit.models import Model, load_model
 from hwfit.plan import Plan
 from hwfit.serve.api import (
-    BadRequest,
     DeadlineExceeded,
     InferRequest,
     InferResponse,
@@ -35,6 +34,7 @@ from hwfit.serve.scheduler.metrics import ServeMetrics
 from hwfit.serve.scheduler.modelinfo import ModelIO, describe_model, input_bytes, refine_outputs
 from hwfit.serve.scheduler.pools import JobResult, Pool, PoolConfig
 from hwfit.serve.scheduler.router import Router, RouteRequest
+from hwfit.serve.scheduler.validate import validate_request
 from hwfit.serve.scheduler.workers import WorkerFailure
 
 log = logging.getLogger("hwfit.serve")
@@ -200,18 +200,10 @@ class PlanDispatcher:
         return self._respond(request, job, result)
 
     def _job_for(self, request: InferRequest) -> Job:
-        try:
-            self.model.inputs.validate(request.inputs)
-        except InputSpecError as error:
-            raise BadRequest(str(error)) from None
+        # The request's one validation; the workers run it unchecked. The limit is the plan's largest
+        # max_batch_size.
+        validate_request(request, self.model, self.io.info.max_batch_size)
         samples, sizes = job_sizes(self.model.inputs, request.inputs)
-        limit = self.io.info.max_batch_size
-        if not 1 <= samples <= limit:
-            raise BadRequest(f"the request has {samples} samples along the batch axis; this model takes 1 to "
-                             f"{limit} per request (the plan's largest max_batch_size): split it")
-        unknown = [n for n in (request.requested_outputs or []) if n not in self.model.output_names]
-        if unknown:
-            raise BadRequest(f"unknown output(s) {unknown}; the model's outputs are {list(self.model.output_names)}")
         # The client's timeout is hard (past it the answer is useless); the server's default, from the
         # SLO, only decides admission: a request admitted under it is answered even if it runs late.
         # Both are the client's clock: the event loop's recent lag (the wait before `arrived` was

@@ -28,12 +28,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from hwfit.cli.plan import device_offers, stored_points
 from hwfit.cli.profile import ProgressObserver
-from hwfit.models import load_model
-from hwfit.plan import Grid, ModelRef, PlanRequest, make_plan, parse_slo
+from hwfit.models import default_accuracy_loss, load_model
+from hwfit.plan import Grid, ModelRef, PlanRequest, device_offers, make_plan, parse_slo
 from hwfit.plan.configs import accuracy_loss
-from hwfit.profile import build_spec, grid_variants, open_point_session
+from hwfit.profile import build_spec, grid_variants, open_point_session, stored_points
 from hwfit.store import open_store
 
 HERE = Path(__file__).parent
@@ -43,8 +42,6 @@ OBJECTIVE_FIELD = {"cost": "cost_per_million", "energy": "j_per_inference", "lat
 
 def measure_grid(model, store, seconds: float, console: Console) -> list:
     """Every grid point measured (the missing ones now); returns the grid's measurements."""
-    from hwfit.core import Variant
-
     variants, _ = grid_variants(model, ["cpu"])
     known, _ = stored_points(store, model)
     have = {m.variant_key for m in known}
@@ -172,8 +169,6 @@ def main() -> int:
     with open_store(args.db) as store:
         for name in args.models.split(","):
             model = load_model(name)
-            from hwfit.cli.plan import default_accuracy_loss
-
             loss = default_accuracy_loss(model)
             grid = measure_grid(model, store, args.point_seconds, console)
             for slo_name, fields in slos_for(grid, loss).items():

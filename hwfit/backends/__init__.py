@@ -13,5 +13,14 @@ from hwfit.backends.registry import (
 
 __all__ = [
     "BACKEND_MODULES", "Backend", "LoadStats", "Runner", "backend_names", "candidate_variants", "get_backend",
-    "load_variant", "register",
+    "load_variant", "register", "onnx_file",
 ]
+
+
+def __getattr__(name: str):
+    # ONNX Runtime's module, imported on first use like every backend (see registry.py).
+    if name == "onnx_file":
+        from hwfit.backends.ort import onnx_file
+
+        return onnx_file
+    raise AttributeError(f"module 'hwfit.backends' has no attribute {name!r}")

@@ -1,13 +1,12 @@
 """`hwfit plan MODEL --slo slo.yaml`: the deployment that meets the SLO at the lowest cost (or
 energy, latency, throughput), measured where the store lacks the points it needs.
 
-The wiring lives here because it spans layers that may not import each other: the planner
-(plan) takes a `measure` callable, and this module hands it the profiler's point session.
+Parses, opens the store and the profiler's planning session, calls `hwfit.plan.plan_deployment`
+with it (plan never imports the profiler), then saves, reports, exports and prints.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -16,10 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from hwfit.cli._app import app
-from hwfit.core import HwfitError, Variant, is_gpu, usable_threads
+from hwfit.core import Variant
 
 PLAN_BUDGET_S = 4.0  # measuring seconds per point for the planner (the stop rule ends most sooner)
-PLAN_WARMUP_S = 2.0
 
 
 @app.command()
@@ -73,136 +71,35 @@ def plan(
 
 
 def _plan_with_store(loaded, model_arg, slo, store, budget, no_measure, point_seconds, err, quiet):
+    """The plan, measuring through a planning session on this machine; Ctrl-C exits 130, keeping what was measured."""
     from hwfit.cli.profile import ProgressObserver
-    from hwfit.plan import ModelRef, PlanRequest, make_plan
-    from hwfit.plan.search import Grid
-    from hwfit.profile import build_spec, grid_variants, open_point_session
+    from hwfit.models import default_accuracy_loss
+    from hwfit.plan import ModelRef, plan_deployment
+    from hwfit.profile import PlanningSession
 
-    offers = device_offers(slo)
-    present = [device for device in offers if _device_present(device)]
-    grid_points, unavailable = grid_variants(loaded, present)
-    grid = Grid.from_variants(grid_points)
-    known, run_ids = stored_points(store, loaded)
     observer = ProgressObserver(err, disabled=quiet)
-    spec = build_spec({"budget_s": point_seconds, "warmup_s": PLAN_WARMUP_S}, origin="hwfit plan")
-    session = {}
-
-    def measure(variants: list[Variant]):
-        if "open" not in session:
-            session["open"] = open_point_session(loaded, spec, store, observer, set(present),
-                                                 {"model": model_arg, "command": "plan"})
-            run_ids.append(session["open"].run_id)
-        return session["open"].measure(variants)
-
-    def on_round(text: str) -> None:
-        observer.stage(text[:120])
-
-    request = PlanRequest(
-        model=ModelRef(name=loaded.name, source=loaded.source, hash=loaded.content_hash),
-        grid=grid, known=known, offers=offers, measure=None if no_measure else measure, budget=budget,
-        default_accuracy_loss=default_accuracy_loss(loaded), run_ids=run_ids, on_round=on_round,
-    )
+    source = PlanningSession(loaded, list(slo.devices), store, observer, point_seconds=point_seconds,
+                             args={"model": model_arg, "command": "plan"})
+    model = ModelRef(name=loaded.name, source=loaded.source, hash=loaded.content_hash)
     with observer:
-        total = budget if budget is not None else max(1, -(-grid.size // 10))
-        observer.planned(total + 1)
         try:
-            if not no_measure and "cpu" in present:
-                request.baseline = _baseline(known, measure)
-            made = make_plan(request, slo)
+            with source:
+                made = plan_deployment(model, slo, source, budget=budget, measure=not no_measure,
+                                       default_accuracy_loss=default_accuracy_loss(loaded),
+                                       on_round=lambda text: observer.stage(text[:120]),
+                                       on_planned=observer.planned)
         except KeyboardInterrupt:
             observer.stop()
-            if "open" in session:
-                session["open"].close("interrupted", "stopped by the user; `hwfit plan` again reuses what was measured")
             err.print("[yellow]interrupted[/]: measured points are saved; run the same command again to reuse them.")
             raise typer.Exit(130)
-        if "open" in session:
-            session["open"].close()
-    if unavailable and not quiet:
-        err.print(f"[dim]{len(unavailable)} variant families cannot run here (see `hwfit variants {model_arg}`)[/]")
+    if source.unavailable and not quiet:
+        err.print(f"[dim]{len(source.unavailable)} variant families cannot run here (see `hwfit variants {model_arg}`)[/]")
     return made
-
-
-def _baseline(known, measure):
-    """The naive baseline — PyTorch eager fp32, batch 1, one process on every core — from the store or measured."""
-
-    baseline = Variant("torch", "cpu", "fp32", 1, usable_threads())
-    for measurement in known:
-        if measurement.variant_key == baseline.key:
-            return measurement
-    found = measure([baseline])
-    return found[0] if found and found[0].status in ("ok", "unstable") else None
-
-
-def device_offers(slo) -> dict:
-    """Each device the SLO allows, with its count, hourly price (the SLO's, else the catalog's) and cores."""
-    from hwfit.hardware import discover_gpus, load_catalog, spec_for_gpu
-    from hwfit.plan import DeviceOffer
-
-    catalog = load_catalog()
-    offers = {}
-    for name, allowance in slo.devices.items():
-        cores = usable_threads() if name == "cpu" else None
-        price, how = allowance.price_per_hour, "the SLO file"
-        if price is None and name == "cpu" and catalog.cpu_price is not None:
-            price = catalog.cpu_price.value * cores
-            how = f"catalog, {catalog.cpu_price.value:g} USD/core-hour x {cores} cores ({catalog.cpu_price.how}: {catalog.cpu_price.source})"
-        elif price is None and is_gpu(name):
-            gpus = {f"cuda:{gpu.index}": gpu for gpu in discover_gpus()}
-            spec = spec_for_gpu(gpus[name].name) if name in gpus else None
-            if spec is not None and spec.price is not None:
-                price, how = spec.price.value, f"catalog ({spec.price.how}: {spec.price.source})"
-        if price is None:
-            how = "unknown: set price_per_hour in the SLO file"
-        offers[name] = DeviceOffer(name, allowance.count, price, how, cores)
-    if slo.objective == "cost" or slo.max_cost_per_million is not None:
-        unpriced = [name for name, offer in offers.items() if offer.price_per_hour is None]
-        if unpriced:
-            raise HwfitError(f"the SLO is about cost but {', '.join(unpriced)} has no price: add "
-                             f"`price_per_hour` under devices.{unpriced[0]} in the SLO file")
-    return offers
-
-
-def _device_present(device: str) -> bool:
-    from hwfit.hardware import device_names
-
-    return device in device_names()
-
-
-def stored_points(store, loaded) -> tuple[list, list[int]]:
-    """Stored points of this model measured on this machine (same host and CPU), newest first;
-    a CPU point measured with the default threads is the same as one with every core."""
-    from hwfit.profile.environment import capture_environment
-
-    here = capture_environment()
-    seen, points, run_ids = set(), [], []
-    for run, measurement in store.measurements_for_model(loaded.content_hash):
-        environment = run.environment
-        if (environment.hostname_hash, environment.cpu_model) != (here.hostname_hash, here.cpu_model):
-            continue
-        variant = measurement.as_variant()
-        if variant.device == "cpu" and variant.threads is None:
-            variant = replace(variant, threads=usable_threads())
-        if variant.key in seen:
-            continue
-        seen.add(variant.key)
-        measurement.variant, measurement.variant_key = variant.to_dict(), variant.key
-        points.append(measurement)
-        if run.id not in run_ids:
-            run_ids.append(run.id)
-    return points, run_ids
-
-
-def default_accuracy_loss(loaded) -> float | None:
-    """hwfit's accuracy tolerance for the model's task, as a loss (1 - the least agreement allowed)."""
-    from hwfit.models.quality import TOLERANCES
-
-    metric, least = TOLERANCES.get(loaded.task, TOLERANCES["generic"])
-    return round(1.0 - least, 6) if metric in ("cosine_mean", "top1_agreement") else None
 
 
 def _export_triton(made, loaded, directory: Path):
     """The plan as a Triton model repository, each pool with the ONNX file of its precision."""
-    from hwfit.backends.ort import onnx_file
+    from hwfit.backends import onnx_file
     from hwfit.plan import export_triton
 
     files = {}

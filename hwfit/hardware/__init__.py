@@ -10,7 +10,7 @@ from hwfit.hardware.cpu import ISA_FEATURES, CacheLevel, CpuInfo, discover_cpu
 from hwfit.core import Figure, format_si
 from hwfit.hardware.inventory import SCHEMA, HardwareInventory, device_names, discover, peak_flops
 from hwfit.hardware.microbench import Ceiling, measure_ceilings
-from hwfit.hardware.nvidia import GpuInfo, discover_gpus
+from hwfit.hardware.nvidia import GpuInfo, discover_gpus, gpu_for_cuda_index
 from hwfit.hardware.runtimes import (
     RuntimeDevice,
     RuntimeReport,
@@ -45,6 +45,7 @@ __all__ = [
     "discover_cpu",
     "discover_gpus",
     "format_si",
+    "gpu_for_cuda_index",
     "load_catalog",
     "measure_ceilings",
     "openvino_devices",

@@ -52,6 +52,13 @@ def within_tolerance(model: Model, agreement: Agreement) -> tuple[bool, str]:
     return verdict, f"{metric} {value:.4f} {'>=' if verdict else '<'} {least}"
 
 
+def default_accuracy_loss(model: Model) -> float | None:
+    """hwfit's accuracy tolerance for the model's task, as a loss (1 - the least agreement allowed);
+    None where the tolerance is on the worst sample (cosine_min), which a loss bound does not express."""
+    metric, least = TOLERANCES.get(model.task, TOLERANCES["generic"])
+    return round(1.0 - least, 6) if metric in ("cosine_mean", "top1_agreement") else None
+
+
 def evaluate_accuracy(model: Model, run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
                       batch_size: int) -> float | None:
     """Top-1 accuracy on the model's eval set, run in batches of `batch_size` (the last one padded)."""

@@ -21,8 +21,13 @@ from hwfit.plan.schema import (
     parse_plan,
 )
 from hwfit.plan.slo import OBJECTIVES, DeviceAllowance, Slo, SloError, load_slo, parse_slo
+from hwfit.plan.workflow import MeasurementSource, choose_baseline, device_offers, plan_deployment
 
 __all__ = [
+    "MeasurementSource",
+    "choose_baseline",
+    "device_offers",
+    "plan_deployment",
     "CONSTRAINTS",
     "DeviceOffer",
     "Evaluation",

@@ -3,6 +3,7 @@ process (warm-up until settled, then until the median is known to ±2%) and reco
 the quick check (`hwfit variants`) is the short version without the store."""
 
 from hwfit.profile.grid import GRID_BATCHES, cpu_layouts, grid_variants
+from hwfit.profile.planning import PLAN_WARMUP_S, PlanningSession, stored_points
 from hwfit.profile.quick import QuickResult, quick_check, reference_outputs, run_in_batches
 from hwfit.profile.stats import StopRule, WarmupRule, latency_summary, median_ci95
 from hwfit.profile.sweep import (
@@ -20,4 +21,5 @@ __all__ = [
     "FamilyOutcome", "GRID_BATCHES", "cpu_layouts", "grid_variants", "PointSession", "QuickResult", "StopRule", "SweepObserver", "SweepResult", "SweepSpec", "WarmupRule",
     "build_spec", "latency_summary", "load_sweep_file", "median_ci95", "open_point_session", "plan_families", "quick_check",
     "reference_outputs", "run_in_batches", "sweep",
+    "PLAN_WARMUP_S", "PlanningSession", "stored_points",
 ]

@@ -35,7 +35,7 @@ def variants(
     """
     from hwfit.backends import candidate_variants
     from hwfit.models import load_model, parse_shape_overrides
-    from hwfit.profile import quick_check
+    from hwfit.profile import check_dict, quick_check
 
     err = Console(stderr=True)
     loaded = load_model(model, parse_shape_overrides(shape or []))
@@ -48,15 +48,15 @@ def variants(
         def on_start(variant) -> None:
             progress.update(task, description=f"{loaded.name}: {variant.key}")
 
-        results = quick_check(loaded, candidates, seconds=seconds, on_start=_advancing(progress, task, on_start))
+        measurements = quick_check(loaded, candidates, seconds=seconds, on_start=_advancing(progress, task, on_start))
     if as_json:
         print(json.dumps({"schema": "hwfit.variants/1", "model": loaded.to_dict(),
                           "cost": loaded.cost(batch_size).to_dict(),
-                          "results": [r.to_dict() for r in results]}, indent=2))
+                          "results": [check_dict(m) for m in measurements]}, indent=2))
         return
     out = Console(width=max(Console().width, 150))
-    out.print(_table(loaded, results, batch_size))
-    _print_reasons(out, results, show_unavailable)
+    out.print(_table(loaded, measurements, batch_size))
+    _print_reasons(out, measurements, show_unavailable)
 
 
 def _advancing(progress, task, on_start):
@@ -71,7 +71,9 @@ def _advancing(progress, task, on_start):
     return callback
 
 
-def _table(model, results, batch_size: int) -> Table:
+def _table(model, measurements, batch_size: int) -> Table:
+    from hwfit.profile import check_verdict
+
     cost = model.cost(batch_size)
     table = Table(title=f"{model.name}: {model.description}\n"
                   f"{cost.flops_per_sample / 1e9:.3g} GFLOP/sample (counted from the graph), weights "
@@ -83,9 +85,10 @@ def _table(model, results, batch_size: int) -> Table:
                             ("load s", "right"), ("convert s", "right"), ("compile s", "right"),
                             ("vs fp32", "left"), ("task acc", "right")]:
         table.add_column(column, justify=justify, no_wrap=column == "variant")
-    for result in results:
-        if result.status != "unavailable":
-            table.add_row(*_row(result))
+    for measurement in measurements:
+        verdict = check_verdict(measurement)
+        if verdict != "unavailable":
+            table.add_row(*_row(measurement, verdict))
     return table
 
 
@@ -93,28 +96,31 @@ def _seconds(value) -> str:
     return f"{value:.1f}" if value else ""
 
 
-def _row(result) -> list[str]:
-    style = STATUS_STYLE[result.status]
+def _row(measurement, verdict: str) -> list[str]:
+    p50_ms = measurement.latency.p50_ms if measurement.latency else None
     return [
-        result.variant.key,
-        f"[{style}]{result.status}[/]",
-        f"{result.samples_per_s:.1f}" if result.samples_per_s else "",
-        f"{result.latency_ms_p50:.2f}" if result.latency_ms_p50 else "",
-        f"{result.load_s:.2f}" if result.load_s is not None else "",
-        _seconds(result.convert_s),
-        _seconds(result.compile_s),
-        result.accuracy_verdict or "",
-        f"{result.task_accuracy:.3f}" if result.task_accuracy is not None else "",
+        measurement.variant_key,
+        f"[{STATUS_STYLE[verdict]}]{verdict}[/]",
+        f"{measurement.samples_per_s:.1f}" if measurement.samples_per_s else "",
+        f"{p50_ms:.2f}" if p50_ms else "",
+        f"{measurement.load_s:.2f}" if measurement.load_s is not None else "",
+        _seconds(measurement.convert_s),
+        _seconds(measurement.compile_s),
+        measurement.details.get("accuracy_verdict") or "",
+        f"{measurement.task_accuracy:.3f}" if measurement.task_accuracy is not None else "",
     ]
 
 
-def _print_reasons(out: Console, results, show_unavailable: bool) -> None:
+def _print_reasons(out: Console, measurements, show_unavailable: bool) -> None:
     """Every variant that did not pass, with why: never silently dropped."""
+    from hwfit.profile import check_reason, check_verdict
+
     for status, heading in (("inaccurate", "Outside the accuracy tolerance"), ("failed", "Failed"),
                             ("unavailable", "Cannot run here")):
-        rows = [r for r in results if r.status == status]
+        rows = [m for m in measurements if check_verdict(m) == status]
         if not rows or (status == "unavailable" and not show_unavailable):
             continue
         out.print(f"\n[bold]{heading}[/] ({len(rows)}):")
-        for result in rows:
-            out.print(f"  [{STATUS_STYLE[status]}]{result.variant.key}[/]: {result.reason}", highlight=False)
+        for measurement in rows:
+            out.print(f"  [{STATUS_STYLE[status]}]{measurement.variant_key}[/]: {check_reason(measurement)}",
+                      highlight=False)

@@ -4,7 +4,10 @@ POINT_STATUSES = ("ok", "unstable", "failed", "skipped")
 # Points whose timing can be used (planned on, plotted): an unstable one is marked, not dropped.
 USABLE_POINT_STATUSES = ("ok", "unstable")
 RUN_STATUSES = ("running", "complete", "interrupted", "failed")
-# `hwfit variants`: a quick check of each variant (a short timing and an accuracy check).
+# `hwfit variants`: the verdict of a quick check of a variant (a short timing and an accuracy check).
+# Not a second status of a point: each checked variant is a Measurement with a POINT_STATUS, and its
+# verdict is derived from it by hwfit.profile.check_verdict (skipped -> unavailable, failed -> failed,
+# measured but outside the model's accuracy tolerance -> inaccurate, else ok).
 CHECK_STATUSES = ("ok", "inaccurate", "unavailable", "failed")
 
 

@@ -1,64 +1,76 @@
 """A quick pass over variants: load each, check its outputs against the fp32 reference, and time
-it for a few short rounds. The full profiler (statistics, isolation, store) builds on this."""
+it for a few short rounds; each checked variant is a `Measurement`, and `check_verdict` says what
+the check concluded (ok, inaccurate, unavailable, failed). The full profiler builds on this."""
 
 from __future__ import annotations
 
-import statistics
 import time
 import traceback
-from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from hwfit.core import Variant
-
 from hwfit.backends import Runner, load_variant
-from hwfit.core import HwfitError
-from hwfit.models import Agreement, Model, compare_outputs, evaluate_accuracy, within_tolerance
+from hwfit.core import HwfitError, Variant
+from hwfit.models import Model, compare_outputs, evaluate_accuracy, within_tolerance
 from hwfit.profile.isolation import run_isolated
+from hwfit.profile.stats import latency_summary
+from hwfit.store import LatencyStats, Measurement
 
 REFERENCE_SAMPLES = 16
 REFERENCE_SEED = 123
 WARMUP_RUNS = 2
 
+HOW = ("measured: best throughput of the timing rounds, median latency of all timed runs, "
+       "after warm-up; load, conversion and compile times apart")
 
-@dataclass
-class QuickResult:
-    """One variant's quick check. `status`: ok, inaccurate, unavailable or failed (with `reason`)."""
 
-    variant: Variant
-    status: str
-    reason: str | None = None
-    samples_per_s: float | None = None  # best of the rounds
-    latency_ms_p50: float | None = None  # median over every timed run
-    runs: int = 0
-    convert_s: float | None = None
-    load_s: float | None = None
-    compile_s: float | None = None
-    agreement: Agreement | None = None
-    accuracy_verdict: str | None = None
-    task_accuracy: float | None = None
-    notes: list[str] = field(default_factory=list)
+def check_verdict(measurement: Measurement) -> str:
+    """The quick check's verdict on one variant, one of CHECK_STATUSES: unavailable = skipped
+    (with its reason), failed = failed, inaccurate = measured but outside the model's accuracy
+    tolerance, ok otherwise."""
+    if measurement.status == "skipped":
+        return "unavailable"
+    if measurement.status == "failed":
+        return "failed"
+    if measurement.details.get("within_tolerance") is False:
+        return "inaccurate"
+    return "ok"
 
-    def to_dict(self) -> dict:
-        return {
-            "variant": self.variant.to_dict(),
-            "status": self.status,
-            "reason": self.reason,
-            "samples_per_s": self.samples_per_s,
-            "latency_ms_p50": self.latency_ms_p50,
-            "runs": self.runs,
-            "convert_s": self.convert_s,
-            "load_s": self.load_s,
-            "compile_s": self.compile_s,
-            "agreement": self.agreement.to_dict() if self.agreement else None,
-            "accuracy_verdict": self.accuracy_verdict,
-            "task_accuracy": self.task_accuracy,
-            "notes": self.notes,
-            "how": "measured: best throughput of the timing rounds, median latency of all timed runs, "
-                   "after warm-up; load, conversion and compile times apart",
-        }
+
+def check_reason(measurement: Measurement) -> str | None:
+    """Why the verdict is not ok: the measurement's reason, or for an inaccurate variant the
+    accuracy verdict (e.g. "cosine_min 0.1000 < 0.99")."""
+    if check_verdict(measurement) == "inaccurate":
+        return measurement.details.get("accuracy_verdict")
+    return measurement.reason
+
+
+def check_dict(measurement: Measurement) -> dict:
+    """One checked variant for `hwfit variants --json`: the Measurement's fields, except that
+    `status` is the check's verdict and `reason` its reason (the Measurement's own status is
+    `point_status`), plus the keys this output had before it was a Measurement."""
+    data = measurement.to_dict()
+    latency = measurement.latency
+    data.update({
+        "status": check_verdict(measurement),
+        "point_status": measurement.status,
+        "reason": check_reason(measurement),
+        "latency_ms_p50": latency.p50_ms if latency else None,
+        "runs": latency.count if latency else 0,
+        "agreement": _agreement_dict(measurement),
+        "accuracy_verdict": measurement.details.get("accuracy_verdict"),
+        "notes": measurement.details.get("notes", []),
+        "how": HOW,
+    })
+    return data
+
+
+def _agreement_dict(measurement: Measurement) -> dict | None:
+    if measurement.cosine_mean is None:
+        return None
+    return {"max_abs_error": measurement.max_abs_error, "cosine_mean": measurement.cosine_mean,
+            "cosine_min": measurement.cosine_min, "top1_agreement": measurement.top1_agreement}
 
 
 def run_in_batches(runner: Runner, inputs: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
@@ -83,8 +95,8 @@ def reference_outputs(model: Model, inputs: Mapping[str, np.ndarray]) -> tuple[d
         return run_in_batches(runner, inputs, REFERENCE_SAMPLES), f"{backend}/cpu/fp32"
 
 
-def time_runner(runner: Runner, inputs: Mapping[str, np.ndarray], seconds: float, rounds: int) -> tuple[float, float, int]:
-    """(best samples/s over rounds, median latency ms, timed runs) after warm-up."""
+def time_runner(runner: Runner, inputs: Mapping[str, np.ndarray], seconds: float, rounds: int) -> tuple[float, list[float]]:
+    """(best samples/s over rounds, every timed run's latency in seconds) after warm-up."""
     for _ in range(WARMUP_RUNS):
         runner.run_unchecked(inputs)
     batch = runner.variant.batch_size
@@ -101,33 +113,48 @@ def time_runner(runner: Runner, inputs: Mapping[str, np.ndarray], seconds: float
             if time.perf_counter() - round_started >= seconds / rounds:
                 break
         best = max(best, count * batch / (time.perf_counter() - round_started))
-    return best, statistics.median(latencies) * 1000.0, len(latencies)
+    return best, latencies
+
+
+def _measurement(variant: Variant, status: str, reason: str | None = None, notes: list[str] | None = None) -> Measurement:
+    return Measurement(variant.key, variant.to_dict(), status, reason, details={"notes": list(notes or [])})
 
 
 def check_variant(model: Model, variant: Variant, reference: Mapping[str, np.ndarray],
-                  reference_inputs: Mapping[str, np.ndarray], seconds: float, rounds: int) -> QuickResult:
+                  reference_inputs: Mapping[str, np.ndarray], seconds: float, rounds: int) -> Measurement:
     try:
         runner = load_variant(model, variant)
     except HwfitError as error:
-        return QuickResult(variant, "failed", str(error))
+        return _measurement(variant, "failed", str(error))
     except Exception as error:  # a backend bug or a crash in native code surfaced as an exception
-        return QuickResult(variant, "failed", f"{type(error).__name__}: {error}",
-                           notes=[traceback.format_exc(limit=3)])
+        return _measurement(variant, "failed", f"{type(error).__name__}: {error}", [traceback.format_exc(limit=3)])
     with runner:
-        result = QuickResult(variant, "ok", convert_s=runner.stats.convert_s, load_s=runner.stats.load_s,
-                             compile_s=runner.stats.compile_s, notes=list(runner.stats.notes))
+        measurement = _measurement(variant, "ok", notes=runner.stats.notes)
+        measurement.convert_s = runner.stats.convert_s
+        measurement.load_s = runner.stats.load_s
+        measurement.compile_s = runner.stats.compile_s
         try:
-            outputs = run_in_batches(runner, reference_inputs, variant.batch_size)
-            result.agreement = compare_outputs(model, outputs, reference)
-            accurate, result.accuracy_verdict = within_tolerance(model, result.agreement)
-            result.task_accuracy = evaluate_accuracy(model, runner.run, variant.batch_size)
+            _check_accuracy(model, runner, variant, reference, reference_inputs, measurement)
             timing_inputs = model.synthetic_inputs(variant.batch_size)
-            result.samples_per_s, result.latency_ms_p50, result.runs = time_runner(runner, timing_inputs, seconds, rounds)
+            measurement.samples_per_s, latencies = time_runner(runner, timing_inputs, seconds, rounds)
+            measurement.latency = LatencyStats(**latency_summary(latencies))
         except Exception as error:
-            return QuickResult(variant, "failed", f"{type(error).__name__}: {error}", notes=result.notes)
-        if not accurate:
-            result.status, result.reason = "inaccurate", result.accuracy_verdict
-    return result
+            return _measurement(variant, "failed", f"{type(error).__name__}: {error}", measurement.details["notes"])
+    return measurement
+
+
+def _check_accuracy(model: Model, runner: Runner, variant: Variant, reference: Mapping[str, np.ndarray],
+                    reference_inputs: Mapping[str, np.ndarray], measurement: Measurement) -> None:
+    """Agreement with the fp32 reference, whether it keeps the model's tolerance, and task accuracy."""
+    outputs = run_in_batches(runner, reference_inputs, variant.batch_size)
+    agreement = compare_outputs(model, outputs, reference)
+    measurement.max_abs_error = agreement.max_abs_error
+    measurement.cosine_mean = agreement.cosine_mean
+    measurement.cosine_min = agreement.cosine_min
+    measurement.top1_agreement = agreement.top1_agreement
+    accurate, verdict = within_tolerance(model, agreement)
+    measurement.details.update({"within_tolerance": accurate, "accuracy_verdict": verdict})
+    measurement.task_accuracy = evaluate_accuracy(model, runner.run, variant.batch_size)
 
 
 def quick_check(
@@ -137,25 +164,25 @@ def quick_check(
     rounds: int = 3,
     on_start: Callable[[Variant], None] | None = None,
     timeout_s: float = 600.0,
-) -> list[QuickResult]:
+) -> list[Measurement]:
     """Check every candidate, each in its own process (see `isolation`); unavailable ones are
-    kept with their reason, never dropped."""
+    kept as skipped with their reason, never dropped. `check_verdict` gives each one's verdict."""
     reference_inputs, _ = model.sample_inputs(REFERENCE_SAMPLES, seed=REFERENCE_SEED)
     outcome = run_isolated(_reference_job, (model.source, model.inputs, reference_inputs), timeout_s)
     if not outcome.ok:
         raise HwfitError(f"the fp32 reference run of {model.name} failed: {outcome.reason}")
     reference = outcome.value
-    results = []
+    measurements = []
     for variant, reason in candidates:
         if reason:
-            results.append(QuickResult(variant, "unavailable", reason))
+            measurements.append(_measurement(variant, "skipped", reason))
             continue
         if on_start:
             on_start(variant)
         job_args = (model.source, model.inputs, variant, reference, reference_inputs, seconds, rounds)
         outcome = run_isolated(_variant_job, job_args, timeout_s)
-        results.append(outcome.value if outcome.ok else QuickResult(variant, "failed", outcome.reason))
-    return results
+        measurements.append(outcome.value if outcome.ok else _measurement(variant, "failed", outcome.reason))
+    return measurements
 
 
 def reload_model(source: str, inputs) -> Model:

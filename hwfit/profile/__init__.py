@@ -4,7 +4,7 @@ the quick check (`hwfit variants`) is the short version without the store."""
 
 from hwfit.profile.grid import GRID_BATCHES, cpu_layouts, grid_variants
 from hwfit.profile.planning import PLAN_WARMUP_S, PlanningSession, stored_points
-from hwfit.profile.quick import QuickResult, quick_check, reference_outputs, run_in_batches
+from hwfit.profile.quick import check_dict, check_reason, check_verdict, quick_check, reference_outputs, run_in_batches
 from hwfit.profile.stats import StopRule, WarmupRule, latency_summary, median_ci95
 from hwfit.profile.sweep import (
     FamilyOutcome,
@@ -18,8 +18,8 @@ from hwfit.profile.sweep import (
 from hwfit.profile.sweepspec import SweepSpec, build_spec, load_sweep_file
 
 __all__ = [
-    "FamilyOutcome", "GRID_BATCHES", "cpu_layouts", "grid_variants", "PointSession", "QuickResult", "StopRule", "SweepObserver", "SweepResult", "SweepSpec", "WarmupRule",
-    "build_spec", "latency_summary", "load_sweep_file", "median_ci95", "open_point_session", "plan_families", "quick_check",
+    "FamilyOutcome", "GRID_BATCHES", "cpu_layouts", "grid_variants", "PointSession", "StopRule", "SweepObserver", "SweepResult", "SweepSpec", "WarmupRule",
+    "build_spec", "check_dict", "check_reason", "check_verdict", "latency_summary", "load_sweep_file", "median_ci95", "open_point_session", "plan_families", "quick_check",
     "reference_outputs", "run_in_batches", "sweep",
     "PLAN_WARMUP_S", "PlanningSession", "stored_points",
 ]

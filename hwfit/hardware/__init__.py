@@ -1,7 +1,7 @@
 """The hardware layer: what this machine is (CPU, NVIDIA GPUs, runtimes), what its datasheets
 promise (the spec catalog), and what it really reaches (microbenchmarks).
 
-Imports nothing from other hwfit layers. Everything public is listed in `__all__`.
+Imports only hwfit.core. Everything public is listed in `__all__`.
 """
 
 from hwfit.hardware._errors import BenchmarkError, CatalogError, UnknownDevice

@@ -1,4 +1,5 @@
-"""Planning: SLOs, serving-latency models and the choice of a deployment; pure functions of measurements."""
+"""Planning: SLOs, feasibility, the measure-few search, batching and replica choices, Pareto fronts,
+the plan schema and exports; pure functions of measurements (latency models come from hwfit.simulate)."""
 
 from hwfit.plan.evaluate import CONSTRAINTS, DeviceOffer, Evaluation
 from hwfit.plan.planner import PlanRequest, make_plan

@@ -1,5 +1,5 @@
 """The store layer: the SQLite results database (runs, points, metrics, environments), its schema
-migrations, and exports. Imports nothing from other hwfit layers. Everything public is in `__all__`.
+migrations, and exports. Imports only hwfit.core. Everything public is in `__all__`.
 """
 
 from hwfit.store._errors import StoreError

@@ -1,7 +1,7 @@
 """The telemetry layer: energy meters (hardware counters through Zeus, NVML or RAPL; a labelled
 estimate on CPUs without one), device samples and a utilization sampler.
 
-Imports only `hwfit.hardware` from hwfit. Everything public is listed in `__all__`.
+Imports only `hwfit.core` and `hwfit.hardware` from hwfit. Everything public is listed in `__all__`.
 """
 
 from hwfit.telemetry._errors import TelemetryError

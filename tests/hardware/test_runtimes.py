@@ -40,7 +40,8 @@ def _nvidia_gpu_present() -> bool:
     return torch.cuda.is_available() or bool(discover_gpus()[0])
 
 
-@pytest.mark.skipif(_nvidia_gpu_present(), reason="an NVIDIA GPU is present; the no-GPU path is checked where there is none")
+@pytest.mark.skipif(_nvidia_gpu_present(),
+                    reason="an NVIDIA GPU is present; the no-GPU path is checked where there is none")
 def test_without_a_gpu_every_cuda_entry_is_unusable_and_names_what_is_missing():
     # torch: one "cuda" entry, not usable, saying whether the build or the GPU/driver is missing
     cuda = [device for device in torch_report().devices if device.name.startswith("cuda")]
@@ -54,9 +55,10 @@ def test_without_a_gpu_every_cuda_entry_is_unusable_and_names_what_is_missing():
     report = ort_providers()
     usable = report.usable_devices()
     assert "CUDAExecutionProvider" not in usable and "TensorrtExecutionProvider" not in usable
+    missing = ("compiled in, but the session fell back to CPU", "session creation failed")
     for device in report.devices:
         if device.name in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
-            assert device.reason.startswith(("compiled in, but the session fell back to CPU", "session creation failed"))
+            assert device.reason.startswith(missing), device.reason
 
 
 @pytest.mark.gpu

@@ -46,8 +46,8 @@ def test_every_builtin_is_listed_with_availability():
 def test_resnet50_is_torchvisions_architecture_and_runs_through_a_backend():
     """Plain-torch ResNet-50: torchvision's parameter count and state_dict layout (v1.5: the stride
     sits on the 3x3 conv), and a real batch-1 run through hwfit's torch backend giving (N, 1000)."""
-    from hwfit.core import Variant
     from hwfit.backends import load_variant
+    from hwfit.core import Variant
     from hwfit.models import load_model
 
     model = load_model("resnet50")

@@ -168,7 +168,8 @@ def _dominates(a, b) -> bool:
     """a is at least as good as b on every axis and strictly better on one."""
     mine = [_lower_is_better(a, axis) for axis in FRONT_AXES]
     theirs = [_lower_is_better(b, axis) for axis in FRONT_AXES]
-    return all(x <= y for x, y in zip(mine, theirs)) and any(x < y for x, y in zip(mine, theirs))
+    pairs = list(zip(mine, theirs, strict=True))
+    return all(x <= y for x, y in pairs) and any(x < y for x, y in pairs)
 
 
 def test_every_candidate_on_the_front_is_not_dominated():
@@ -184,4 +185,4 @@ def test_every_candidate_on_the_front_is_not_dominated():
         beaters = [other.config for other in plan.candidates if _dominates(other, candidate)]
         assert not beaters, f"{candidate.config} is on the front, but {beaters} dominate it"
     for candidate in off_front:  # off the front means some front member beats it on every axis
-        assert any(_dominates(member, candidate) for member in front), f"{candidate.config} is off the front undominated"
+        assert any(_dominates(member, candidate) for member in front), f"{candidate.config}: off the front, undominated"

@@ -63,7 +63,7 @@ class HttpConnection(asyncio.Protocol):
         self._keep_alive = True
 
     @classmethod
-    async def open(cls, host: str, port: int) -> "HttpConnection":
+    async def open(cls, host: str, port: int) -> HttpConnection:
         loop = asyncio.get_running_loop()
         _, connection = await loop.create_connection(cls, host, port)
         return connection
@@ -172,8 +172,9 @@ class Target:
         self.host, self.port = parts.hostname, parts.port or 80
         head = [f"POST {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}"]
         head += [f"{name}: {value}" for name, value in headers.items() if name.lower() != "content-length"]
-        self.requests = [("\r\n".join(head + [f"Content-Length: {len(body)}"]) + "\r\n\r\n").encode() + body
-                         for body in bodies]
+        self.requests = [
+            ("\r\n".join(head + [f"Content-Length: {len(body)}"]) + "\r\n\r\n").encode() + body for body in bodies
+        ]
         self._idle: deque[HttpConnection] = deque()
 
     async def post(self, index: int, timeout_s: float) -> str:
@@ -206,8 +207,9 @@ class Target:
             self._idle.pop().close()
 
 
-async def send_one(target: Target, index: int, timeout_s: float, scheduled: float, sent: float,
-                   recorder: Recorder) -> None:
+async def send_one(
+    target: Target, index: int, timeout_s: float, scheduled: float, sent: float, recorder: Recorder
+) -> None:
     outcome = await target.post(index, timeout_s)
     recorder.add(scheduled, sent, time.perf_counter(), outcome)
 
@@ -334,7 +336,8 @@ async def run(spec: dict) -> dict:
 
 
 def main() -> None:
-    spec = json.loads(open(sys.argv[1]).read())
+    with open(sys.argv[1]) as spec_file:
+        spec = json.load(spec_file)
     print(json.dumps(asyncio.run(run(spec))))
 
 

@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 try:
-    import hwfit  # noqa: F401
+    import hwfit  # noqa: F401 - only checks that hwfit is installed; else the checkout is put on sys.path
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hwfit.hardware import Ceiling, discover_cpu, format_si, measure_ceilings  # noqa: E402
-from hwfit.hardware.microbench import triad_array_bytes  # noqa: E402
+from hwfit.hardware import Ceiling, discover_cpu, format_si, measure_ceilings
+from hwfit.hardware.microbench import triad_array_bytes
 
 THRESHOLD = 0.9
 MATMUL_SIZES = (1024, 2048, 3072, 4096)
@@ -50,7 +50,7 @@ def numpy_matmul_best() -> tuple[float, str]:
         b = rng.standard_normal((n, n), dtype=np.float32)
         out = np.empty((n, n), dtype=np.float32)
         np.matmul(a, b, out=out)  # warm-up
-        rates[n] = 2.0 * n**3 / best_seconds(lambda: np.matmul(a, b, out=out), MATMUL_REPEATS)
+        rates[n] = 2.0 * n**3 / best_seconds(lambda a=a, b=b, out=out: np.matmul(a, b, out=out), MATMUL_REPEATS)
     best_n = max(rates, key=rates.get)
     per_size = ", ".join(f"{n}: {format_si(rate, 'FLOP/s')}" for n, rate in rates.items())
     how = f"np.matmul fp32, n in {MATMUL_SIZES}, best of {MATMUL_REPEATS} each; best at n={best_n} ({per_size})"
@@ -78,7 +78,10 @@ def numpy_triad_best(elements: int) -> tuple[float, str]:
         rates[name] = moved / best_seconds(run, TRIAD_REPEATS)
     best_name = max(rates, key=rates.get)
     per_variant = "; ".join(f"{name}: {format_si(rate, 'B/s')}" for name, rate in rates.items())
-    how = f"numpy triad on {elements:,} float64 elements per array, best of {TRIAD_REPEATS}; best: {best_name} ({per_variant})"
+    how = (
+        f"numpy triad on {elements:,} float64 elements per array, best of {TRIAD_REPEATS}; "
+        f"best: {best_name} ({per_variant})"
+    )
     return rates[best_name], how
 
 
@@ -101,9 +104,18 @@ def merge_rounds(hwfit_rounds: list[list[Ceiling]], numpy_rounds: list[dict[str,
     for number, ceilings in enumerate(hwfit_rounds):
         for ceiling in ceilings:
             name = label(ceiling)
-            row = rows.setdefault(name, {"metric": name, "hwfit": 0.0, "unit": ceiling.unit, "hwfit_how": "",
-                                         "numpy": None, "numpy_how": "no numpy counterpart (numpy has no bf16/fp16 BLAS)",
-                                         "round_ratios": []})
+            row = rows.setdefault(
+                name,
+                {
+                    "metric": name,
+                    "hwfit": 0.0,
+                    "unit": ceiling.unit,
+                    "hwfit_how": "",
+                    "numpy": None,
+                    "numpy_how": "no numpy counterpart (numpy has no bf16/fp16 BLAS)",
+                    "round_ratios": [],
+                },
+            )
             if ceiling.value > row["hwfit"]:
                 row["hwfit"], row["hwfit_how"] = ceiling.value, ceiling.method
             if name in numpy_rounds[number]:
@@ -128,11 +140,24 @@ def ratio_text(row: dict) -> str:
 
 def print_table(console: Console, rows: list[dict], cpu_name: str) -> None:
     table = Table(title=f"hwfit ceilings vs numpy — {cpu_name}", title_justify="left", show_lines=True)
-    for column in ("metric", "hwfit measured", "numpy best", "hwfit / numpy", "how hwfit measured", "how numpy measured"):
+    for column in (
+        "metric",
+        "hwfit measured",
+        "numpy best",
+        "hwfit / numpy",
+        "how hwfit measured",
+        "how numpy measured",
+    ):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["metric"], format_si(row["hwfit"], row["unit"]), format_si(row["numpy"], row["unit"]),
-                      ratio_text(row), row["hwfit_how"], row["numpy_how"])
+        table.add_row(
+            row["metric"],
+            format_si(row["hwfit"], row["unit"]),
+            format_si(row["numpy"], row["unit"]),
+            ratio_text(row),
+            row["hwfit_how"],
+            row["numpy_how"],
+        )
     console.print(table)
 
 
@@ -148,8 +173,14 @@ def markdown(rows: list[dict], cpu_name: str, load: str) -> str:
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        cells = [row["metric"], format_si(row["hwfit"], row["unit"]), format_si(row["numpy"], row["unit"]),
-                 ratio_text(row), row["hwfit_how"], row["numpy_how"]]
+        cells = [
+            row["metric"],
+            format_si(row["hwfit"], row["unit"]),
+            format_si(row["numpy"], row["unit"]),
+            ratio_text(row),
+            row["hwfit_how"],
+            row["numpy_how"],
+        ]
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -165,7 +196,9 @@ def describe_cpu() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of hwfit and numpy, order alternating (default 5)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds of hwfit and numpy, order alternating (default 5)"
+    )
     args = parser.parse_args()
     console = Console()
     cpu_name = describe_cpu()

@@ -37,7 +37,12 @@ from hwfit.store import open_store
 
 HERE = Path(__file__).parent
 DEFAULT_DB = HERE / ".plan_search.db"
-OBJECTIVE_FIELD = {"cost": "cost_per_million", "energy": "j_per_inference", "latency": "p99_ms", "throughput": "capacity_rps"}
+OBJECTIVE_FIELD = {
+    "cost": "cost_per_million",
+    "energy": "j_per_inference",
+    "latency": "p99_ms",
+    "throughput": "capacity_rps",
+}
 
 
 def measure_grid(model, store, seconds: float, console: Console) -> list:
@@ -46,8 +51,10 @@ def measure_grid(model, store, seconds: float, console: Console) -> list:
     known, _ = stored_points(store, model)
     have = {m.variant_key for m in known}
     missing = [v for v in variants if v.key not in have]
-    console.print(f"{model.name}: grid of {len(variants)} points, {len(variants) - len(missing)} stored, "
-                  f"{len(missing)} to measure ({seconds:g} s each plus warm-up)")
+    console.print(
+        f"{model.name}: grid of {len(variants)} points, {len(variants) - len(missing)} stored, "
+        f"{len(missing)} to measure ({seconds:g} s each plus warm-up)"
+    )
     if missing:
         spec = build_spec({"budget_s": seconds, "warmup_s": max(1.0, seconds / 2)}, origin="bench/plan_search.py")
         observer = ProgressObserver(console)
@@ -72,16 +79,36 @@ def slos_for(grid: list, default_loss: float) -> dict[str, dict]:
     fastest = min(m.latency.mean_ms for m in accurate if m.variant["batch_size"] == 1)
     cpu = {"cpu": {"count": 1, "price_per_hour": 0.10}}
     return {
-        "latency-bound, cost": {"latency_p99_ms": round(3 * fastest, 2), "throughput_rps": round(0.2 * best_rate, 2),
-                                "objective": "cost", "devices": cpu},
-        "latency objective": {"latency_p99_ms": round(12 * fastest, 2), "throughput_rps": round(0.3 * best_rate, 2),
-                              "objective": "latency", "devices": cpu},
-        "throughput-bound, energy": {"latency_p99_ms": 1000, "throughput_rps": round(0.5 * best_rate, 2),
-                                     "objective": "energy", "devices": cpu},
-        "throughput objective": {"latency_p99_ms": round(40 * fastest, 2), "throughput_rps": round(0.3 * best_rate, 2),
-                                 "objective": "throughput", "devices": cpu},
-        "infeasible": {"latency_p99_ms": round(0.5 * fastest, 3), "throughput_rps": round(2 * best_rate, 2),
-                       "objective": "cost", "devices": cpu},
+        "latency-bound, cost": {
+            "latency_p99_ms": round(3 * fastest, 2),
+            "throughput_rps": round(0.2 * best_rate, 2),
+            "objective": "cost",
+            "devices": cpu,
+        },
+        "latency objective": {
+            "latency_p99_ms": round(12 * fastest, 2),
+            "throughput_rps": round(0.3 * best_rate, 2),
+            "objective": "latency",
+            "devices": cpu,
+        },
+        "throughput-bound, energy": {
+            "latency_p99_ms": 1000,
+            "throughput_rps": round(0.5 * best_rate, 2),
+            "objective": "energy",
+            "devices": cpu,
+        },
+        "throughput objective": {
+            "latency_p99_ms": round(40 * fastest, 2),
+            "throughput_rps": round(0.3 * best_rate, 2),
+            "objective": "throughput",
+            "devices": cpu,
+        },
+        "infeasible": {
+            "latency_p99_ms": round(0.5 * fastest, 3),
+            "throughput_rps": round(2 * best_rate, 2),
+            "objective": "cost",
+            "devices": cpu,
+        },
     }
 
 
@@ -99,29 +126,49 @@ class Oracle:
 
 def compare(model, grid: list, name: str, slo_fields: dict, default_loss: float) -> dict:
     slo = parse_slo(slo_fields, source=name)
-    request = dict(model=ModelRef(name=model.name, source=model.source, hash=model.content_hash),
-                   grid=Grid.from_variants([m.as_variant() for m in grid]),
-                   offers=device_offers(slo), default_accuracy_loss=default_loss)
+    request = dict(
+        model=ModelRef(name=model.name, source=model.source, hash=model.content_hash),
+        grid=Grid.from_variants([m.as_variant() for m in grid]),
+        offers=device_offers(slo),
+        default_accuracy_loss=default_loss,
+    )
     started = time.perf_counter()
     exhaustive = make_plan(PlanRequest(known=grid, **request), slo)
     oracle = Oracle(grid)
     searched = make_plan(PlanRequest(known=[], measure=oracle, **request), slo)
     seconds = time.perf_counter() - started
-    row = {"model": model.name, "slo": name, "objective": slo.objective, "grid": len(grid),
-           "measured": len(oracle.asked), "share": len(oracle.asked) / len(grid), "plan_s": seconds,
-           "exhaustive": _summary(exhaustive, slo), "search": _summary(searched, slo),
-           "method": searched.search.method, "slo_fields": slo_fields}
+    row = {
+        "model": model.name,
+        "slo": name,
+        "objective": slo.objective,
+        "grid": len(grid),
+        "measured": len(oracle.asked),
+        "share": len(oracle.asked) / len(grid),
+        "plan_s": seconds,
+        "exhaustive": _summary(exhaustive, slo),
+        "search": _summary(searched, slo),
+        "method": searched.search.method,
+        "slo_fields": slo_fields,
+    }
     row["gap"] = _gap(row["exhaustive"], row["search"], slo.objective)
     return row
 
 
 def _summary(plan, slo) -> dict:
     if not plan.feasible:
-        return {"feasible": False, "config": plan.infeasible.best_candidate, "value": None,
-                "nearest": plan.infeasible.nearest, "constraints": plan.infeasible.constraints}
+        return {
+            "feasible": False,
+            "config": plan.infeasible.best_candidate,
+            "value": None,
+            "nearest": plan.infeasible.nearest,
+            "constraints": plan.infeasible.constraints,
+        }
     primary = plan.pools[0]
-    return {"feasible": True, "config": f"{primary.variant} x{primary.replicas_per_device}",
-            "value": getattr(plan.expected, OBJECTIVE_FIELD[slo.objective])}
+    return {
+        "feasible": True,
+        "config": f"{primary.variant} x{primary.replicas_per_device}",
+        "value": getattr(plan.expected, OBJECTIVE_FIELD[slo.objective]),
+    }
 
 
 def _gap(exhaustive: dict, search: dict, objective: str) -> float | None:
@@ -137,13 +184,18 @@ def _gap(exhaustive: dict, search: dict, objective: str) -> float | None:
 
 
 def print_table(console: Console, rows: list[dict]) -> str:
-    lines = ["| model | SLO | objective | exhaustive best | its value | search's choice | its value | gap | measured / grid |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | SLO | objective | exhaustive best | its value | search's choice | its value | gap "
+        "| measured / grid |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         gap = "n/a" if r["gap"] is None else ("differs" if math.isinf(r["gap"]) else f"{r['gap']:+.1%}")
-        lines.append(f"| {r['model']} | {r['slo']} | {r['objective']} | {r['exhaustive']['config']} | "
-                     f"{_value(r['exhaustive'])} | {r['search']['config']} | {_value(r['search'])} | {gap} | "
-                     f"{r['measured']} / {r['grid']} ({r['share']:.0%}) |")
+        lines.append(
+            f"| {r['model']} | {r['slo']} | {r['objective']} | {r['exhaustive']['config']} | "
+            f"{_value(r['exhaustive'])} | {r['search']['config']} | {_value(r['search'])} | {gap} | "
+            f"{r['measured']} / {r['grid']} ({r['share']:.0%}) |"
+        )
     text = "\n".join(lines)
     console.print(text, highlight=False, soft_wrap=True)
     return text
@@ -176,13 +228,15 @@ def main() -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
-    how = ("How obtained: every grid point measured on this machine by hwfit's profiler (each in its own "
-                  f"process, {args.point_seconds:g} s budget); both plans read the same measurements; the search "
-                  "measures through an oracle that answers from them and counts the points it asks for. "
-                  "Gap: how much worse the search's objective is than the exhaustive plan's (+ = worse). Each "
-                  "plan's value is its own expectation: energy of multi-replica configurations is scaled from the "
-                  "single-replica points a plan has, so the search (fewer points) can show a lower J/inference "
-                  "for a configuration than the exhaustive plan would (a negative gap).")
+    how = (
+        "How obtained: every grid point measured on this machine by hwfit's profiler (each in its own "
+        f"process, {args.point_seconds:g} s budget); both plans read the same measurements; the search "
+        "measures through an oracle that answers from them and counts the points it asks for. "
+        "Gap: how much worse the search's objective is than the exhaustive plan's (+ = worse). Each "
+        "plan's value is its own expectation: energy of multi-replica configurations is scaled from the "
+        "single-replica points a plan has, so the search (fewer points) can show a lower J/inference "
+        "for a configuration than the exhaustive plan would (a negative gap)."
+    )
     console.print("\n" + how + "\n")
     table = print_table(console, rows)
     worst = max((r["gap"] for r in rows if r["gap"] is not None), default=0.0)
@@ -190,9 +244,15 @@ def main() -> int:
     console.print(f"\nworst gap {worst:+.1%}; most measured {most:.0%} of a grid")
     if args.save:
         out = HERE / "results" / "plan_search.md"
-        out.write_text("# bench/plan_search.py\n\n" + how + "\n\n" + table + "\n\nSLOs (relative to the grid):\n\n```json\n"
-                       + json.dumps({f"{r['model']}: {r['slo']}": r["slo_fields"] for r in rows}, indent=1)
-                       + "\n```\n")
+        out.write_text(
+            "# bench/plan_search.py\n\n"
+            + how
+            + "\n\n"
+            + table
+            + "\n\nSLOs (relative to the grid):\n\n```json\n"
+            + json.dumps({f"{r['model']}: {r['slo']}": r["slo_fields"] for r in rows}, indent=1)
+            + "\n```\n"
+        )
         console.print(f"saved {out}")
     within_budget = all(r["measured"] <= math.ceil(0.10 * r["grid"]) for r in rows)  # 10%, rounded up
     return 0 if worst <= 0.02 and within_budget else 1

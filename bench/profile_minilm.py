@@ -20,13 +20,12 @@ from rich.console import Console
 from rich.table import Table
 
 try:
-    import hwfit  # noqa: F401
+    import hwfit  # noqa: F401 - only checks that hwfit is installed; else the checkout is put on sys.path
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hwfit.core import Variant
-
 from hwfit.backends import load_variant
+from hwfit.core import Variant
 from hwfit.models import load_model
 from hwfit.profile import StopRule, build_spec, plan_families
 from hwfit.profile.isolation import run_isolated
@@ -51,6 +50,7 @@ def raw_call(runner, inputs):
     def call():
         with torch.inference_mode():
             return module(*tensors)
+
     return call
 
 
@@ -96,8 +96,11 @@ def main() -> int:
 
     model = load_model(args.model)
     started = time.perf_counter()
-    variants = [Variant(t.backend, "cpu", t.precision, args.batch, t.threads, t.knobs)
-                for t, reason in plan_families(model, build_spec({"devices": ["cpu"]})) if reason is None]
+    variants = [
+        Variant(t.backend, "cpu", t.precision, args.batch, t.threads, t.knobs)
+        for t, reason in plan_families(model, build_spec({"devices": ["cpu"]}))
+        if reason is None
+    ]
     rows = []
     for variant in variants:
         print(f"  {variant.key}", file=sys.stderr)
@@ -108,12 +111,21 @@ def main() -> int:
 
 
 def print_table(args, rows, seconds: float) -> int:
-    table = Table(title=f"{args.model}, batch {args.batch}, CPU: median batch latency by hwfit's timing loop vs "
-                  "torch.utils.benchmark (blocked_autorange over the raw library call), same loaded model in one "
-                  f"process per variant, {args.rounds} alternating rounds; figures are the median over rounds",
-                  title_justify="left")
-    for column in ("variant", "hwfit p50 ms", "per round", "independent ms", "per round", "difference",
-                   f"within {AGREEMENT:.0%}"):
+    table = Table(
+        title=f"{args.model}, batch {args.batch}, CPU: median batch latency by hwfit's timing loop vs "
+        "torch.utils.benchmark (blocked_autorange over the raw library call), same loaded model in one "
+        f"process per variant, {args.rounds} alternating rounds; figures are the median over rounds",
+        title_justify="left",
+    )
+    for column in (
+        "variant",
+        "hwfit p50 ms",
+        "per round",
+        "independent ms",
+        "per round",
+        "difference",
+        f"within {AGREEMENT:.0%}",
+    ):
         table.add_column(column, justify="left" if column == "variant" else "right")
     failed = 0
     for variant, outcome in rows:
@@ -126,9 +138,15 @@ def print_table(args, rows, seconds: float) -> int:
         difference = ours_ms / theirs_ms - 1
         agrees = abs(difference) <= AGREEMENT
         failed += not agrees
-        table.add_row(variant.key, f"{ours_ms:.2f}", " ".join(f"{v:.1f}" for v in ours), f"{theirs_ms:.2f}",
-                      " ".join(f"{v:.1f}" for v in theirs), f"{difference:+.1%}",
-                      "[green]yes[/]" if agrees else "[red]no[/]")
+        table.add_row(
+            variant.key,
+            f"{ours_ms:.2f}",
+            " ".join(f"{v:.1f}" for v in ours),
+            f"{theirs_ms:.2f}",
+            " ".join(f"{v:.1f}" for v in theirs),
+            f"{difference:+.1%}",
+            "[green]yes[/]" if agrees else "[red]no[/]",
+        )
     console = Console(width=max(Console().width, 150))
     console.print(table)
     console.print(f"{len(rows)} variants, {failed} outside {AGREEMENT:.0%}; whole bench {seconds:.0f} s")

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 try:
-    import hwfit  # noqa: F401
+    import hwfit  # noqa: F401 - only checks that hwfit is installed; else the checkout is put on sys.path
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -38,28 +38,50 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=100_000, help="simulated requests per configuration")
     args = parser.parse_args()
     curve = ServiceCurve.from_points(CURVE_MS)
-    table = Table(title="p99 latency: closed-form approximation vs discrete-event simulation "
-                  f"(s(b) = 2 + 0.5·b ms, Poisson arrivals, {args.requests:,} simulated requests each)",
-                  title_justify="left")
-    for column in ("replicas", "max batch", "delay ms", "load", "rate rps", "simulated p99 ms", "approx p99 ms",
-                   "error", "mean batch (sim)"):
+    table = Table(
+        title="p99 latency: closed-form approximation vs discrete-event simulation "
+        f"(s(b) = 2 + 0.5·b ms, Poisson arrivals, {args.requests:,} simulated requests each)",
+        title_justify="left",
+    )
+    for column in (
+        "replicas",
+        "max batch",
+        "delay ms",
+        "load",
+        "rate rps",
+        "simulated p99 ms",
+        "approx p99 ms",
+        "error",
+        "mean batch (sim)",
+    ):
         table.add_column(column, justify="right")
     errors = []
     started = time.perf_counter()
     for replicas, max_batch, delay_ms, load in product(REPLICAS, MAX_BATCH, QUEUE_DELAY_MS, LOADS):
         rate_rps = load * capacity_rps(curve, replicas, max_batch)
-        simulated = simulate_pool(curve, replicas, max_batch, delay_ms, rate_rps,
-                                  duration_s=args.requests / rate_rps, seed=1)
+        simulated = simulate_pool(
+            curve, replicas, max_batch, delay_ms, rate_rps, duration_s=args.requests / rate_rps, seed=1
+        )
         approximated = approximate_pool(curve, replicas, max_batch, delay_ms, rate_rps)
         error = approximated.p99_ms / simulated.p99_ms - 1
         errors.append(abs(error))
-        table.add_row(str(replicas), str(max_batch), f"{delay_ms:g}", f"{load:.2f}", f"{rate_rps:.0f}",
-                      f"{simulated.p99_ms:.2f}", f"{approximated.p99_ms:.2f}", f"{error:+.0%}",
-                      f"{simulated.mean_batch_size:.1f}")
+        table.add_row(
+            str(replicas),
+            str(max_batch),
+            f"{delay_ms:g}",
+            f"{load:.2f}",
+            f"{rate_rps:.0f}",
+            f"{simulated.p99_ms:.2f}",
+            f"{approximated.p99_ms:.2f}",
+            f"{error:+.0%}",
+            f"{simulated.mean_batch_size:.1f}",
+        )
     console = Console(width=max(Console().width, 130))
     console.print(table)
-    console.print(f"{len(errors)} configurations: median |error| {statistics.median(errors):.1%}, "
-                  f"worst {max(errors):.1%}; {time.perf_counter() - started:.1f} s")
+    console.print(
+        f"{len(errors)} configurations: median |error| {statistics.median(errors):.1%}, "
+        f"worst {max(errors):.1%}; {time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 

@@ -41,11 +41,11 @@ BENCH = ROOT / "bench"
 PEERS_DIR = BENCH / "serve_peers"
 VENVS = BENCH / ".venvs"
 try:
-    import hwfit  # noqa: F401
+    import hwfit  # noqa: F401 - only checks that hwfit is installed; else the checkout is put on sys.path
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT))
 
-from _load import LATE_MS  # noqa: E402  (bench/ is sys.path[0] when this script runs)
+from _load import LATE_MS  # noqa: E402 - bench/ is sys.path[0] only once the install check above has run
 
 # Triton's core inside PyTriton loads the system libpython: its venv must use Debian's own python.
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -72,16 +72,56 @@ def peer_table(model: str) -> list[Peer]:
     pyenv_python = getattr(sys, "_base_executable", sys.executable)
     infer = f"/v2/models/{model}/infer"
     return [
-        Peer("hwfit", (), sys.executable, None, infer, True, 90,
-             "plan pool: max_batch_size, max_queue_delay_ms; result cache off"),
-        Peer("pytriton", ("nvidia-pytriton",), SYSTEM_PYTHON, "pytriton_peer.py", infer, True, 120,
-             "Triton dynamic_batching: max_batch_size, max_queue_delay_microseconds"),
-        Peer("ray-serve", ("ray[serve]",), pyenv_python, "ray_peer.py", infer, False, 180,
-             "@serve.batch(max_batch_size, batch_wait_timeout_s), max_ongoing_requests=256"),
-        Peer("mosec", ("mosec",), pyenv_python, "mosec_peer.py", "/inference", False, 90,
-             "append_worker(max_batch_size, max_wait_time ms, integer >= 1)"),
-        Peer("litserve", ("litserve",), pyenv_python, "litserve_peer.py", "/predict", False, 90,
-             "LitAPI(max_batch_size, batch_timeout), 1 API server, 1 worker"),
+        Peer(
+            "hwfit",
+            (),
+            sys.executable,
+            None,
+            infer,
+            True,
+            90,
+            "plan pool: max_batch_size, max_queue_delay_ms; result cache off",
+        ),
+        Peer(
+            "pytriton",
+            ("nvidia-pytriton",),
+            SYSTEM_PYTHON,
+            "pytriton_peer.py",
+            infer,
+            True,
+            120,
+            "Triton dynamic_batching: max_batch_size, max_queue_delay_microseconds",
+        ),
+        Peer(
+            "ray-serve",
+            ("ray[serve]",),
+            pyenv_python,
+            "ray_peer.py",
+            infer,
+            False,
+            180,
+            "@serve.batch(max_batch_size, batch_wait_timeout_s), max_ongoing_requests=256",
+        ),
+        Peer(
+            "mosec",
+            ("mosec",),
+            pyenv_python,
+            "mosec_peer.py",
+            "/inference",
+            False,
+            90,
+            "append_worker(max_batch_size, max_wait_time ms, integer >= 1)",
+        ),
+        Peer(
+            "litserve",
+            ("litserve",),
+            pyenv_python,
+            "litserve_peer.py",
+            "/predict",
+            False,
+            90,
+            "LitAPI(max_batch_size, batch_timeout), 1 API server, 1 worker",
+        ),
     ]
 
 
@@ -145,9 +185,11 @@ def make_payloads(settings: Settings) -> Payloads:
     inputs, kind = model.sample_inputs(settings.samples)
     if not kind.startswith("real"):
         raise SystemExit(f"{settings.model}: expected real sentences as inputs, got {kind}")
-    if "attention_mask" in inputs and inputs["attention_mask"][:, settings.seq_len:].any():
-        raise SystemExit(f"--seq {settings.seq_len} would cut real tokens; the longest sentence has "
-                         f"{int(inputs['attention_mask'].sum(1).max())}")
+    if "attention_mask" in inputs and inputs["attention_mask"][:, settings.seq_len :].any():
+        raise SystemExit(
+            f"--seq {settings.seq_len} would cut real tokens; the longest sentence has "
+            f"{int(inputs['attention_mask'].sum(1).max())}"
+        )
     arrays = {name: np.ascontiguousarray(array[:, : settings.seq_len]) for name, array in inputs.items()}
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     input_names = [i.name for i in session.get_inputs()]
@@ -157,18 +199,33 @@ def make_payloads(settings: Settings) -> Payloads:
     json_bodies, binary_bodies, header_lengths = [], [], []
     for row in range(settings.samples):
         tensors = [(name, arrays[name][row : row + 1]) for name in input_names]
-        json_bodies.append(json.dumps({"inputs": [
-            {"name": name, "shape": list(t.shape), "datatype": "INT64", "data": t.ravel().tolist()}
-            for name, t in tensors]}).encode())
-        header = json.dumps({
-            "inputs": [{"name": name, "shape": list(t.shape), "datatype": "INT64",
-                        "parameters": {"binary_data_size": t.nbytes}} for name, t in tensors],
-            "outputs": [{"name": output_name, "parameters": {"binary_data": True}}],
-        }).encode()
+        json_bodies.append(
+            json.dumps(
+                {
+                    "inputs": [
+                        {"name": name, "shape": list(t.shape), "datatype": "INT64", "data": t.ravel().tolist()}
+                        for name, t in tensors
+                    ]
+                }
+            ).encode()
+        )
+        header = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": name,
+                        "shape": list(t.shape),
+                        "datatype": "INT64",
+                        "parameters": {"binary_data_size": t.nbytes},
+                    }
+                    for name, t in tensors
+                ],
+                "outputs": [{"name": output_name, "parameters": {"binary_data": True}}],
+            }
+        ).encode()
         binary_bodies.append(header + b"".join(t.tobytes() for _, t in tensors))
         header_lengths.append(len(header))
-    return Payloads(onnx_path, input_names, output_name, arrays, json_bodies, binary_bodies,
-                    header_lengths, reference)
+    return Payloads(onnx_path, input_names, output_name, arrays, json_bodies, binary_bodies, header_lengths, reference)
 
 
 def binary_headers(header_length: int) -> dict[str, str]:
@@ -199,7 +256,7 @@ def decode_output(raw: bytes, headers: dict) -> np.ndarray:
     if header_length is None:
         header, binary = json.loads(raw), b""
     else:
-        header, binary = json.loads(raw[: int(header_length)]), raw[int(header_length):]
+        header, binary = json.loads(raw[: int(header_length)]), raw[int(header_length) :]
     output = header["outputs"][0]
     if "data" in output:
         return np.asarray(output["data"], dtype=np.float32).reshape(-1)
@@ -359,19 +416,21 @@ def _signal_group(pgid: int, signum) -> None:
 
 def peer_env(settings: Settings, payloads: Payloads, port: int) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "HWFIT_BENCH_ONNX": str(payloads.onnx_path),
-        "HWFIT_BENCH_MODEL": settings.model,
-        "HWFIT_BENCH_PORT": str(port),
-        "HWFIT_BENCH_THREADS": str(settings.threads),
-        "HWFIT_BENCH_MAX_BATCH": str(settings.max_batch_size),
-        "HWFIT_BENCH_DELAY_MS": str(settings.batch_delay_ms),
-        "HWFIT_BENCH_TIMEOUT_S": str(settings.timeout_s),
-        "PYTHONPATH": str(PEERS_DIR),
-        "PYTHONUNBUFFERED": "1",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "OMP_NUM_THREADS": str(settings.threads),
-    })
+    env.update(
+        {
+            "HWFIT_BENCH_ONNX": str(payloads.onnx_path),
+            "HWFIT_BENCH_MODEL": settings.model,
+            "HWFIT_BENCH_PORT": str(port),
+            "HWFIT_BENCH_THREADS": str(settings.threads),
+            "HWFIT_BENCH_MAX_BATCH": str(settings.max_batch_size),
+            "HWFIT_BENCH_DELAY_MS": str(settings.batch_delay_ms),
+            "HWFIT_BENCH_TIMEOUT_S": str(settings.timeout_s),
+            "PYTHONPATH": str(PEERS_DIR),
+            "PYTHONUNBUFFERED": "1",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "OMP_NUM_THREADS": str(settings.threads),
+        }
+    )
     env.pop("VIRTUAL_ENV", None)
     return env
 
@@ -390,13 +449,18 @@ def ensure_venv(peer: Peer) -> Path:
         return python
     if not Path(peer.base_python).exists():
         raise PeerUnavailable(f"needs {peer.base_python} to make its venv, and it is not there")
-    print(f"  {peer.name}: making {venv.relative_to(ROOT)} with {peer.base_python}: "
-          f"pip install {' '.join(wanted['packages'])} (once; reused on the next run)", flush=True)
+    print(
+        f"  {peer.name}: making {venv.relative_to(ROOT)} with {peer.base_python}: "
+        f"pip install {' '.join(wanted['packages'])} (once; reused on the next run)",
+        flush=True,
+    )
     VENVS.mkdir(parents=True, exist_ok=True)
     log = VENVS / f"{peer.name}-install.log"
     with open(log, "wb") as out:
-        for command in ([peer.base_python, "-m", "venv", str(venv)],
-                        [str(python), "-m", "pip", "install", "-q", *wanted["packages"]]):
+        for command in (
+            [peer.base_python, "-m", "venv", str(venv)],
+            [str(python), "-m", "pip", "install", "-q", *wanted["packages"]],
+        ):
             try:
                 code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=1200).returncode
             except subprocess.TimeoutExpired:
@@ -422,8 +486,8 @@ def package_version(python: Path | str, package: str) -> str:
 def hwfit_unavailable() -> str | None:
     """Why hwfit's server cannot be benched yet, or None. (Importing starts nothing.)"""
     try:
-        import hwfit.serve.scheduler.dispatcher  # noqa: F401
-        import hwfit.serve.frontend.server  # noqa: F401
+        import hwfit.serve.frontend.server  # noqa: F401 - importable is all that is asked
+        import hwfit.serve.scheduler.dispatcher  # noqa: F401 - importable is all that is asked
     except Exception as error:  # ImportError, or a half-written module
         return f"hwfit.serve.frontend.server is not importable yet ({type(error).__name__}: {error})"
     return None
@@ -440,23 +504,42 @@ def hwfit_plan(settings: Settings, payloads: Payloads, raw_rows: list[dict], fol
     best = max((row["samples_per_s"] for row in raw_rows), default=1.0)
     expected = {"rate_rps": 0.0, "capacity_rps": round(best, 1), "how": "raw backend, measured in this run"}
     variant = f"ort/cpu/fp32/b{settings.max_batch_size}/t{settings.threads}"
-    plan = parse_plan({
-        "schema": "hwfit.plan/1",
-        "model": {"name": settings.model, "source": str(payloads.onnx_path), "hash": model.content_hash},
-        # generous targets: this compares serving overhead, not hwfit's admission control
-        "slo": {"latency_p99_ms": 60_000.0, "throughput_rps": 1.0, "objective": "throughput",
-                "devices": {"cpu": {"count": 1}}},
-        "feasible": True,
-        "pools": [{
-            "name": "cpu-ort-fp32", "role": "primary", "variant": variant, "backend": "ort", "device": "cpu",
-            "precision": "fp32", "threads": settings.threads, "devices": 1, "replicas_per_device": 1,
-            "max_batch_size": settings.max_batch_size, "max_queue_delay_ms": settings.batch_delay_ms,
-            "service_ms": service_ms, "expected": expected, "measured_from": [variant],
-        }],
-        "fallback": ["cpu-ort-fp32"],
-        "answer": "bench/serve_load.py: one ORT fp32 CPU worker, batching as every peer's",
-        "search": {"grid_size": 1, "measured": 0, "reused": 0, "method": "bench/serve_load.py"},
-    }, source="serve_load plan")
+    plan = parse_plan(
+        {
+            "schema": "hwfit.plan/1",
+            "model": {"name": settings.model, "source": str(payloads.onnx_path), "hash": model.content_hash},
+            # generous targets: this compares serving overhead, not hwfit's admission control
+            "slo": {
+                "latency_p99_ms": 60_000.0,
+                "throughput_rps": 1.0,
+                "objective": "throughput",
+                "devices": {"cpu": {"count": 1}},
+            },
+            "feasible": True,
+            "pools": [
+                {
+                    "name": "cpu-ort-fp32",
+                    "role": "primary",
+                    "variant": variant,
+                    "backend": "ort",
+                    "device": "cpu",
+                    "precision": "fp32",
+                    "threads": settings.threads,
+                    "devices": 1,
+                    "replicas_per_device": 1,
+                    "max_batch_size": settings.max_batch_size,
+                    "max_queue_delay_ms": settings.batch_delay_ms,
+                    "service_ms": service_ms,
+                    "expected": expected,
+                    "measured_from": [variant],
+                }
+            ],
+            "fallback": ["cpu-ort-fp32"],
+            "answer": "bench/serve_load.py: one ORT fp32 CPU worker, batching as every peer's",
+            "search": {"grid_size": 1, "measured": 0, "reused": 0, "method": "bench/serve_load.py"},
+        },
+        source="serve_load plan",
+    )
     return plan.save(folder / "hwfit-bench-plan.yaml")
 
 
@@ -488,11 +571,26 @@ def run_raw_backend(settings: Settings, payloads: Payloads, folder: Path) -> lis
     batches = sorted({1, *[2**k for k in range(1, 12) if 2**k < settings.max_batch_size], settings.max_batch_size})
     inputs = folder / "inputs.npz"
     np.savez(inputs, **payloads.arrays)
-    command = [sys.executable, str(PEERS_DIR / "raw_backend.py"), str(inputs), "--batches", ",".join(map(str, batches)),
-               "--warmup", str(settings.raw_warmup_s), "--window", str(settings.raw_window_s)]
+    command = [
+        sys.executable,
+        str(PEERS_DIR / "raw_backend.py"),
+        str(inputs),
+        "--batches",
+        ",".join(map(str, batches)),
+        "--warmup",
+        str(settings.raw_warmup_s),
+        "--window",
+        str(settings.raw_window_s),
+    ]
     budget = len(batches) * (settings.raw_warmup_s + settings.raw_window_s) + 60
-    out = subprocess.run(command, capture_output=True, text=True, timeout=budget,
-                         env=peer_env(settings, payloads, 0), start_new_session=True)
+    out = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=budget,
+        env=peer_env(settings, payloads, 0),
+        start_new_session=True,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"raw backend failed: {out.stderr.strip()[-500:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])["rows"]
@@ -510,8 +608,13 @@ def run_load(spec: dict, folder: Path) -> dict:
     spec_path = folder / "load-spec.json"
     spec_path.write_text(json.dumps(spec))
     budget = spec["warmup_s"] + spec["window_s"] + spec["drain_s"] + 60
-    process = subprocess.Popen([sys.executable, str(BENCH / "_load.py"), str(spec_path)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, str(BENCH / "_load.py"), str(spec_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(timeout=budget)
     except subprocess.TimeoutExpired:
@@ -545,8 +648,14 @@ def bench_peer(peer: Peer, settings: Settings, payloads: Payloads, raw_rows: lis
             return result
         print(f"  {peer.name} {result.version}: starting on 127.0.0.1:{port}", flush=True)
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-                                       env=peer_env(settings, payloads, port), start_new_session=True)
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=folder,
+                env=peer_env(settings, payloads, port),
+                start_new_session=True,
+            )
         url = f"http://127.0.0.1:{port}{peer.path.format(model=settings.model)}"
         result.startup_s = wait_ready(process, url, payloads, peer.startup_s, log_path)
         checks = 16 if settings.quick else len(payloads.json_bodies)
@@ -581,8 +690,15 @@ def bench_peer(peer: Peer, settings: Settings, payloads: Payloads, raw_rows: lis
     return result
 
 
-def server_command(peer: Peer, settings: Settings, payloads: Payloads, raw_rows: list[dict], folder: Path,
-                   port: int, result: PeerResult) -> list[str] | None:
+def server_command(
+    peer: Peer,
+    settings: Settings,
+    payloads: Payloads,
+    raw_rows: list[dict],
+    folder: Path,
+    port: int,
+    result: PeerResult,
+) -> list[str] | None:
     """The command that starts the peer (its venv made if need be); None, with the reason in
     `result`, when it is skipped."""
     if peer.name == "hwfit":
@@ -604,9 +720,16 @@ def load_spec(mode: dict, kind: str, url: str, settings: Settings, payloads: Pay
     else:  # every binary body has the same header length: same names, same shapes
         bodies, headers = payloads.binary_bodies, binary_headers(payloads.binary_header_lengths[0])
     return {
-        **mode, "url": url, "headers": headers, "bodies_b64": [base64.b64encode(b).decode() for b in bodies],
-        "warmup_s": settings.warmup_s, "window_s": settings.window_s, "drain_s": settings.drain_s,
-        "timeout_s": settings.timeout_s, "max_in_flight": settings.max_in_flight, "max_requests": 100_000,
+        **mode,
+        "url": url,
+        "headers": headers,
+        "bodies_b64": [base64.b64encode(b).decode() for b in bodies],
+        "warmup_s": settings.warmup_s,
+        "window_s": settings.window_s,
+        "drain_s": settings.drain_s,
+        "timeout_s": settings.timeout_s,
+        "max_in_flight": settings.max_in_flight,
+        "max_requests": 100_000,
         "seed": 0,  # the same Poisson schedule for every server
     }
 
@@ -638,29 +761,45 @@ def best_raw(raw: dict) -> float | None:
     return max((row["samples_per_s"] for row in rows), default=None)
 
 
-def report(settings: Settings, raw: dict[str, list[dict]], results: list[PeerResult], peers: list[Peer],
-           elapsed_s: float) -> str:
+def report(
+    settings: Settings, raw: dict[str, list[dict]], results: list[PeerResult], peers: list[Peer], elapsed_s: float
+) -> str:
     best = best_raw(raw)
     lines = [f"# bench/serve_load.py{' --quick (smoke run)' if settings.quick else ''}", ""]
-    lines += ["## Raw backend (the same ORT session in a loop, no server), before and after the servers", "",
-              "| batch | before: p50 ms/batch | before: samples/s | after: p50 ms/batch | after: samples/s |",
-              "|---:|---:|---:|---:|---:|"]
+    lines += [
+        "## Raw backend (the same ORT session in a loop, no server), before and after the servers",
+        "",
+        "| batch | before: p50 ms/batch | before: samples/s | after: p50 ms/batch | after: samples/s |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     after = {row["batch_size"]: row for row in raw.get("after", [])}
     for row in raw.get("before", []):
         later = after.get(row["batch_size"], {})
-        lines.append(f"| {row['batch_size']} | {row['p50_ms']:.2f} | {row['samples_per_s']:.1f} | "
-                     f"{fmt(later.get('p50_ms'), '.2f')} | {fmt(later.get('samples_per_s'))} |")
+        lines.append(
+            f"| {row['batch_size']} | {row['p50_ms']:.2f} | {row['samples_per_s']:.1f} | "
+            f"{fmt(later.get('p50_ms'), '.2f')} | {fmt(later.get('samples_per_s'))} |"
+        )
     if raw.get("error"):
         lines.append(f"\nRaw backend failed: {cell(raw['error'])}")
-    lines += ["", f"Best: {fmt(best)} samples/s — the denominator of every `x raw` below. Where before and "
-              "after differ much, the machine was not quiet.", ""]
+    lines += [
+        "",
+        f"Best: {fmt(best)} samples/s — the denominator of every `x raw` below. Where before and "
+        "after differ much, the machine was not quiet.",
+        "",
+    ]
 
-    lines += ["## Servers", "", "| server | version | status | ready after s | answers | teardown | turn s |",
-              "|---|---|---|---:|---|---|---:|"]
+    lines += [
+        "## Servers",
+        "",
+        "| server | version | status | ready after s | answers | teardown | turn s |",
+        "|---|---|---|---:|---|---|---:|",
+    ]
     for r in results:
         status = r.status if r.status == "ok" else cell(f"{r.status}: {r.reason}")
-        lines.append(f"| {r.name} | {r.version or '-'} | {status} | {fmt(r.startup_s)} | {cell(r.check or '-')} | "
-                     f"{r.teardown or '-'} | {fmt(r.turn_s, '.0f')} |")
+        lines.append(
+            f"| {r.name} | {r.version or '-'} | {status} | {fmt(r.startup_s)} | {cell(r.check or '-')} | "
+            f"{r.teardown or '-'} | {fmt(r.turn_s, '.0f')} |"
+        )
     lines.append("")
 
     keys = [key for key, _ in load_modes(settings)]
@@ -670,12 +809,14 @@ def report(settings: Settings, raw: dict[str, list[dict]], results: list[PeerRes
         if key.endswith("-binary") and not any(run for _, run in rows):
             continue
         mode = "open" if key.startswith("open") else "closed"
-        title = (f"Open loop, Poisson arrivals at {key.split('-')[1]} req/s" if mode == "open"
-                 else f"Closed loop, {settings.concurrency} clients" + (", binary tensor extension"
-                                                                          if key.endswith("binary") else ", JSON"))
+        title = (
+            f"Open loop, Poisson arrivals at {key.split('-')[1]} req/s"
+            if mode == "open"
+            else f"Closed loop, {settings.concurrency} clients"
+            + (", binary tensor extension" if key.endswith("binary") else ", JSON")
+        )
         lines += [f"## {title}", ""]
-        header = ("| server | offered req/s | achieved req/s | p50 ms | p99 ms | errors (rejects) | late sends "
-                  "| x raw |")
+        header = "| server | offered req/s | achieved req/s | p50 ms | p99 ms | errors (rejects) | late sends | x raw |"
         lines += [header, "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r, run in rows:
             if run is None or "error" in run:
@@ -688,7 +829,8 @@ def report(settings: Settings, raw: dict[str, list[dict]], results: list[PeerRes
             lines.append(
                 f"| {r.name} | {fmt(run['offered_rps'])} | {run['throughput_rps']:.1f} | {fmt(run['p50_ms'])} | "
                 f"{fmt(run['p99_ms'])} | {run['errors']} ({run['rejects']}) | {late_cell(run)} | "
-                f"{fmt(ratio, '.2f')}x |")
+                f"{fmt(ratio, '.2f')}x |"
+            )
         lines.append("")
 
     lines += ["## How these figures were obtained", ""]
@@ -717,7 +859,8 @@ def report(settings: Settings, raw: dict[str, list[dict]], results: list[PeerRes
         "before or after the servers, in this run "
         f"({settings.raw_warmup_s:g} s warm-up + {settings.raw_window_s:g} s window per batch size; samples/s "
         "= samples run in the window / its wall time).",
-        "- One load generator process (bench/_load.py's asyncio HTTP/1.1 client, ~0.3 ms CPU per request; keep-alive connections, 127.0.0.1 only) shares the "
+        "- One load generator process (bench/_load.py's asyncio HTTP/1.1 client, ~0.3 ms CPU per request; "
+        "keep-alive connections, 127.0.0.1 only) shares the "
         f"machine's {os.cpu_count()} cores with the server under test; servers ran one at a time in the "
         "order listed, each in its own process group and venv, torn down after its turn.",
         f"- Total wall time {elapsed_s:.0f} s.",
@@ -742,8 +885,9 @@ def to_json(settings: Settings, raw: dict, results: list[PeerResult]) -> dict:
 
 
 def parse_args(argv=None) -> tuple[Settings, argparse.Namespace]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: one rate, short windows (< 2 min)")
     parser.add_argument("--only", help="comma-separated servers: hwfit,pytriton,ray-serve,mosec,litserve")
     parser.add_argument("--rates", help="open-loop rates in req/s (default 25,50,100,150; --quick 50)")
@@ -752,8 +896,12 @@ def parse_args(argv=None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--warmup", type=float, help="warm-up before each window in s (default 3; --quick 1)")
     parser.add_argument("--threads", type=int, default=1, help="ORT intra-op threads in every server (default 1)")
     parser.add_argument("--max-batch", type=int, default=16, help="max batch size in every server (default 16)")
-    parser.add_argument("--delay-ms", type=float, default=2.0,
-                        help="batching delay in every server, ms (default 2; Mosec takes whole ms >= 1)")
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=2.0,
+        help="batching delay in every server, ms (default 2; Mosec takes whole ms >= 1)",
+    )
     parser.add_argument("--seq", type=int, default=32, help="tokens per request (default 32)")
     parser.add_argument("--json", type=Path, help="write machine-readable results here")
     parser.add_argument("--md", type=Path, help="also write the printed report here")
@@ -764,12 +912,20 @@ def parse_args(argv=None) -> tuple[Settings, argparse.Namespace]:
     else:
         rates = [50.0] if quick else [25.0, 50.0, 100.0, 150.0]
     settings = Settings(
-        quick=quick, threads=args.threads, max_batch_size=args.max_batch, batch_delay_ms=args.delay_ms,
-        seq_len=args.seq, samples=64, rates=rates, concurrency=args.concurrency,
+        quick=quick,
+        threads=args.threads,
+        max_batch_size=args.max_batch,
+        batch_delay_ms=args.delay_ms,
+        seq_len=args.seq,
+        samples=64,
+        rates=rates,
+        concurrency=args.concurrency,
         warmup_s=args.warmup if args.warmup is not None else (1.0 if quick else 3.0),
         window_s=args.window if args.window is not None else (2.0 if quick else 10.0),
-        drain_s=5.0 if quick else 15.0, timeout_s=10.0 if quick else 30.0,
-        raw_warmup_s=0.3 if quick else 1.0, raw_window_s=1.0 if quick else 4.0,
+        drain_s=5.0 if quick else 15.0,
+        timeout_s=10.0 if quick else 30.0,
+        raw_warmup_s=0.3 if quick else 1.0,
+        raw_window_s=1.0 if quick else 4.0,
     )
     return settings, args
 
@@ -793,8 +949,10 @@ def main(argv=None) -> int:
     try:
         print(f"payloads: {settings.samples} sentences of {settings.model}, {settings.seq_len} tokens", flush=True)
         payloads = make_payloads(settings)
-        print(f"raw backend: ORT {ORT_VERSION}, {settings.threads} thread(s), batch 1..{settings.max_batch_size}",
-              flush=True)
+        print(
+            f"raw backend: ORT {ORT_VERSION}, {settings.threads} thread(s), batch 1..{settings.max_batch_size}",
+            flush=True,
+        )
         raw: dict = {}
         measure_raw(raw, "before", settings, payloads, folder)
         results = []

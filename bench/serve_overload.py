@@ -25,11 +25,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.serve.emulation builds the emulated plan
 
-from hwfit.serve.api import InferRequest, Rejected  # noqa: E402
-from hwfit.serve.scheduler.dispatcher import PlanDispatcher  # noqa: E402
-from hwfit.serve.scheduler.inprocess import InProcess  # noqa: E402
-from hwfit.simulate import approximate_p99_ms  # noqa: E402
-from tests.serve.emulation import EmulatedPool, emulated_plan, write_small_onnx_model  # noqa: E402
+from hwfit.serve import InferRequest, InProcess, PlanDispatcher, Rejected  # noqa: E402 - after the path above
+from hwfit.simulate import approximate_p99_ms  # noqa: E402 - after the path above
+from tests.serve.emulation import EmulatedPool, emulated_plan, write_small_onnx_model  # noqa: E402 - after the path above
 
 CURVE_MS = {1: 20.0, 4: 40.0}
 REPLICAS, MAX_BATCH, DELAY_MS = 2, 4, 2.0
@@ -79,12 +77,17 @@ def one_round(folder: Path, seconds: float, plan_p99_ms: float) -> dict:
     answered = [s for outcome, s in results if outcome == "answered"]
     refused = [s for outcome, s in results if outcome == "refused"]
     return {
-        "offered": len(results), "answered": len(answered), "refused": len(refused),
+        "offered": len(results),
+        "answered": len(answered),
+        "refused": len(refused),
         "lost": len(results) - len(answered) - len(refused),
         "answered_x_capacity": len(answered) / (CAPACITY_RPS * elapsed_s),
-        "refused_p50_ms": quantile_ms(refused, 0.5), "refused_p99_ms": quantile_ms(refused, 0.99),
-        "answered_p50_ms": quantile_ms(answered, 0.5), "answered_p99_ms": quantile_ms(answered, 0.99),
-        "peak_queued": peak_queued, "limit": limit,
+        "refused_p50_ms": quantile_ms(refused, 0.5),
+        "refused_p99_ms": quantile_ms(refused, 0.99),
+        "answered_p50_ms": quantile_ms(answered, 0.5),
+        "answered_p99_ms": quantile_ms(answered, 0.99),
+        "peak_queued": peak_queued,
+        "limit": limit,
     }
 
 
@@ -95,7 +98,8 @@ def fmt(value, spec: str = ".1f") -> str:
 def table(rows: list[dict], seconds: float, plan_p99_ms: float) -> str:
     lines = [
         f"Open loop at {2 * CAPACITY_RPS:g} req/s (2x capacity) for {seconds:g} s; plan p99 {plan_p99_ms:.1f} ms, "
-        f"so the old test's bound on accepted p99 was {2 * plan_p99_ms:.1f} ms.", "",
+        f"so the old test's bound on accepted p99 was {2 * plan_p99_ms:.1f} ms.",
+        "",
         "| round | offered | answered | answered / capacity (test had >= 0.6) | refused | lost | "
         "refusal p50 ms | refusal p99 ms (test had < 20) | answered p50 ms | answered p99 ms "
         f"(test had <= {2 * plan_p99_ms:.1f}) | peak queue / bound |",
@@ -105,7 +109,8 @@ def table(rows: list[dict], seconds: float, plan_p99_ms: float) -> str:
         lines.append(
             f"| {index} | {row['offered']} | {row['answered']} | {row['answered_x_capacity']:.2f} | {row['refused']} | "
             f"{row['lost']} | {fmt(row['refused_p50_ms'], '.2f')} | {fmt(row['refused_p99_ms'], '.2f')} | "
-            f"{fmt(row['answered_p50_ms'])} | {fmt(row['answered_p99_ms'])} | {row['peak_queued']} / {row['limit']} |")
+            f"{fmt(row['answered_p50_ms'])} | {fmt(row['answered_p99_ms'])} | {row['peak_queued']} / {row['limit']} |"
+        )
     return "\n".join(lines)
 
 
@@ -121,8 +126,10 @@ def main(argv=None) -> int:
     text = table(rows, args.seconds, plan_p99_ms)
     print(text)
     if args.md:
-        args.md.write_text(f"# Overload of one emulated pool\n\n`python bench/serve_overload.py --seconds "
-                           f"{args.seconds:g} --rounds {args.rounds}`\n\n{text}\n")
+        args.md.write_text(
+            f"# Overload of one emulated pool\n\n`python bench/serve_overload.py --seconds "
+            f"{args.seconds:g} --rounds {args.rounds}`\n\n{text}\n"
+        )
     return 0
 
 

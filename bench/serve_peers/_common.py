@@ -72,13 +72,15 @@ def decode_kserve_json(body: dict) -> dict[str, np.ndarray]:
 def encode_kserve_json(model_name: str, output_name: str, output: np.ndarray) -> dict:
     return {
         "model_name": model_name,
-        "outputs": [{"name": output_name, "datatype": "FP32", "shape": list(output.shape),
-                     "data": output.ravel().tolist()}],
+        "outputs": [
+            {"name": output_name, "datatype": "FP32", "shape": list(output.shape), "data": output.ravel().tolist()}
+        ],
     }
 
 
-def run_batch(session, input_names: list[str], output_name: str,
-              requests: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+def run_batch(
+    session, input_names: list[str], output_name: str, requests: list[dict[str, np.ndarray]]
+) -> list[np.ndarray]:
     """Run one batch made of single-sample requests; one (1, dim) output per request, in order."""
     feed = {name: np.concatenate([request[name] for request in requests], axis=0) for name in input_names}
     output = session.run([output_name], feed)[0]

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from hwfit.plan.schema import load_plan
-from hwfit.serve.scheduler.dispatcher import PlanDispatcher
-from hwfit.serve.frontend.server import ServerConfig, run_server
-
 from _common import settings
+
+from hwfit.plan.schema import load_plan
+from hwfit.serve.frontend.server import ServerConfig, run_server
+from hwfit.serve.scheduler.dispatcher import PlanDispatcher
 
 
 def main() -> None:

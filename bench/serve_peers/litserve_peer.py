@@ -5,7 +5,6 @@ decoded and answered by the shared helpers."""
 from __future__ import annotations
 
 import litserve as ls
-
 from _common import decode_kserve_json, encode_kserve_json, exit_on_sigterm, io_names, make_session, settings
 
 CONFIG = settings()
@@ -38,8 +37,7 @@ def main() -> None:
     exit_on_sigterm()
     api = Encoder(max_batch_size=CONFIG.max_batch_size, batch_timeout=CONFIG.batch_delay_ms / 1000.0)
     server = ls.LitServer(api, accelerator="cpu", devices=1, workers_per_device=1, timeout=CONFIG.timeout_s)
-    server.run(host=CONFIG.host, port=CONFIG.port, num_api_servers=1, generate_client_file=False,
-               log_level="warning")
+    server.run(host=CONFIG.host, port=CONFIG.port, num_api_servers=1, generate_client_file=False, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import sys
 
-from mosec import Server, Worker
-
 from _common import decode_kserve_json, encode_kserve_json, io_names, make_session, run_batch, settings
+from mosec import Server, Worker
 
 CONFIG = settings()
 
@@ -33,11 +32,21 @@ class Encoder(Worker):
 def main() -> None:
     # Mosec reads its own flags from sys.argv; ours came through the environment.
     timeout_ms = int(CONFIG.timeout_s * 1000)
-    sys.argv = [sys.argv[0], "--address", CONFIG.host, "--port", str(CONFIG.port),
-                "--timeout", str(timeout_ms), "--log-level", "warning"]
+    sys.argv = [
+        sys.argv[0],
+        "--address",
+        CONFIG.host,
+        "--port",
+        str(CONFIG.port),
+        "--timeout",
+        str(timeout_ms),
+        "--log-level",
+        "warning",
+    ]
     server = Server()
-    server.append_worker(Encoder, num=1, max_batch_size=CONFIG.max_batch_size,
-                         max_wait_time=max(1, round(CONFIG.batch_delay_ms)))
+    server.append_worker(
+        Encoder, num=1, max_batch_size=CONFIG.max_batch_size, max_wait_time=max(1, round(CONFIG.batch_delay_ms))
+    )
     server.run()
 
 

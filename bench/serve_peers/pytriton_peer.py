@@ -5,11 +5,10 @@ KServe v2 over HTTP, JSON and the binary tensor extension."""
 from __future__ import annotations
 
 import numpy as np
+from _common import exit_on_sigterm, io_names, make_session, settings
 from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig
-
-from _common import exit_on_sigterm, io_names, make_session, settings
 
 
 def main() -> None:
@@ -24,9 +23,12 @@ def main() -> None:
         return {output_name: session.run([output_name], {name: inputs[name] for name in input_names})[0]}
 
     triton_config = TritonConfig(
-        http_address=config.host, http_port=config.port,
-        grpc_address=config.host, grpc_port=config.port + 1,
-        allow_metrics=False, log_verbose=0,
+        http_address=config.host,
+        http_port=config.port,
+        grpc_address=config.host,
+        grpc_port=config.port + 1,
+        allow_metrics=False,
+        log_verbose=0,
     )
     with Triton(config=triton_config) as triton:
         triton.bind(

@@ -13,7 +13,6 @@ import statistics
 import time
 
 import numpy as np
-
 from _common import io_names, make_session, settings
 
 

@@ -29,21 +29,30 @@ def main() -> None:
     parser.add_argument("--batches", required=True)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--window", type=float, default=4.0)
-    parser.add_argument("--gap", type=float, default=2.0, help="idle seconds between slots (a slot's last "
-                        "batch may overrun its window by up to one batch time)")
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=2.0,
+        help="idle seconds between slots (a slot's last batch may overrun its window by up to one batch time)",
+    )
     args = parser.parse_args()
 
-    from hwfit.core import Variant
-
     from hwfit.backends import load_variant
+    from hwfit.core import Variant
     from hwfit.models import load_model
 
     model = load_model(args.model)
     data = np.load(args.inputs)
     loaded = []
     for batch_size in (int(b) for b in args.batches.split(",")):
-        variant = Variant(args.backend, args.device, args.precision, batch_size, threads=args.threads,
-                          knobs=tuple(json.loads(args.knobs).items()))
+        variant = Variant(
+            args.backend,
+            args.device,
+            args.precision,
+            batch_size,
+            threads=args.threads,
+            knobs=tuple(json.loads(args.knobs).items()),
+        )
         runner = load_variant(model, variant)
         feed = {name: np.resize(data[name], (batch_size, data[name].shape[1])) for name in data.files}
         runner.run(feed)  # validated once; the loop runs unchecked
@@ -64,8 +73,15 @@ def main() -> None:
             runner.run_unchecked(feed)
             batches += 1
         wall_s = time.perf_counter() - start
-        rows.append({"batch_size": batch_size, "batches": batches, "window_s": round(wall_s, 3),
-                     "samples_per_s": batch_size * batches / wall_s, "late_start_s": round(late_s, 3)})
+        rows.append(
+            {
+                "batch_size": batch_size,
+                "batches": batches,
+                "window_s": round(wall_s, 3),
+                "samples_per_s": batch_size * batches / wall_s,
+                "late_start_s": round(late_s, 3),
+            }
+        )
     print(json.dumps({"rows": rows}))
 
 

@@ -14,11 +14,10 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import ray
+from _common import decode_kserve_json, encode_kserve_json, exit_on_sigterm, io_names, make_session, run_batch, settings
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-
-from _common import decode_kserve_json, encode_kserve_json, exit_on_sigterm, io_names, make_session, run_batch, settings
 
 CONFIG = settings()
 
@@ -46,8 +45,14 @@ class Encoder:
 def main() -> None:
     exit_on_sigterm()
     # the bench runs each peer in a temporary folder, removed after the run: Ray's session files too
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address=CONFIG.host,
-             object_store_memory=200 * 1024 * 1024, log_to_driver=False, _temp_dir=os.path.join(os.getcwd(), "ray"))
+    ray.init(
+        num_cpus=os.cpu_count(),
+        include_dashboard=False,
+        _node_ip_address=CONFIG.host,
+        object_store_memory=200 * 1024 * 1024,
+        log_to_driver=False,
+        _temp_dir=os.path.join(os.getcwd(), "ray"),
+    )
     try:
         serve.start(http_options={"host": CONFIG.host, "port": CONFIG.port})
         serve.run(Encoder.bind(), route_prefix=f"/v2/models/{CONFIG.model_name}/infer")

@@ -12,8 +12,16 @@ from hwfit.backends.registry import (
 )
 
 __all__ = [
-    "BACKEND_MODULES", "Backend", "LoadStats", "Runner", "backend_names", "candidate_variants", "get_backend",
-    "load_variant", "register", "onnx_file",
+    "BACKEND_MODULES",
+    "Backend",
+    "LoadStats",
+    "Runner",
+    "backend_names",
+    "candidate_variants",
+    "get_backend",
+    "load_variant",
+    "register",
+    "onnx_file",
 ]
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from hwfit.core import HwfitError, Variant, VariantUnavailable
 from hwfit.models import Model
+
 
 @dataclass
 class LoadStats:
@@ -56,17 +58,17 @@ class Runner(ABC):
     def to_host(self, result: Any) -> dict[str, np.ndarray]:
         raise HwfitError(f"{self.variant.key} keeps no device-resident outputs")
 
-    def synchronize(self) -> None:
+    def synchronize(self) -> None:  # noqa: B027 - a hook with a do-nothing default, not an abstract method
         """Wait for queued device work (timing device-resident runs); no-op where runs are synchronous."""
 
     def device_memory_peak_bytes(self) -> int | None:
         """Peak device memory this runner's framework allocated, where it keeps count."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a hook with a do-nothing default, not an abstract method
         """Release sessions and device memory."""
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -107,7 +109,8 @@ class Backend(ABC):
         if variant.precision not in self.precisions:
             return f"{variant.precision} is not offered by {self.name} (offers {', '.join(self.precisions)})"
         if variant.device not in self.devices():
-            return f"device {variant.device} is not usable by {self.name} here (usable: {', '.join(self.devices()) or 'none'})"
+            usable = ", ".join(self.devices()) or "none"
+            return f"device {variant.device} is not usable by {self.name} here (usable: {usable})"
         return self.precision_reason(model, variant)
 
     def precision_reason(self, model: Model, variant: Variant) -> str | None:

@@ -5,14 +5,12 @@ emulated (device names start with `emulated`)."""
 from __future__ import annotations
 
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from hwfit.core import Variant
-
 from hwfit.backends.base import Backend, Runner
-from hwfit.core import BackendError
+from hwfit.core import BackendError, Variant
 from hwfit.models import Model
 
 # Spin for the last stretch: time.sleep overshoots by tens of microseconds to milliseconds.

@@ -43,8 +43,13 @@ def int8_dynamic(model: Model, per_channel: bool) -> tuple[Path, float, bool]:
     source = _preprocessed(model)
 
     def produce(tmp: Path) -> None:
-        quantize_dynamic(str(source), str(tmp), per_channel=per_channel, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=QUANTIZED_OPS)
+        quantize_dynamic(
+            str(source),
+            str(tmp),
+            per_channel=per_channel,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=QUANTIZED_OPS,
+        )
 
     return cached_conversion(model.content_hash, {"quant": "dynamic", "per_channel": per_channel, "v": 1}, produce)
 
@@ -64,7 +69,7 @@ def calibration_batches(model: Model) -> list[dict[str, np.ndarray]]:
     samples, _ = model.sample_inputs(CALIBRATION_BATCHES * CALIBRATION_BATCH_SIZE, seed=1000)
     total = next(iter(samples.values())).shape[0]
     return [
-        {name: array[start:start + CALIBRATION_BATCH_SIZE] for name, array in samples.items()}
+        {name: array[start : start + CALIBRATION_BATCH_SIZE] for name, array in samples.items()}
         for start in range(0, total, CALIBRATION_BATCH_SIZE)
     ]
 
@@ -110,10 +115,15 @@ def int8_static(model: Model, per_channel: bool) -> tuple[Path, float, bool]:
 
     def produce(tmp: Path) -> None:
         quantize_static(
-            str(source), str(tmp), _Calibration(model),
-            quant_format=QuantFormat.QDQ, per_channel=per_channel,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            op_types_to_quantize=QUANTIZED_OPS, calibrate_method=CalibrationMethod.MinMax,
+            str(source),
+            str(tmp),
+            _Calibration(model),
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=QUANTIZED_OPS,
+            calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=static_exclusions(source),
         )
 

@@ -3,19 +3,22 @@ precision set explicitly for every variant (its CPU plugin runs bf16 on AVX512_B
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from hwfit.backends import onnx_convert
-from hwfit.core import Variant
 from hwfit.backends.base import Backend, Runner
-from hwfit.core import BackendError, InputSpecError
+from hwfit.core import BackendError, InputSpecError, Variant
 from hwfit.models import Model
 
 # Our precision -> (OpenVINO INFERENCE_PRECISION_HINT, the capability the device must list).
-PRECISION_HINTS = {"fp32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16"),
-                   "int8-static": ("f32", "INT8")}
+PRECISION_HINTS = {
+    "fp32": ("f32", "FP32"),
+    "bf16": ("bf16", "BF16"),
+    "fp16": ("f16", "FP16"),
+    "int8-static": ("f32", "INT8"),
+}
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
 # How OpenVINO names the element type it compiled for, per hint.
 HINT_TYPE_NAMES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
@@ -71,7 +74,8 @@ class OpenvinoRunner(Runner):
         for name, array in inputs.items():
             if array.shape != self.shapes[name]:
                 raise InputSpecError(
-                    f"{self.variant.key} is compiled for {name} shape {list(self.shapes[name])}, got {list(array.shape)}"
+                    f"{self.variant.key} is compiled for {name} shape {list(self.shapes[name])}, "
+                    f"got {list(array.shape)}"
                 )
         results = self.request.infer(dict(inputs))
         return {name: np.asarray(results[port]) for name, port in zip(self.output_names, self.outputs)}
@@ -104,8 +108,10 @@ class OpenvinoBackend(Backend):
         _, capability = PRECISION_HINTS[variant.precision]
         for device in openvino_devices().devices:
             if device.name == _device_name(variant.device) and capability not in device.precisions:
-                return (f"{variant.precision} on {variant.device}: OpenVINO lists {', '.join(device.precisions)} "
-                        f"for {device.full_name or device.name}, not {capability}")
+                return (
+                    f"{variant.precision} on {variant.device}: OpenVINO lists {', '.join(device.precisions)} "
+                    f"for {device.full_name or device.name}, not {capability}"
+                )
         return None
 
     def _load(self, model: Model, variant: Variant) -> Runner:

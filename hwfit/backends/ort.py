@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from hwfit.backends import onnx_convert
-from hwfit.core import Device, Variant, is_gpu
 from hwfit.backends.base import Backend, Runner
-from hwfit.core import BackendError
+from hwfit.core import BackendError, Device, Variant, is_gpu
 from hwfit.models import Model
 
-OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
-              "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+OPT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
 
 
 def model_file_for(model: Model, variant: Variant, runner: Runner) -> Path:
@@ -22,7 +26,9 @@ def model_file_for(model: Model, variant: Variant, runner: Runner) -> Path:
     path, seconds, cached = onnx_file(model, variant)
     if variant.precision in CONVERTED:
         runner.stats.convert_s, runner.stats.convert_cached = seconds, cached
-        runner.stats.notes.append(f"converted to {variant.precision}" + (" (from cache)" if cached else f" in {seconds:.1f} s"))
+        runner.stats.notes.append(
+            f"converted to {variant.precision}" + (" (from cache)" if cached else f" in {seconds:.1f} s")
+        )
     return path
 
 
@@ -93,8 +99,10 @@ class OrtRunner(Runner):
         import onnxruntime as ort
 
         index = cuda_index(self.variant.device)
-        return {name: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), "cuda", index)
-                for name, array in inputs.items()}
+        return {
+            name: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), "cuda", index)
+            for name, array in inputs.items()
+        }
 
     def run_on_device(self, handle: Any) -> Any:
         binding = self.session.io_binding()

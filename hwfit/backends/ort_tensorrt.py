@@ -3,13 +3,10 @@ engines cached on disk; fp16 and int8 (from the QDQ model) through TensorRT's ow
 
 from __future__ import annotations
 
-from hwfit.core import cache_dir
-from hwfit.core import Variant, is_gpu
 from hwfit.backends.base import Backend, Runner
 from hwfit.backends.ort import OrtRunner, cuda_index
+from hwfit.core import Variant, cache_dir, is_gpu
 from hwfit.models import Model
-
-
 
 
 class OrtTensorrtBackend(Backend):
@@ -50,8 +47,14 @@ class OrtTensorrtBackend(Backend):
         }
         providers = [("TensorrtExecutionProvider", options), ("CUDAExecutionProvider", {"device_id": index})]
         # The QDQ model comes from the shared cache; fp16 stays an fp32 graph with trt_fp16_enable.
-        as_fp32 = Variant(variant.backend, variant.device, "fp32" if variant.precision == "fp16" else variant.precision,
-                          variant.batch_size, variant.threads, variant.knobs)
+        as_fp32 = Variant(
+            variant.backend,
+            variant.device,
+            "fp32" if variant.precision == "fp16" else variant.precision,
+            variant.batch_size,
+            variant.threads,
+            variant.knobs,
+        )
         runner = OrtRunner(model, as_fp32, providers)
         runner.variant = variant
         return runner

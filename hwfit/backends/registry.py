@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from itertools import product
-from typing import Iterable
-
-from hwfit.core import PRECISIONS, Variant
 
 from hwfit.backends.base import Backend
-from hwfit.core import HwfitError
+from hwfit.core import PRECISIONS, HwfitError, Variant
 from hwfit.models import Model
 
 # name -> "module:Class"; a module is imported only when its backend is asked for, so that a

@@ -7,9 +7,8 @@ import os
 import time
 from typing import Any
 
-from hwfit.core import cache_dir
-from hwfit.core import Variant
 from hwfit.backends.torch_eager import TorchEagerBackend, TorchRunner
+from hwfit.core import Variant, cache_dir
 from hwfit.models import Model
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -25,8 +24,10 @@ class TorchCompileRunner(TorchRunner):
         with self.torch.inference_mode():
             compiled(*example)
         self.stats.compile_s = time.perf_counter() - started
-        self.stats.notes.append(f"torch.compile mode={mode}, first call {self.stats.compile_s:.1f} s "
-                                f"(Inductor cache: {os.environ.get('TORCHINDUCTOR_CACHE_DIR')})")
+        self.stats.notes.append(
+            f"torch.compile mode={mode}, first call {self.stats.compile_s:.1f} s "
+            f"(Inductor cache: {os.environ.get('TORCHINDUCTOR_CACHE_DIR')})"
+        )
         return compiled
 
 

@@ -4,14 +4,13 @@ int8 by dynamic quantization of its Linear layers (torch.ao, CPU)."""
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from hwfit.core import Variant
-
 from hwfit.backends.base import Backend, Runner
-from hwfit.core import BackendError
+from hwfit.core import BackendError, Variant
 from hwfit.models import Model
 
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8-dynamic": "float32"}
@@ -55,7 +54,9 @@ class TorchRunner(Runner):
         else:
             module = module.to(device=self.device, dtype=self.dtype)
         self.module = self.prepare(module)
-        self.stats.notes.append(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {self._weights_dtype()}")
+        self.stats.notes.append(
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, {self._weights_dtype()}"
+        )
 
     def _quantize_dynamic(self, module: Any) -> Any:
         import warnings
@@ -68,15 +69,21 @@ class TorchRunner(Runner):
         # Per-channel weight scales by default: per-tensor loses ~5% cosine on MiniLM.
         per_channel = self.variant.knob_flag("per_channel", True)
         qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
-        self.stats.notes.append(f"{linear_count} Linear layers quantized to int8 (torch.ao dynamic, "
-                                f"{'per-channel' if per_channel else 'per-tensor'}, "
-                                f"engine {self.torch.backends.quantized.engine})")
+        self.stats.notes.append(
+            f"{linear_count} Linear layers quantized to int8 (torch.ao dynamic, "
+            f"{'per-channel' if per_channel else 'per-tensor'}, "
+            f"engine {self.torch.backends.quantized.engine})"
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao's deprecation notices, printed on every call
             return quantize_dynamic(module, {self.torch.nn.Linear: qconfig}, dtype=self.torch.qint8)
 
     def _weights_dtype(self) -> str:
-        dtypes = {str(p.dtype).replace("torch.", "") for p in self.module.parameters()} if hasattr(self.module, "parameters") else set()
+        dtypes = (
+            {str(p.dtype).replace("torch.", "") for p in self.module.parameters()}
+            if hasattr(self.module, "parameters")
+            else set()
+        )
         return "weights " + ("/".join(sorted(dtypes)) or "packed int8")
 
     def prepare(self, module: Any) -> Any:

@@ -1,7 +1,5 @@
 """The Typer application every command module registers on."""
 
-from typing import List, Optional
-
 import typer
 
 app = typer.Typer(
@@ -14,7 +12,7 @@ app = typer.Typer(
 )
 
 
-def split_values(values: Optional[List[str]]) -> Optional[List[str]]:
+def split_values(values: list[str] | None) -> list[str] | None:
     """Repeated or comma-separated option values as one list: `-b ort,openvino -b torch`."""
     if not values:
         return None

@@ -2,6 +2,7 @@
 
 import json
 import sys
+
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -31,8 +32,12 @@ _YES, _NO = "[green]✓[/]", "[red]✗[/]"
     "  hwfit devices --bench --json > devices.json"
 )
 def devices(
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON document (schema hwfit.devices/1) on stdout, nothing else."),
-    bench: bool = typer.Option(False, "--bench", help="Measure matmul FLOP/s, memory and copy bandwidth on every device."),
+    json_output: bool = typer.Option(
+        False, "--json", help="Print one JSON document (schema hwfit.devices/1) on stdout, nothing else."
+    ),
+    bench: bool = typer.Option(
+        False, "--bench", help="Measure matmul FLOP/s, memory and copy bandwidth on every device."
+    ),
     quick: bool = typer.Option(False, "--quick", help="With --bench: short runs (seconds, less exact)."),
 ) -> None:
     """Show this machine's CPU, NVIDIA GPUs, runtimes and peak rates; --bench measures real ceilings.
@@ -102,7 +107,12 @@ def _cpu_table(inventory: HardwareInventory) -> Table:
     table = Table(title="CPU", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
-    table.add_row("model", escape(f"{cpu.model_name or '?'} ({cpu.vendor or '?'}, family {cpu.family}, model {cpu.model}, {cpu.architecture})"))
+    table.add_row(
+        "model",
+        escape(
+            f"{cpu.model_name or '?'} ({cpu.vendor or '?'}, family {cpu.family}, model {cpu.model}, {cpu.architecture})"
+        ),
+    )
     table.add_row(
         "cores / threads",
         f"{cpu.sockets or '?'} socket(s), {cpu.physical_cores or '?'} cores, {cpu.logical_threads or '?'} threads "
@@ -110,9 +120,14 @@ def _cpu_table(inventory: HardwareInventory) -> Table:
         + (f", cgroup limit {cpu.cgroup_cpu_limit:g} CPUs" if cpu.cgroup_cpu_limit else "")
         + ")",
     )
-    table.add_row("clocks", escape(f"base {_mhz(cpu.base_clock_mhz)}, max {_mhz(cpu.max_clock_mhz)} — {cpu.clock_source}"))
+    table.add_row(
+        "clocks", escape(f"base {_mhz(cpu.base_clock_mhz)}, max {_mhz(cpu.max_clock_mhz)} — {cpu.clock_source}")
+    )
     table.add_row("ISA", "  ".join(f"{_YES if present else _NO} {name}" for name, present in cpu.isa.items()))
-    table.add_row("caches", ", ".join(f"{level.name} {_bytes(level.size_bytes)} x{level.instances}" for level in cpu.caches) or "unknown")
+    table.add_row(
+        "caches",
+        ", ".join(f"{level.name} {_bytes(level.size_bytes)} x{level.instances}" for level in cpu.caches) or "unknown",
+    )
     table.add_row("memory", f"{_bytes(cpu.memory_total_bytes)} total, {_bytes(cpu.memory_available_bytes)} available")
     table.add_row("NUMA nodes", str(cpu.numa_nodes or "unknown"))
     return table
@@ -123,7 +138,20 @@ def _print_gpus(console: Console, inventory: HardwareInventory) -> None:
         console.print(f"no NVIDIA GPU: {escape(inventory.gpu_reason or 'none found')}")
         return
     table = Table(title="NVIDIA GPUs", title_justify="left")
-    for column in ("#", "name", "memory", "SMs", "cc", "SM clock", "mem clock", "power limit", "PCIe", "MIG", "driver / CUDA", "catalog"):
+    for column in (
+        "#",
+        "name",
+        "memory",
+        "SMs",
+        "cc",
+        "SM clock",
+        "mem clock",
+        "power limit",
+        "PCIe",
+        "MIG",
+        "driver / CUDA",
+        "catalog",
+    ):
         table.add_column(column)
     for gpu, spec in zip(inventory.gpus, inventory.gpu_specs):
         table.add_row(
@@ -156,10 +184,16 @@ def _runtimes_table(inventory: HardwareInventory) -> Table:
         for device in report.devices:
             details = "; ".join(
                 part
-                for part in (device.full_name, ", ".join(device.precisions) if device.precisions else None, device.reason)
+                for part in (
+                    device.full_name,
+                    ", ".join(device.precisions) if device.precisions else None,
+                    device.reason,
+                )
                 if part
             )
-            table.add_row(report.runtime, report.version or "?", device.name, _YES if device.usable else _NO, escape(details))
+            table.add_row(
+                report.runtime, report.version or "?", device.name, _YES if device.usable else _NO, escape(details)
+            )
     return table
 
 
@@ -179,7 +213,9 @@ def _print_peaks(console: Console, inventory: HardwareInventory, ceilings: list[
             refs.append(len(notes))
         if ceiling is not None and peak is not None and peak.how == "computed" and ceiling.value > peak.value:
             # Not an error: the formula's clock is the one the OS reports, and boost runs faster.
-            notes.append(f"{device} {dtype}: measured exceeds the computed peak, so the cores ran above the clock in its formula")
+            notes.append(
+                f"{device} {dtype}: measured exceeds the computed peak, so the cores ran above the clock in its formula"
+            )
             refs.append(len(notes))
         row = [device, dtype, format_si(peak.value, peak.unit) if peak else "unknown", peak.how if peak else "—"]
         if bench:
@@ -193,7 +229,9 @@ def _print_peaks(console: Console, inventory: HardwareInventory, ceilings: list[
         console.print(f"[dim]\\[{number}][/] {escape(note)}")
 
 
-def _peak_rows(inventory: HardwareInventory, ceilings: list[Ceiling]) -> list[tuple[str, str, Figure | None, Ceiling | None]]:
+def _peak_rows(
+    inventory: HardwareInventory, ceilings: list[Ceiling]
+) -> list[tuple[str, str, Figure | None, Ceiling | None]]:
     """One row per (device, quantity): every catalog/computed peak, and every ceiling measured."""
     rows: list[tuple[str, str, Figure | None, Ceiling | None]] = []
     measured = {(c.device, c.dtype if c.metric == "matmul_flops" else c.metric): c for c in ceilings}

@@ -8,7 +8,6 @@ with it (plan never imports the profiler), then saves, reports, exports and prin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -22,22 +21,31 @@ PLAN_BUDGET_S = 4.0  # measuring seconds per point for the planner (the stop rul
 
 @app.command()
 def plan(
-    model: str = typer.Argument("minilm", help="Built-in name, .onnx/.pt/.pt2 file, Hugging Face folder, or package.module:factory."),
-    slo_file: Path = typer.Option(..., "--slo", help="SLO file (YAML): latency_p99_ms, throughput_rps, objective, devices, ..."),
+    model: str = typer.Argument(
+        "minilm", help="Built-in name, .onnx/.pt/.pt2 file, Hugging Face folder, or package.module:factory."
+    ),
+    slo_file: Path = typer.Option(
+        ..., "--slo", help="SLO file (YAML): latency_p99_ms, throughput_rps, objective, devices, ..."
+    ),
     output: Path = typer.Option(Path("plan.yaml"), "--output", "-o", help="Where to write the plan."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Also write the HTML report of the plan here."),
-    export: Optional[str] = typer.Option(None, "--export", help="Also export the plan for a server: 'triton'."),
-    export_dir: Optional[Path] = typer.Option(None, "--export-dir", help="Directory of the export (a Triton model repository)."),
-    budget: Optional[int] = typer.Option(None, "--budget", help="Most points to measure (default: 10% of the grid)."),
+    report: Path | None = typer.Option(None, "--report", help="Also write the HTML report of the plan here."),
+    export: str | None = typer.Option(None, "--export", help="Also export the plan for a server: 'triton'."),
+    export_dir: Path | None = typer.Option(
+        None, "--export-dir", help="Directory of the export (a Triton model repository)."
+    ),
+    budget: int | None = typer.Option(None, "--budget", help="Most points to measure (default: 10% of the grid)."),
     no_measure: bool = typer.Option(False, "--no-measure", help="Plan from stored measurements only."),
     point_seconds: float = typer.Option(PLAN_BUDGET_S, "--point-seconds", help="Measuring seconds per point."),
-    db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: ~/.cache/hwfit/results.db)."),
+    db: Path | None = typer.Option(None, "--db", help="Results database (default: ~/.cache/hwfit/results.db)."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON only."),
 ) -> None:
     """Choose device, backend, precision, batching and replicas for MODEL so that the SLO is met
     at the best objective; measure (through the profiler) only the points that can still win.
 
-    Example: hwfit plan minilm --slo examples/slo-latency.yaml --report report.html --export triton --export-dir triton-repo
+    Example:
+
+        hwfit plan minilm --slo examples/slo-latency.yaml --report report.html \
+            --export triton --export-dir triton-repo
     """
     from hwfit.models import load_model
     from hwfit.plan import load_slo
@@ -78,22 +86,36 @@ def _plan_with_store(loaded, model_arg, slo, store, budget, no_measure, point_se
     from hwfit.profile import PlanningSession
 
     observer = ProgressObserver(err, disabled=quiet)
-    source = PlanningSession(loaded, list(slo.devices), store, observer, point_seconds=point_seconds,
-                             args={"model": model_arg, "command": "plan"})
+    source = PlanningSession(
+        loaded,
+        list(slo.devices),
+        store,
+        observer,
+        point_seconds=point_seconds,
+        args={"model": model_arg, "command": "plan"},
+    )
     model = ModelRef(name=loaded.name, source=loaded.source, hash=loaded.content_hash)
     with observer:
         try:
             with source:
-                made = plan_deployment(model, slo, source, budget=budget, measure=not no_measure,
-                                       default_accuracy_loss=default_accuracy_loss(loaded),
-                                       on_round=lambda text: observer.stage(text[:120]),
-                                       on_planned=observer.planned)
+                made = plan_deployment(
+                    model,
+                    slo,
+                    source,
+                    budget=budget,
+                    measure=not no_measure,
+                    default_accuracy_loss=default_accuracy_loss(loaded),
+                    on_round=lambda text: observer.stage(text[:120]),
+                    on_planned=observer.planned,
+                )
         except KeyboardInterrupt:
             observer.stop()
             err.print("[yellow]interrupted[/]: measured points are saved; run the same command again to reuse them.")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
     if source.unavailable and not quiet:
-        err.print(f"[dim]{len(source.unavailable)} variant families cannot run here (see `hwfit variants {model_arg}`)[/]")
+        err.print(
+            f"[dim]{len(source.unavailable)} variant families cannot run here (see `hwfit variants {model_arg}`)[/]"
+        )
     return made
 
 
@@ -115,17 +137,37 @@ def _write_report(store, made, path: Path) -> None:
     write_report(store, made.search.run_ids, path, plan=made)
 
 
-def _print_plan(made, output: Path, report: Optional[Path], exported) -> None:
+def _print_plan(made, output: Path, report: Path | None, exported) -> None:
     out = Console(width=max(Console().width, 140))
     if made.feasible:
         table = Table(title="Plan", title_justify="left")
-        for column in ("pool", "variant", "replicas", "max batch", "delay ms", "req/s", "p99 ms", "capacity", "J/inf", "$/M"):
+        for column in (
+            "pool",
+            "variant",
+            "replicas",
+            "max batch",
+            "delay ms",
+            "req/s",
+            "p99 ms",
+            "capacity",
+            "J/inf",
+            "$/M",
+        ):
             table.add_column(column, justify="right" if column not in ("pool", "variant") else "left")
         for pool in made.pools:
             e = pool.expected
-            table.add_row(pool.name, pool.variant, f"{pool.devices}x{pool.replicas_per_device}", str(pool.max_batch_size),
-                          f"{pool.max_queue_delay_ms:g}", f"{e.rate_rps:.4g}", _num(e.p99_ms), _num(e.capacity_rps),
-                          _num(e.j_per_inference), _num(e.cost_per_million))
+            table.add_row(
+                pool.name,
+                pool.variant,
+                f"{pool.devices}x{pool.replicas_per_device}",
+                str(pool.max_batch_size),
+                f"{pool.max_queue_delay_ms:g}",
+                f"{e.rate_rps:.4g}",
+                _num(e.p99_ms),
+                _num(e.capacity_rps),
+                _num(e.j_per_inference),
+                _num(e.cost_per_million),
+            )
         out.print(table)
     else:
         out.print(f"[bold red]infeasible[/]: {made.infeasible.message}")

@@ -4,7 +4,6 @@ recorded in the results store; re-running the same command resumes."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -18,19 +17,42 @@ STATUS_STYLE = {"ok": "green", "unstable": "yellow", "failed": "red", "skipped":
 
 @app.command()
 def profile(
-    model: str = typer.Argument("minilm", help="Built-in name, .onnx/.pt/.pt2 file, Hugging Face folder, or package.module:factory."),
-    sweep_file: Optional[Path] = typer.Option(None, "--sweep", help="YAML sweep file (fields: backends, devices, precisions, batch_sizes, max_batch, threads, knobs, budget_s, ...)."),
-    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="Backends (default: all installed)."),
-    device: Optional[List[str]] = typer.Option(None, "--device", "-d", help="Devices (default: all found)."),
-    precision: Optional[List[str]] = typer.Option(None, "--precision", "-p", help="fp32, fp16, bf16, int8-dynamic, int8-static."),
-    batch: Optional[List[str]] = typer.Option(None, "--batch", help="Batch sizes, e.g. 1,8,32 (default: grow 1, 2, 4, ... until throughput stops rising by 3%)."),
-    threads: Optional[List[str]] = typer.Option(None, "--threads", help="Intra-op thread counts to sweep (default: all usable cores)."),
-    replicas: Optional[List[str]] = typer.Option(None, "--replicas", help="Replica counts measured running together, e.g. 1,2 with --threads 1 (default: 1)."),
-    budget: Optional[float] = typer.Option(None, "--budget", help="Measuring seconds per point (default 8)."),
-    processes: Optional[int] = typer.Option(None, "--processes", help="Measure each point in N fresh processes and flag it unstable when they disagree (default 1)."),
-    shape: Optional[List[str]] = typer.Option(None, "--shape", help="Input shape override, e.g. input_ids=B,64."),
-    db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: ~/.cache/hwfit/results.db)."),
-    fresh: bool = typer.Option(False, "--fresh", help="Start a new run instead of resuming one with the same arguments."),
+    model: str = typer.Argument(
+        "minilm", help="Built-in name, .onnx/.pt/.pt2 file, Hugging Face folder, or package.module:factory."
+    ),
+    sweep_file: Path | None = typer.Option(
+        None,
+        "--sweep",
+        help="YAML sweep file (fields: backends, devices, precisions, batch_sizes, max_batch, threads, knobs, "
+        "budget_s, ...).",
+    ),
+    backend: list[str] | None = typer.Option(None, "--backend", "-b", help="Backends (default: all installed)."),
+    device: list[str] | None = typer.Option(None, "--device", "-d", help="Devices (default: all found)."),
+    precision: list[str] | None = typer.Option(
+        None, "--precision", "-p", help="fp32, fp16, bf16, int8-dynamic, int8-static."
+    ),
+    batch: list[str] | None = typer.Option(
+        None,
+        "--batch",
+        help="Batch sizes, e.g. 1,8,32 (default: grow 1, 2, 4, ... until throughput stops rising by 3%).",
+    ),
+    threads: list[str] | None = typer.Option(
+        None, "--threads", help="Intra-op thread counts to sweep (default: all usable cores)."
+    ),
+    replicas: list[str] | None = typer.Option(
+        None, "--replicas", help="Replica counts measured running together, e.g. 1,2 with --threads 1 (default: 1)."
+    ),
+    budget: float | None = typer.Option(None, "--budget", help="Measuring seconds per point (default 8)."),
+    processes: int | None = typer.Option(
+        None,
+        "--processes",
+        help="Measure each point in N fresh processes and flag it unstable when they disagree (default 1).",
+    ),
+    shape: list[str] | None = typer.Option(None, "--shape", help="Input shape override, e.g. input_ids=B,64."),
+    db: Path | None = typer.Option(None, "--db", help="Results database (default: ~/.cache/hwfit/results.db)."),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Start a new run instead of resuming one with the same arguments."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the run's measurements as JSON only."),
 ) -> None:
     """Measure what MODEL costs on every variant and batch size: latency distribution, throughput,
@@ -54,16 +76,18 @@ def profile(
             except KeyboardInterrupt:
                 observer.stop()
                 err.print("[yellow]interrupted[/]: the run is saved; run the same command again to resume.")
-                raise typer.Exit(130)
+                raise typer.Exit(130) from None
         if as_json:
             print(store.export(result.run_id, "json"))
             return
         show_run(store, result.run_id)
     out = Console(width=max(Console().width, 150))
     _print_families(out, result)
-    out.print(f"\nrun {result.run_id}: {result.measured} point(s) measured"
-              + (f", {result.reused} reused from the interrupted run" if result.reused else "")
-              + f". Show again: hwfit results {result.run_id}")
+    out.print(
+        f"\nrun {result.run_id}: {result.measured} point(s) measured"
+        + (f", {result.reused} reused from the interrupted run" if result.reused else "")
+        + f". Show again: hwfit results {result.run_id}"
+    )
 
 
 def _flag_settings(backend, device, precision, batch, threads, replicas, budget, processes) -> dict:
@@ -88,9 +112,17 @@ class ProgressObserver:
     """Rich progress on stderr: the current point, its running estimate, and the time left."""
 
     def __init__(self, console: Console, disabled: bool = False):
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                                 TextColumn("left"), TimeRemainingColumn(), console=console, disable=disabled)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=disabled,
+        )
         self.task = None
         self.console = console
         self.disabled = disabled
@@ -117,8 +149,7 @@ class ProgressObserver:
 
     def point_progress(self, variant, message: dict) -> None:
         if message.get("phase") == "measuring":
-            text = (f"{variant.key}: {message['runs']} runs, p50 {message['p50_ms']:.2f} ms, "
-                    f"CI ±{message['ci']:.1%}")
+            text = f"{variant.key}: {message['runs']} runs, p50 {message['p50_ms']:.2f} ms, CI ±{message['ci']:.1%}"
         else:
             text = f"{variant.key}: {message.get('phase', '')}"
         self.progress.update(self.task, description=text)
@@ -131,18 +162,25 @@ class ProgressObserver:
         rate = f"{measurement.samples_per_s:.1f}/s" if measurement.samples_per_s else ""
         suffix = " (reused)" if reused else ""
         why = f" — {measurement.reason}" if measurement.reason else ""
-        self.progress.console.print(f"  [{style}]{measurement.status:8}[/] {variant.key} {rate}{suffix}{why}",
-                                    highlight=False)
+        self.progress.console.print(
+            f"  [{style}]{measurement.status:8}[/] {variant.key} {rate}{suffix}{why}", highlight=False
+        )
 
     def family_finished(self, family, skipped_points: int) -> None:
         self.progress.advance(self.task, skipped_points)
 
 
 def _print_families(out: Console, result) -> None:
-    out.print("\n[bold]Batch-size sweet spots[/] (growth stops when throughput rises < 3%, memory runs out, or latency passes the cap):")
+    out.print(
+        "\n[bold]Batch-size sweet spots[/] (growth stops when throughput rises < 3%, memory runs out, "
+        "or latency passes the cap):"
+    )
     for family in result.families:
         if family.sweet_spot_batch is None:
             out.print(f"  [dim]{family.family}[/]: {family.stop_reason}", highlight=False)
             continue
-        out.print(f"  {family.family}: batch {family.sweet_spot_batch}, {family.best_samples_per_s:.1f} samples/s "
-                  f"— {family.stop_reason}", highlight=False)
+        out.print(
+            f"  {family.family}: batch {family.sweet_spot_batch}, {family.best_samples_per_s:.1f} samples/s "
+            f"— {family.stop_reason}",
+            highlight=False,
+        )

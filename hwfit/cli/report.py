@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -22,14 +21,18 @@ from hwfit.core import HwfitError
     "  hwfit report 12 --plan plan.yaml --db results.db"
 )
 def report(
-    run_id: Optional[int] = typer.Argument(None, help="A run id from `hwfit results`; default: the latest run, "
-                                                      "or with --plan the runs the plan names."),
-    plan_file: Optional[Path] = typer.Option(
-        None, "--plan", help="A plan.yaml written by `hwfit plan`: adds the chosen deployment, the candidates and "
-                             "the Pareto front."),
+    run_id: int | None = typer.Argument(
+        None, help="A run id from `hwfit results`; default: the latest run, or with --plan the runs the plan names."
+    ),
+    plan_file: Path | None = typer.Option(
+        None,
+        "--plan",
+        help="A plan.yaml written by `hwfit plan`: adds the chosen deployment, the candidates and the Pareto front.",
+    ),
     output: Path = typer.Option(Path("report.html"), "--output", "-o", help="Where to write the HTML file."),
-    db: Optional[Path] = typer.Option(
-        None, "--db", help="Results database (default: $HWFIT_DB or ~/.cache/hwfit/results.db)."),
+    db: Path | None = typer.Option(
+        None, "--db", help="Results database (default: $HWFIT_DB or ~/.cache/hwfit/results.db)."
+    ),
 ) -> None:
     """Write one self-contained HTML report (inline SVG charts, works offline): devices and ceilings,
     latency vs throughput, roofline, Pareto front, batch sweet spot, energy, cost, accuracy, environment.
@@ -44,7 +47,7 @@ def report(
     Console(soft_wrap=True).print(f"report written to {escape(str(written.resolve()))}")
 
 
-def _write(run_id: Optional[int], plan_file: Optional[Path], output: Path, db: Optional[Path]) -> Path:
+def _write(run_id: int | None, plan_file: Path | None, output: Path, db: Path | None) -> Path:
     from hwfit.report import ReportError, choose_run_ids, read_plan, write_report
     from hwfit.store import open_store, resolve_db_path
 
@@ -55,8 +58,10 @@ def _write(run_id: Optional[int], plan_file: Optional[Path], output: Path, db: O
         return write_report(None, [], output, plan, str(plan_file))
     if not path.exists():
         where = "" if db is not None or os.environ.get("HWFIT_DB") else " (the default database)"
-        raise ReportError(f"no runs in the store: {path}{where} does not exist; run `hwfit profile MODEL` first, "
-                          "or point --db at another database")
+        raise ReportError(
+            f"no runs in the store: {path}{where} does not exist; run `hwfit profile MODEL` first, "
+            "or point --db at another database"
+        )
     with open_store(path, create=False) as store:
         run_ids = choose_run_ids(store, run_id, plan)
         return write_report(store, run_ids, output, plan, str(plan_file) if plan_file else None)

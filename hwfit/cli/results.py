@@ -6,7 +6,6 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich import box
@@ -27,8 +26,15 @@ from hwfit.store import (
     runs_to_json,
 )
 
-STATUS_STYLE = {"ok": "green", "complete": "green", "unstable": "yellow", "running": "cyan",
-                "interrupted": "yellow", "failed": "red", "skipped": "dim"}
+STATUS_STYLE = {
+    "ok": "green",
+    "complete": "green",
+    "unstable": "yellow",
+    "running": "cyan",
+    "interrupted": "yellow",
+    "failed": "red",
+    "skipped": "dim",
+}
 _MAX_TABLE_WIDTH = 200
 
 
@@ -40,10 +46,12 @@ _MAX_TABLE_WIDTH = 200
     "  hwfit results --model minilm --format json"
 )
 def results(
-    run_id: Optional[int] = typer.Argument(None, help="A run id from the listing; omit it to list runs."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="json or csv: print that on stdout, nothing else."),
-    db: Optional[Path] = typer.Option(None, "--db", help="Results database (default: $HWFIT_DB or ~/.cache/hwfit/results.db)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Only runs of this model name or model-hash prefix."),
+    run_id: int | None = typer.Argument(None, help="A run id from the listing; omit it to list runs."),
+    fmt: str | None = typer.Option(None, "--format", help="json or csv: print that on stdout, nothing else."),
+    db: Path | None = typer.Option(
+        None, "--db", help="Results database (default: $HWFIT_DB or ~/.cache/hwfit/results.db)."
+    ),
+    model: str | None = typer.Option(None, "--model", help="Only runs of this model name or model-hash prefix."),
     limit: int = typer.Option(20, "--limit", min=1, help="How many runs to list, newest first."),
 ) -> None:
     """List profiled runs, or show one run's measurements; --format exports them.
@@ -67,7 +75,7 @@ def results(
         raise typer.Exit(2) from None
 
 
-def _open(db: Optional[Path]) -> Optional[ResultsStore]:
+def _open(db: Path | None) -> ResultsStore | None:
     """The store, or None when the default database does not exist yet (an explicit path must exist)."""
     explicit = db is not None or bool(os.environ.get("HWFIT_DB"))
     path = resolve_db_path(db)
@@ -76,13 +84,15 @@ def _open(db: Optional[Path]) -> Optional[ResultsStore]:
     return open_store(path, create=False)
 
 
-def _print_no_database(fmt: Optional[str]) -> None:
+def _print_no_database(fmt: str | None) -> None:
     if fmt == "json":
         sys.stdout.write(runs_to_json([]))
     elif fmt == "csv":
         sys.stdout.write(runs_to_csv([]))
     else:
-        _console().print(f"No runs yet ({resolve_db_path()} does not exist). Profile a model with `hwfit profile MODEL`.")
+        _console().print(
+            f"No runs yet ({resolve_db_path()} does not exist). Profile a model with `hwfit profile MODEL`."
+        )
 
 
 def _console() -> Console:
@@ -92,7 +102,7 @@ def _console() -> Console:
 # --- list ----------------------------------------------------------------------------------------
 
 
-def _list(store: ResultsStore, fmt: Optional[str], model: Optional[str], limit: int) -> None:
+def _list(store: ResultsStore, fmt: str | None, model: str | None, limit: int) -> None:
     runs = store.list_runs(model=model, limit=limit)
     if fmt == "json":
         sys.stdout.write(runs_to_json(runs))
@@ -130,7 +140,7 @@ def _runs_table(runs: list[Run], path: Path) -> Table:
 # --- show ----------------------------------------------------------------------------------------
 
 
-def show_run(store: ResultsStore, run_id: int, fmt: Optional[str] = None) -> None:
+def show_run(store: ResultsStore, run_id: int, fmt: str | None = None) -> None:
     """Print one run (header, measurements, reasons, environment), or export it in `fmt`."""
     if fmt is not None:
         sys.stdout.write(store.export(run_id, fmt))
@@ -164,9 +174,12 @@ def _run_header(run: Run) -> str:
 
 
 def _measurements_table(run: Run, measurements: list[Measurement]) -> Table:
-    table = Table(title=f"Run {run.id}: latency of one batch, ± half the 95% CI of the median; "
-                  "MFU as a share of the measured ceiling / of the datasheet peak", title_justify="left",
-                  box=box.SIMPLE_HEAD)
+    table = Table(
+        title=f"Run {run.id}: latency of one batch, ± half the 95% CI of the median; "
+        "MFU as a share of the measured ceiling / of the datasheet peak",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
     table.add_column("variant", no_wrap=True)  # a key is copied into commands: never cut it
     table.add_column("status", no_wrap=True)
     for header in ("p50 ms", "p99 ms", "samples/s"):
@@ -229,8 +242,11 @@ def _styled(status: str) -> str:
 
 def _hwfit_version(run: Run) -> str:
     environment = run.environment
-    commit = f" ({environment.hwfit_commit[:7]}{'+dirty' if environment.extra.get('hwfit_dirty') else ''})" \
-        if environment.hwfit_commit else ""
+    commit = (
+        f" ({environment.hwfit_commit[:7]}{'+dirty' if environment.extra.get('hwfit_dirty') else ''})"
+        if environment.hwfit_commit
+        else ""
+    )
     return f"{environment.hwfit_version}{commit}"
 
 
@@ -240,7 +256,7 @@ def _hardware(run: Run) -> str:
     return f"{cpu} / {', '.join(gpus)}" if gpus else cpu
 
 
-def _number(value: Optional[float]) -> str:
+def _number(value: float | None) -> str:
     """Three significant figures, thousands separated; '—' for absent."""
     if value is None:
         return "—"
@@ -264,7 +280,7 @@ def _p50(measurement: Measurement) -> str:
     return f"{_number(latency.p50_ms)} [dim]±{spread}[/]"
 
 
-def _percent(value: Optional[float]) -> Optional[str]:
+def _percent(value: float | None) -> str | None:
     if value is None or math.isnan(value):
         return None
     return f"{value * 100:.2g}%" if abs(value) < 0.01 else f"{value * 100:.3g}%"

@@ -4,7 +4,6 @@ gRPC, with dynamic batching, predicted-completion routing, fallback and Promethe
 import asyncio
 import logging
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -27,13 +26,16 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback unless you say so)."),
     http_port: int = typer.Option(8000, "--http-port", help="KServe v2 HTTP/REST port (0: any free port)."),
     grpc_port: int = typer.Option(8001, "--grpc-port", help="KServe v2 gRPC port (0: any free port)."),
-    token: Optional[str] = typer.Option(None, "--token", help="Require 'Authorization: Bearer TOKEN' on every "
-                                        "endpoint but the health probes."),
+    token: str | None = typer.Option(
+        None, "--token", help="Require 'Authorization: Bearer TOKEN' on every endpoint but the health probes."
+    ),
     max_request_mb: float = typer.Option(64.0, "--max-request-mb", help="Largest request body accepted, MiB."),
-    cache_mb: float = typer.Option(0.0, "--cache-mb", help="Result cache size in MiB (0: off). Identical inputs "
-                                   "are answered from it."),
-    drain_s: float = typer.Option(10.0, "--drain-s", help="On Ctrl-C/SIGTERM: how long accepted requests may "
-                                  "take to finish."),
+    cache_mb: float = typer.Option(
+        0.0, "--cache-mb", help="Result cache size in MiB (0: off). Identical inputs are answered from it."
+    ),
+    drain_s: float = typer.Option(
+        10.0, "--drain-s", help="On Ctrl-C/SIGTERM: how long accepted requests may take to finish."
+    ),
 ) -> None:
     """Serve a plan: one worker process per replica, a dynamic batcher per pool, requests routed to
     the pool predicted to answer first; requests no pool can answer in time are refused at once.
@@ -44,12 +46,20 @@ def serve(
     console = Console()
     plan, model = _plan_and_model(target, console)
     dispatcher = PlanDispatcher(plan, model, DispatcherConfig(cache_bytes=int(cache_mb * 2**20)))
-    config = ServerConfig(host=host, http_port=http_port, grpc_port=grpc_port, token=token,
-                          max_request_bytes=int(max_request_mb * 2**20), drain_s=drain_s)
+    config = ServerConfig(
+        host=host,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        token=token,
+        max_request_bytes=int(max_request_mb * 2**20),
+        drain_s=drain_s,
+    )
 
     def started(addresses) -> None:
-        console.print(f"serving [bold]{escape(plan.model.name)}[/] — HTTP {addresses.http_url}  "
-                      f"gRPC {addresses.grpc_url}  metrics {addresses.http_url}/metrics")
+        console.print(
+            f"serving [bold]{escape(plan.model.name)}[/] — HTTP {addresses.http_url}  "
+            f"gRPC {addresses.grpc_url}  metrics {addresses.http_url}/metrics"
+        )
         console.print(_pools_table(dispatcher))
         console.print("Ctrl-C stops accepting, answers what was accepted, then exits.")
         freeze_startup_heap()
@@ -80,6 +90,14 @@ def _pools_table(dispatcher) -> Table:
         device = pool.device + (" (EMULATED)" if pool.emulated else "")
         state = "[green]up[/]" if pool.up else f"[red]DOWN[/] {escape(pool.down_reason or '')}"
         role = pool.role + (" (degraded tier)" if pool.degraded else "")
-        table.add_row(pool.name, role, pool.variant, device, f"{pool.ready_replicas}/{pool.replicas}",
-                      str(pool.max_batch_size), f"{pool.max_queue_delay_ms:g}", state)
+        table.add_row(
+            pool.name,
+            role,
+            pool.variant,
+            device,
+            f"{pool.ready_replicas}/{pool.replicas}",
+            str(pool.max_batch_size),
+            f"{pool.max_queue_delay_ms:g}",
+            state,
+        )
     return table

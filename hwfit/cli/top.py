@@ -1,7 +1,6 @@
 """`hwfit top [URL]`: a live view of a running `hwfit serve`, from its /metrics."""
 
 import time
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -18,7 +17,7 @@ def top(
     url: str = typer.Argument("http://127.0.0.1:8000", help="The server's HTTP address (or its /metrics URL)."),
     interval_s: float = typer.Option(1.0, "--interval", help="Seconds between scrapes (the rate window)."),
     once: bool = typer.Option(False, "--once", help="Print one snapshot and exit."),
-    token: Optional[str] = typer.Option(None, "--token", help="Bearer token, if the server requires one."),
+    token: str | None = typer.Option(None, "--token", help="Bearer token, if the server requires one."),
 ) -> None:
     """Per pool: req/s, p50/p99 over the last window, mean batch, queue depth, shed/retried/rejected;
     per device: utilization, memory, power. Ctrl-C quits."""

@@ -84,8 +84,9 @@ def scrape(url: str, token: str | None = None, timeout_s: float = 5.0) -> Scrape
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             text = response.read().decode()
     except OSError as error:
-        raise HwfitError(f"cannot read metrics from {target} ({error}); is `hwfit serve` running there "
-                         f"(and is --token right)?") from error
+        raise HwfitError(
+            f"cannot read metrics from {target} ({error}); is `hwfit serve` running there (and is --token right)?"
+        ) from error
     return parse_metrics(text, time.monotonic())
 
 
@@ -139,12 +140,17 @@ def _pool_row(pool: str, info: dict, requests: dict, before: Scrape, after: Scra
 
 def _device_rows(after: Scrape) -> list[DeviceRow]:
     figures: dict[str, dict[str, float]] = defaultdict(dict)
-    for name, key in (("hwfit_device_utilization_ratio", "utilization"),
-                      ("hwfit_device_memory_used_bytes", "memory"), ("hwfit_device_power_watts", "power")):
+    for name, key in (
+        ("hwfit_device_utilization_ratio", "utilization"),
+        ("hwfit_device_memory_used_bytes", "memory"),
+        ("hwfit_device_power_watts", "power"),
+    ):
         for labels, value in after.series(name).items():
             figures[dict(labels)["device"]][key] = value
-    return [DeviceRow(device, f.get("utilization"), f.get("memory"), f.get("power"))
-            for device, f in sorted(figures.items())]
+    return [
+        DeviceRow(device, f.get("utilization"), f.get("memory"), f.get("power"))
+        for device, f in sorted(figures.items())
+    ]
 
 
 def _delta_by(before: Scrape, after: Scrape, name: str, keys: tuple[str, ...]) -> dict[tuple, float]:
@@ -182,25 +188,49 @@ def render(snapshot_: Snapshot, url: str):
     from rich.table import Table
 
     pools = Table(title=f"hwfit top — {metrics_url(url)} (last {snapshot_.window_s:.1f} s)", title_justify="left")
-    for column in ("pool", "role", "state", "req/s", "p50 ms", "p99 ms", "batch", "queue", "shed", "retried",
-                   "rejected", "failed"):
+    for column in (
+        "pool",
+        "role",
+        "state",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "batch",
+        "queue",
+        "shed",
+        "retried",
+        "rejected",
+        "failed",
+    ):
         pools.add_column(column, justify="left" if column in ("pool", "role", "state") else "right")
     for row in snapshot_.pools:
         state = "?" if row.up is None else ("up" if row.up else "DOWN")
-        pools.add_row(row.pool + (" (EMULATED)" if row.emulated else ""), row.role, state,
-                      f"{row.requests_per_s:.1f}", _text(row.p50_ms), _text(row.p99_ms), _text(row.mean_batch),
-                      f"{row.queue_depth:.0f}", f"{row.shed:.0f}", f"{row.retried:.0f}", f"{row.rejected:.0f}",
-                      f"{row.failed:.0f}")
+        pools.add_row(
+            row.pool + (" (EMULATED)" if row.emulated else ""),
+            row.role,
+            state,
+            f"{row.requests_per_s:.1f}",
+            _text(row.p50_ms),
+            _text(row.p99_ms),
+            _text(row.mean_batch),
+            f"{row.queue_depth:.0f}",
+            f"{row.shed:.0f}",
+            f"{row.retried:.0f}",
+            f"{row.rejected:.0f}",
+            f"{row.failed:.0f}",
+        )
     if snapshot_.rejected_at_admission:
         pools.caption = f"{snapshot_.rejected_at_admission:.0f} rejected at admission (no pool could meet the deadline)"
     devices = Table(title="devices", title_justify="left")
     for column in ("device", "utilization", "memory used", "power"):
         devices.add_column(column, justify="left" if column == "device" else "right")
     for device in snapshot_.devices:
-        devices.add_row(device.device,
-                        "-" if device.utilization is None else f"{device.utilization:.0%}",
-                        "-" if device.memory_used_bytes is None else f"{device.memory_used_bytes / 2**30:.2f} GiB",
-                        "-" if device.power_w is None else f"{device.power_w:.0f} W")
+        devices.add_row(
+            device.device,
+            "-" if device.utilization is None else f"{device.utilization:.0%}",
+            "-" if device.memory_used_bytes is None else f"{device.memory_used_bytes / 2**30:.2f} GiB",
+            "-" if device.power_w is None else f"{device.power_w:.0f} W",
+        )
     return Group(pools, devices)
 
 

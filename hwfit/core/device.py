@@ -36,8 +36,10 @@ class Device:
         emulated = _EMULATED.match(str(name).strip())
         if emulated:
             return cls("emulated", label=emulated.group(1))
-        raise UnknownDevice(f"unknown device {name!r}: expected 'cpu' or 'cuda:N' (N a CUDA device index), "
-                            "or 'emulated[:NAME]' (see `hwfit devices`)")
+        raise UnknownDevice(
+            f"unknown device {name!r}: expected 'cpu' or 'cuda:N' (N a CUDA device index), "
+            "or 'emulated[:NAME]' (see `hwfit devices`)"
+        )
 
     @classmethod
     def cuda(cls, index: int) -> Device:

@@ -6,8 +6,9 @@ i.e. a variant at any batch size)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 from hwfit.core.errors import HwfitError
 
@@ -71,8 +72,14 @@ class Config:
         knobs = dict(self.family.knobs)
         if self.layout.replicas > 1:
             knobs[REPLICAS_KNOB] = str(self.layout.replicas)
-        return Variant(self.family.backend, self.family.device, self.family.precision, int(batch_size),
-                       self.layout.threads, tuple(knobs.items()))
+        return Variant(
+            self.family.backend,
+            self.family.device,
+            self.family.precision,
+            int(batch_size),
+            self.layout.threads,
+            tuple(knobs.items()),
+        )
 
 
 @dataclass(frozen=True, order=True)
@@ -177,8 +184,14 @@ class Variant:
         knobs = data.get("knobs") or {}
         pairs = knobs.items() if isinstance(knobs, Mapping) else knobs
         threads = data.get("threads")
-        return cls(str(data["backend"]), str(data["device"]), str(data["precision"]), int(data["batch_size"]),
-                   None if threads is None else int(threads), tuple(tuple(pair) for pair in pairs))
+        return cls(
+            str(data["backend"]),
+            str(data["device"]),
+            str(data["precision"]),
+            int(data["batch_size"]),
+            None if threads is None else int(threads),
+            tuple(tuple(pair) for pair in pairs),
+        )
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -4,10 +4,18 @@ promise (the spec catalog), and what it really reaches (microbenchmarks).
 Imports only hwfit.core. Everything public is listed in `__all__`.
 """
 
-from hwfit.hardware._errors import BenchmarkError, CatalogError, UnknownDevice
-from hwfit.hardware.catalog import Catalog, DeviceSpec, cpu_peak_flops, load_catalog, spec_for_gpu
-from hwfit.hardware.cpu import ISA_FEATURES, CacheLevel, CpuInfo, discover_cpu
 from hwfit.core import Figure, format_si
+from hwfit.hardware._errors import BenchmarkError, CatalogError, UnknownDevice
+from hwfit.hardware.catalog import (
+    Catalog,
+    CpuPowerSpec,
+    DeviceSpec,
+    cpu_peak_flops,
+    cpu_power_spec,
+    load_catalog,
+    spec_for_gpu,
+)
+from hwfit.hardware.cpu import ISA_FEATURES, CacheLevel, CpuInfo, discover_cpu
 from hwfit.hardware.inventory import SCHEMA, HardwareInventory, device_names, discover, peak_flops
 from hwfit.hardware.microbench import Ceiling, measure_ceilings
 from hwfit.hardware.nvidia import GpuInfo, discover_gpus, gpu_for_cuda_index
@@ -20,7 +28,6 @@ from hwfit.hardware.runtimes import (
     torch_cuda_available,
     torch_report,
 )
-from hwfit.hardware.catalog import CpuPowerSpec, cpu_power_spec
 
 __all__ = [
     "BenchmarkError",

@@ -2,8 +2,9 @@
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from hwfit.core import Figure
 
@@ -32,14 +33,28 @@ class BenchConfig:
     def for_mode(cls, quick: bool) -> "BenchConfig":
         if quick:
             return cls(
-                quick=True, matmul_target_s=0.05, matmul_repeats=3, matmul_start_n=256, triad_repeats=3,
-                gpu_matmul_target_s=0.01, gpu_matmul_start_n=1024,
-                gpu_copy_bytes=256 * MIB, host_copy_bytes=64 * MIB, gpu_repeats=5,
+                quick=True,
+                matmul_target_s=0.05,
+                matmul_repeats=3,
+                matmul_start_n=256,
+                triad_repeats=3,
+                gpu_matmul_target_s=0.01,
+                gpu_matmul_start_n=1024,
+                gpu_copy_bytes=256 * MIB,
+                host_copy_bytes=64 * MIB,
+                gpu_repeats=5,
             )
         return cls(
-            quick=False, matmul_target_s=0.25, matmul_repeats=7, matmul_start_n=1024, triad_repeats=20,
-            gpu_matmul_target_s=0.05, gpu_matmul_start_n=2048,
-            gpu_copy_bytes=1024 * MIB, host_copy_bytes=256 * MIB, gpu_repeats=20,
+            quick=False,
+            matmul_target_s=0.25,
+            matmul_repeats=7,
+            matmul_start_n=1024,
+            triad_repeats=20,
+            gpu_matmul_target_s=0.05,
+            gpu_matmul_start_n=2048,
+            gpu_copy_bytes=1024 * MIB,
+            host_copy_bytes=256 * MIB,
+            gpu_repeats=20,
         )
 
 
@@ -77,6 +92,7 @@ class Ceiling:
             "ratio": self.ratio,
             "details": self.details,
         }
+
 
 def timings(run: Callable[[], None], repeats: int) -> list[float]:
     """`repeats` wall-clock timings of `run`, in seconds."""

@@ -24,9 +24,9 @@ from pydantic import (
     model_validator,
 )
 
+from hwfit.core import Figure
 from hwfit.hardware._errors import CatalogError
 from hwfit.hardware.cpu import CpuInfo
-from hwfit.core import Figure
 
 DEFAULT_CATALOG_PATH = Path(__file__).parent / "data" / "specs.yaml"
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
@@ -296,9 +296,7 @@ class CpuPowerRule(_Record):
             return False
         if self.model_min is not None and (cpu.model is None or cpu.model < self.model_min):
             return False
-        if self.model_max is not None and (cpu.model is None or cpu.model > self.model_max):
-            return False
-        return True
+        return self.model_max is None or (cpu.model is not None and cpu.model <= self.model_max)
 
 
 class _CpuPower(_Record):
@@ -543,8 +541,7 @@ def cpu_power_spec(cpu: CpuInfo, catalog: Catalog | None = None) -> CpuPowerSpec
         return None
     idle_w = rule.max_w_per_core.value * rule.idle_share
     idle_source = (
-        f"{rule.idle_share:g} x {rule.max_w_per_core.value:g} W/core full load "
-        f"(idle share {rule.idle_share_source})"
+        f"{rule.idle_share:g} x {rule.max_w_per_core.value:g} W/core full load (idle share {rule.idle_share_source})"
     )
     return CpuPowerSpec(
         rule_name=rule.name,

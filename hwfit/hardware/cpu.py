@@ -116,8 +116,7 @@ class CpuInfo:
             "isa": self.isa,
             "flags": list(self.flags),
             "caches": {
-                level.name: {"size_bytes": level.size_bytes, "instances": level.instances}
-                for level in self.caches
+                level.name: {"size_bytes": level.size_bytes, "instances": level.instances} for level in self.caches
             },
             "memory_total_bytes": self.memory_total_bytes,
             "memory_available_bytes": self.memory_available_bytes,
@@ -259,7 +258,9 @@ def _topology(blocks: list[dict[str, str]]) -> tuple[int | None, int | None]:
         cores.add((package.strip(), core.strip()))
     if cores:
         return len(packages), len(cores)
-    ids = {(block["physical id"], block["core id"]) for block in blocks if "physical id" in block and "core id" in block}
+    ids = {
+        (block["physical id"], block["core id"]) for block in blocks if "physical id" in block and "core id" in block
+    }
     if ids:
         return len({package for package, _ in ids}), len(ids)
     return None, _psutil_cores(logical=False)

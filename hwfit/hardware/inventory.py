@@ -8,10 +8,9 @@ import platform
 from dataclasses import dataclass
 from typing import Any
 
-from hwfit.core import UnknownDevice
+from hwfit.core import Device, Figure, UnknownDevice
 from hwfit.hardware.catalog import DeviceSpec, cpu_peak_flops, spec_for_gpu
 from hwfit.hardware.cpu import CpuInfo, discover_cpu
-from hwfit.core import Device, Figure
 from hwfit.hardware.nvidia import GpuInfo, discover_gpus, gpu_for_cuda_index
 from hwfit.hardware.runtimes import RuntimeReport, openvino_devices, ort_providers, torch_report
 

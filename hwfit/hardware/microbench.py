@@ -7,8 +7,8 @@ from pageable and pinned memory, timed with CUDA events. Every result is a `Ceil
 it was measured and how it compares to the catalog (GPUs) or the computed peak (CPUs).
 """
 
-from hwfit.hardware._benchcore import BenchConfig, Ceiling, Progress
 from hwfit.core import Device, UnknownDevice
+from hwfit.hardware._benchcore import BenchConfig, Ceiling, Progress
 from hwfit.hardware.cpu import discover_cpu
 from hwfit.hardware.microbench_cpu import measure_cpu, triad_array_bytes
 from hwfit.hardware.microbench_cuda import measure_cuda

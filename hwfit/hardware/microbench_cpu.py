@@ -1,10 +1,12 @@
 """CPU ceilings: square matmuls through numpy's BLAS and torch, and a STREAM-style triad in DRAM."""
 
 import statistics
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
+from hwfit.core import Figure, format_si
 from hwfit.hardware._benchcore import (
     MIB,
     BenchConfig,
@@ -19,7 +21,6 @@ from hwfit.hardware._benchcore import (
 from hwfit.hardware._errors import BenchmarkError
 from hwfit.hardware.catalog import cpu_peak_flops, flops_unit
 from hwfit.hardware.cpu import CpuInfo
-from hwfit.core import Figure, format_si
 
 # STREAM convention: a triad moves 3 arrays of float64 (read b, read c, write a); the extra read
 # of `a` that write-allocate caches do is not counted, so figures compare with published STREAM.
@@ -106,7 +107,9 @@ class _MatmulRun:
         return matmul_flop(self.n) / self.best_s
 
 
-def _run_matmul(library: str, make: Callable[[int, str], Callable[[], None]], dtype: str, config: BenchConfig) -> _MatmulRun:
+def _run_matmul(
+    library: str, make: Callable[[int, str], Callable[[], None]], dtype: str, config: BenchConfig
+) -> _MatmulRun:
     """Grow to the size that takes ~target seconds, then time it; best of N."""
     n, run = calibrate(
         lambda size: make(size, dtype),
@@ -134,9 +137,15 @@ def _cpu_matmul(dtype: str, threads: int, config: BenchConfig, peak: Figure | No
         f"~{config.matmul_target_s:g} s, best of {config.matmul_repeats} timed calls after a warm-up, "
         f"{threads} threads; best library: {best.library} ({tried})"
     )
-    details = {"library": best.library, "n": best.n, "best_seconds": best.best_s,
-               "median_value": matmul_flop(best.n) / best.median_s, "repeats": config.matmul_repeats,
-               "threads": threads, "candidates": {run.library: {"n": run.n, "value": run.flops} for run in runs}}
+    details = {
+        "library": best.library,
+        "n": best.n,
+        "best_seconds": best.best_s,
+        "median_value": matmul_flop(best.n) / best.median_s,
+        "repeats": config.matmul_repeats,
+        "threads": threads,
+        "candidates": {run.library: {"n": run.n, "value": run.flops} for run in runs},
+    }
     say(f"cpu: matmul {dtype} {format_si(best.flops, 'FLOP/s')}")
     return Ceiling("cpu", "matmul_flops", dtype, best.flops, flops_unit(dtype), method, spec=peak, details=details)
 
@@ -197,9 +206,15 @@ def _cpu_triad(cpu: CpuInfo, threads: int, config: BenchConfig) -> Ceiling:
         + "; ".join(f"{name}: {format_si(rate, 'B/s')}" for name, rate in rates.items())
         + ")"
     )
-    details = {"variant": best_name, "median_value": medians[best_name], "elements": elements, "array_bytes": array_bytes,
-               "last_level_cache_bytes": cpu.last_level_cache_bytes, "repeats": config.triad_repeats,
-               "candidates": rates}
+    details = {
+        "variant": best_name,
+        "median_value": medians[best_name],
+        "elements": elements,
+        "array_bytes": array_bytes,
+        "last_level_cache_bytes": cpu.last_level_cache_bytes,
+        "repeats": config.triad_repeats,
+        "candidates": rates,
+    }
     return Ceiling("cpu", "mem_bandwidth", None, rates[best_name], "bytes/s", method, spec=None, details=details)
 
 

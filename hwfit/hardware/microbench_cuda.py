@@ -4,18 +4,26 @@ Timed with CUDA events and synchronised after each call. Only runs where torch.c
 """
 
 import math
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
+from hwfit.core import Figure
 from hwfit.hardware._benchcore import MIB, BenchConfig, Ceiling, Progress, calibrate, import_torch, matmul_flop
 from hwfit.hardware._errors import BenchmarkError, UnknownDevice
 from hwfit.hardware.catalog import flops_unit, spec_for_gpu
-from hwfit.core import Figure
 from hwfit.hardware.nvidia import GpuInfo, discover_gpus, gpu_for_cuda_index
 
 _CUDA_MATMUL_N_MAX = 16384
 # PCIe per-lane payload rate per direction, GB/s: transfer rate x line-code efficiency / 8 bits.
-_PCIE_LANE_GB_PER_S = {1: 0.25, 2: 0.5, 3: 8 * 128 / 130 / 8, 4: 16 * 128 / 130 / 8, 5: 32 * 128 / 130 / 8, 6: 64 * 242 / 256 / 8}
+_PCIE_LANE_GB_PER_S = {
+    1: 0.25,
+    2: 0.5,
+    3: 8 * 128 / 130 / 8,
+    4: 16 * 128 / 130 / 8,
+    5: 32 * 128 / 130 / 8,
+    6: 64 * 242 / 256 / 8,
+}
 
 
 def measure_cuda(index: int, config: BenchConfig, say: Progress) -> list[Ceiling]:
@@ -106,7 +114,9 @@ def _tf32(torch: Any, enabled: bool) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32 = previous
 
 
-def _cuda_matmul(torch: Any, device: Any, dtype: str, config: BenchConfig, peak: Figure | None, say: Progress) -> Ceiling | None:
+def _cuda_matmul(
+    torch: Any, device: Any, dtype: str, config: BenchConfig, peak: Figure | None, say: Progress
+) -> Ceiling | None:
     target_s = config.gpu_matmul_target_s
     with _tf32(torch, dtype == "tf32"):
         try:
@@ -136,7 +146,7 @@ def _cuda_device_copy(torch: Any, device: Any, config: BenchConfig, spec: Figure
     elements = config.gpu_copy_bytes // 4
     src = torch.ones(elements, device=device, dtype=torch.float32)
     dst = torch.empty_like(src)
-    run = lambda: dst.copy_(src)  # noqa: E731
+    run = lambda: dst.copy_(src)  # noqa: E731 - the timed call, named for the timer
     run()
     best_s = _cuda_time_best(torch, run, config.gpu_repeats)
     moved = 2 * config.gpu_copy_bytes  # read + write
@@ -148,16 +158,18 @@ def _cuda_device_copy(torch: Any, device: Any, config: BenchConfig, spec: Figure
     return Ceiling(str(device), "mem_bandwidth", None, moved / best_s, "bytes/s", method, spec=spec, details=details)
 
 
-def _cuda_host_copy(torch: Any, device: Any, direction: str, pinned: bool, config: BenchConfig, spec: Figure | None) -> Ceiling:
+def _cuda_host_copy(
+    torch: Any, device: Any, direction: str, pinned: bool, config: BenchConfig, spec: Figure | None
+) -> Ceiling:
     elements = config.host_copy_bytes // 4
     host = torch.ones(elements, dtype=torch.float32)
     if pinned:
         host = host.pin_memory()
     gpu = torch.empty(elements, device=device, dtype=torch.float32)
     if direction == "h2d":
-        run = lambda: gpu.copy_(host, non_blocking=pinned)  # noqa: E731
+        run = lambda: gpu.copy_(host, non_blocking=pinned)  # noqa: E731 - the timed call, named for the timer
     else:
-        run = lambda: host.copy_(gpu, non_blocking=pinned)  # noqa: E731
+        run = lambda: host.copy_(gpu, non_blocking=pinned)  # noqa: E731 - the timed call, named for the timer
     run()
     torch.cuda.synchronize(device)
     best_s = _cuda_time_best(torch, run, config.gpu_repeats)
@@ -169,7 +181,9 @@ def _cuda_host_copy(torch: Any, device: Any, direction: str, pinned: bool, confi
     )
     details = {"bytes": config.host_copy_bytes, "best_seconds": best_s, "pinned": pinned}
     metric = f"{direction}_bandwidth_{kind}"
-    return Ceiling(str(device), metric, None, config.host_copy_bytes / best_s, "bytes/s", method, spec=spec, details=details)
+    return Ceiling(
+        str(device), metric, None, config.host_copy_bytes / best_s, "bytes/s", method, spec=spec, details=details
+    )
 
 
 def _pcie_spec(gpu: GpuInfo | None) -> Figure | None:

@@ -5,8 +5,9 @@ answer is an empty list and a reason; a single query NVML refuses leaves one fie
 """
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 # CUDA cores per SM by compute-capability major.minor: NVML reports cores, not SMs, on full GPUs.
 # From the CUDA C Programming Guide, "Arithmetic Instructions" throughput table (FP32 lanes/SM).

@@ -17,9 +17,26 @@ from hwfit.core import ModelSourceError
 MATMUL_OPS = {"MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "FusedMatMul"}
 CONV_OPS = {"Conv", "ConvInteger", "QLinearConv", "ConvTranspose"}
 ELEMENTWISE_OPS = {
-    "Add", "Sub", "Mul", "Div", "Relu", "Erf", "Tanh", "Sigmoid", "Pow", "Sqrt", "Softmax",
-    "LayerNormalization", "Gelu", "ReduceMean", "BatchNormalization", "MaxPool", "AveragePool",
-    "GlobalAveragePool", "Exp", "Clip",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Relu",
+    "Erf",
+    "Tanh",
+    "Sigmoid",
+    "Pow",
+    "Sqrt",
+    "Softmax",
+    "LayerNormalization",
+    "Gelu",
+    "ReduceMean",
+    "BatchNormalization",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Exp",
+    "Clip",
 }
 
 
@@ -136,8 +153,15 @@ def torch_cost(module, example: tuple, input_bytes: int, output_bytes: int) -> M
         module(*example)
     weight_bytes = sum(t.numel() * t.element_size() for t in module.state_dict().values())
     batch = int(example[0].shape[0])
-    return ModelCost(batch, float(counter.get_total_flops()), 0.0, weight_bytes, input_bytes, output_bytes,
-                     how="torch.utils.flop_counter.FlopCounterMode")
+    return ModelCost(
+        batch,
+        float(counter.get_total_flops()),
+        0.0,
+        weight_bytes,
+        input_bytes,
+        output_bytes,
+        how="torch.utils.flop_counter.FlopCounterMode",
+    )
 
 
 def _onnx_inferred_shapes(path: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, list[int]]:
@@ -148,7 +172,7 @@ def _onnx_inferred_shapes(path: Path, shapes: dict[str, tuple[int, ...]]) -> dic
     _fix_input_shapes(proto, shapes)
     try:
         return _known_shapes(onnx.shape_inference.infer_shapes(proto, data_prop=True))
-    except Exception:  # noqa: BLE001 - the symbolic inference is the fallback
+    except Exception:  # broad on purpose: the symbolic inference is the fallback
         return {}
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import threading
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hwfit.core import cache_dir
-from hwfit.core import ModelSourceError, VariantUnavailable
+from hwfit.core import ModelSourceError, VariantUnavailable, cache_dir
 from hwfit.models.spec import BATCH, InputSpec
 from hwfit.models.synthetic import synthetic_inputs
 
@@ -102,7 +102,7 @@ class Model:
     def eval_set(self) -> EvalSet | None:
         return None if self.eval_set_factory is None else self.eval_set_factory()
 
-    def cost(self, batch_size: int) -> "ModelCost":
+    def cost(self, batch_size: int) -> ModelCost:
         """FLOPs and minimum bytes of one batch, counted from the ONNX graph (cached per batch size)."""
         from hwfit.models.cost import onnx_cost
 

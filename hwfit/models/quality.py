@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -59,8 +59,9 @@ def default_accuracy_loss(model: Model) -> float | None:
     return round(1.0 - least, 6) if metric in ("cosine_mean", "top1_agreement") else None
 
 
-def evaluate_accuracy(model: Model, run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
-                      batch_size: int) -> float | None:
+def evaluate_accuracy(
+    model: Model, run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], batch_size: int
+) -> float | None:
     """Top-1 accuracy on the model's eval set, run in batches of `batch_size` (the last one padded)."""
     dataset = model.eval_set()
     if dataset is None:
@@ -68,7 +69,7 @@ def evaluate_accuracy(model: Model, run: Callable[[dict[str, np.ndarray]], dict[
     predictions = []
     total = len(dataset)
     for start in range(0, total, batch_size):
-        batch = {name: array[start:start + batch_size] for name, array in dataset.inputs.items()}
+        batch = {name: array[start : start + batch_size] for name, array in dataset.inputs.items()}
         count = next(iter(batch.values())).shape[0]
         if count < batch_size:
             batch = {name: _pad(array, batch_size) for name, array in batch.items()}

@@ -4,19 +4,26 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
-
+from typing import Any
 
 from hwfit.core import ModelSourceError
 from hwfit.models.model import Model, hash_bytes_of_file, hash_module
 from hwfit.models.onnx_graph import input_spec_from_onnx, load_onnx, output_names_from_onnx
 from hwfit.models.spec import BATCH, Dim, InputSpec, TensorSpec
 
-TORCH_TO_NUMPY = {"torch.float32": "float32", "torch.float16": "float16", "torch.int64": "int64",
-                  "torch.int32": "int32", "torch.bool": "bool", "torch.uint8": "uint8",
-                  "torch.float64": "float64", "torch.int8": "int8"}
+TORCH_TO_NUMPY = {
+    "torch.float32": "float32",
+    "torch.float16": "float16",
+    "torch.int64": "int64",
+    "torch.int32": "int32",
+    "torch.bool": "bool",
+    "torch.uint8": "uint8",
+    "torch.float64": "float64",
+    "torch.int8": "int8",
+}
 
 
 def load_model(ref: str, shape_overrides: Mapping[str, Sequence[Dim]] | None = None) -> Model:
@@ -82,7 +89,9 @@ def _from_exported_program(path: Path) -> Model:
     try:
         program = torch.export.load(str(path))
     except Exception as error:
-        raise ModelSourceError(f"{path} is not a torch.export program ({error}); expected a file from torch.export.save") from error
+        raise ModelSourceError(
+            f"{path} is not a torch.export program ({error}); expected a file from torch.export.save"
+        ) from error
     placeholders = [n for n in program.graph.nodes if n.op == "placeholder"]
     user_inputs = program.graph_signature.user_inputs
     tensors = []
@@ -90,7 +99,9 @@ def _from_exported_program(path: Path) -> Model:
         if node.name not in user_inputs:
             continue
         value = node.meta.get("val")
-        shape = tuple(int(d) if str(d).isdigit() else (BATCH if axis == 0 else str(d)) for axis, d in enumerate(value.shape))
+        shape = tuple(
+            int(d) if str(d).isdigit() else (BATCH if axis == 0 else str(d)) for axis, d in enumerate(value.shape)
+        )
         tensors.append(TensorSpec(node.name, TORCH_TO_NUMPY.get(str(value.dtype), "float32"), shape))
     inputs = InputSpec(tuple(tensors))
     outputs = tuple(f"output_{i}" for i in range(len(program.graph_signature.user_outputs)))
@@ -98,8 +109,16 @@ def _from_exported_program(path: Path) -> Model:
     def factory():
         return _Eval(program.module())
 
-    return Model(path.stem, str(path), "torch-export", inputs, outputs, hash_bytes_of_file(path),
-                 description="torch.export program", module_factory=factory)
+    return Model(
+        path.stem,
+        str(path),
+        "torch-export",
+        inputs,
+        outputs,
+        hash_bytes_of_file(path),
+        description="torch.export program",
+        module_factory=factory,
+    )
 
 
 def _from_torchscript(path: Path, overrides: Mapping[str, Sequence[Dim]]) -> Model:
@@ -108,7 +127,9 @@ def _from_torchscript(path: Path, overrides: Mapping[str, Sequence[Dim]]) -> Mod
     try:
         module = torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as error:
-        raise ModelSourceError(f"{path} is not a TorchScript module ({error}); expected a file from torch.jit.save") from error
+        raise ModelSourceError(
+            f"{path} is not a TorchScript module ({error}); expected a file from torch.jit.save"
+        ) from error
     arg_names = [arg.name for arg in module.forward.schema.arguments[1:]]
     missing = [name for name in arg_names if name not in overrides]
     if missing:
@@ -117,8 +138,16 @@ def _from_torchscript(path: Path, overrides: Mapping[str, Sequence[Dim]]) -> Mod
             f"e.g. --shape {missing[0]}=B,3,224,224 (inputs: {arg_names}; float32 is assumed)"
         )
     tensors = tuple(TensorSpec(name, "float32", tuple(overrides[name])) for name in arg_names)
-    return Model(path.stem, str(path), "torchscript", InputSpec(tensors), ("output_0",),
-                 hash_bytes_of_file(path), description="TorchScript module", module_factory=lambda: module)
+    return Model(
+        path.stem,
+        str(path),
+        "torchscript",
+        InputSpec(tensors),
+        ("output_0",),
+        hash_bytes_of_file(path),
+        description="TorchScript module",
+        module_factory=lambda: module,
+    )
 
 
 def from_factory(ref: str) -> Model:
@@ -138,13 +167,23 @@ def from_factory(ref: str) -> Model:
         )
     module, example = made
     if not hasattr(module, "state_dict"):
-        raise ModelSourceError(f"factory '{ref}' returned {type(module).__name__} as its model; expected a torch.nn.Module")
+        raise ModelSourceError(
+            f"factory '{ref}' returned {type(module).__name__} as its model; expected a torch.nn.Module"
+        )
     names, tensors = _example_items(ref, example)
     spec = InputSpec(tuple(_spec_from_example(name, t) for name, t in zip(names, tensors)))
     module.eval()
     outputs = _output_names(module, tensors)
-    return Model(attr, ref, "factory", spec, outputs, hash_module(module),
-                 description=f"{type(module).__name__} from {ref}", module_factory=lambda: module)
+    return Model(
+        attr,
+        ref,
+        "factory",
+        spec,
+        outputs,
+        hash_module(module),
+        description=f"{type(module).__name__} from {ref}",
+        module_factory=lambda: module,
+    )
 
 
 def _example_items(ref: str, example: Any) -> tuple[list[str], list[Any]]:
@@ -209,4 +248,3 @@ class _Eval:
     def to(self, *args, **kwargs):
         self.module = self.module.to(*args, **kwargs)
         return self
-

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -81,7 +81,7 @@ class InputSpec:
         sizes = {**self.default_sizes, BATCH: batch_size}
         return {t.name: t.concrete_shape(sizes) for t in self.tensors}
 
-    def with_overrides(self, overrides: Mapping[str, Sequence[Dim]]) -> "InputSpec":
+    def with_overrides(self, overrides: Mapping[str, Sequence[Dim]]) -> InputSpec:
         """Apply `--shape name=dims` overrides: each dim an int or a name (B for the batch)."""
         tensors = []
         for spec in self.tensors:

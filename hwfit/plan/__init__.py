@@ -1,12 +1,10 @@
 """Planning: SLOs, feasibility, the measure-few search, batching and replica choices, Pareto fronts,
 the plan schema and exports; pure functions of measurements (latency models come from hwfit.simulate)."""
 
-from hwfit.plan.evaluate import CONSTRAINTS, DeviceOffer, Evaluation
-from hwfit.plan.planner import PlanRequest, make_plan
-from hwfit.plan.search import Grid, SearchOutcome, search
-from hwfit.plan.triton import ExportError, TritonExport, config_pbtxt, export_triton
-from hwfit.plan.pareto import ParetoError, ParetoSplit, pareto_front, pareto_split
 from hwfit.plan.batching import PREFERENCES, BatchingChoice, NoBatchingFit, choose_batching
+from hwfit.plan.evaluate import CONSTRAINTS, DeviceOffer, Evaluation
+from hwfit.plan.pareto import ParetoError, ParetoSplit, pareto_front, pareto_split
+from hwfit.plan.planner import PlanRequest, make_plan
 from hwfit.plan.schema import (
     PLAN_SCHEMA,
     POOL_ROLES,
@@ -21,7 +19,9 @@ from hwfit.plan.schema import (
     load_plan,
     parse_plan,
 )
+from hwfit.plan.search import Grid, SearchOutcome, search
 from hwfit.plan.slo import OBJECTIVES, DeviceAllowance, Slo, SloError, load_slo, parse_slo
+from hwfit.plan.triton import ExportError, TritonExport, config_pbtxt, export_triton
 from hwfit.plan.workflow import MeasurementSource, choose_baseline, device_offers, plan_deployment
 
 __all__ = [

@@ -76,9 +76,10 @@ def choose_batching(
     the target: it bounds the worst service time and the memory, keeps to batch sizes that were
     measured rather than extrapolated, and grows the batch only as the rate demands it.
     With d = 0 a larger B costs almost no latency in this model (a batch is only as big as the
-    queue), so "latency" and "capacity" both tend to the largest B offered. Every option is scored by the approximation; the ones that can still meet the
-    target are simulated until one meets it, at most `max_simulations`: first those whose
-    estimate meets it, in the order preferred, then those within PRUNE_MARGIN, nearest first.
+    queue), so "latency" and "capacity" both tend to the largest B offered. Every option is scored
+    by the approximation; the ones that can still meet the target are simulated until one meets
+    it, at most `max_simulations`: first those whose estimate meets it, in the order preferred,
+    then those within PRUNE_MARGIN, nearest first.
     """
     if prefer not in PREFERENCES:
         raise QueueingError(f"prefer must be one of {', '.join(PREFERENCES)}, got {prefer!r}")

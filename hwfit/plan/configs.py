@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from hwfit.core import Config, Family, Variant, is_usable
 from hwfit.store import Measurement
 
+
 def config_of(variant: Variant) -> tuple[Config, int]:
     """The configuration a variant belongs to, and its batch size."""
     return variant.config, variant.batch_size
@@ -83,4 +84,3 @@ def family_accuracy(groups: dict[Config, ConfigPoints]) -> dict[Family, float]:
             if loss is not None:
                 losses[key.family] = max(losses.get(key.family, 0.0), loss)
     return losses
-

@@ -12,12 +12,12 @@ queueing model takes service times as deterministic.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from hwfit.core import OBJECTIVE_METRICS, Config, to_minimise
-from hwfit.simulate import ServiceCurve, approximate_pool, capacity_rps, simulate_pool
 from hwfit.plan.slo import Slo
+from hwfit.simulate import ServiceCurve, approximate_pool, capacity_rps, simulate_pool
 
 QUEUE_DELAYS_MS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)
 JOULES_PER_KWH = 3.6e6
@@ -139,8 +139,14 @@ class Evaluation:
         return (len(self.broke), self.objective_value(objective), *tie, self.key.label)
 
 
-def evaluate(data: ConfigData, slo: Slo, offer: DeviceOffer, default_accuracy_loss: float | None = None,
-             rate_rps: float | None = None, p99_optimism: float = 1.0) -> list[Evaluation]:
+def evaluate(
+    data: ConfigData,
+    slo: Slo,
+    offer: DeviceOffer,
+    default_accuracy_loss: float | None = None,
+    rate_rps: float | None = None,
+    p99_optimism: float = 1.0,
+) -> list[Evaluation]:
     """The configuration on 1..count units of its device (the fewest that carry the load, and a
     few more), each with its best batching at the sustained rate. `p99_optimism` < 1 scales the
     approximate p99 down, for a search that must not rule a configuration out on the
@@ -151,8 +157,10 @@ def evaluate(data: ConfigData, slo: Slo, offer: DeviceOffer, default_accuracy_lo
     per_unit = max(capacity_rps(curve, data.key.layout.replicas, b) for b in batches)
     fewest = max(1, math.ceil(rate / (slo.headroom * per_unit)))
     units_options = range(min(fewest, offer.count), min(offer.count, fewest + EXTRA_UNITS) + 1)
-    return [_evaluate_units(data, curve, batches, units, slo, offer, default_accuracy_loss, rate, p99_optimism)
-            for units in units_options]
+    return [
+        _evaluate_units(data, curve, batches, units, slo, offer, default_accuracy_loss, rate, p99_optimism)
+        for units in units_options
+    ]
 
 
 def _evaluate_units(data, curve, batches, units, slo, offer, default_accuracy_loss, rate, optimism) -> Evaluation:
@@ -162,10 +170,21 @@ def _evaluate_units(data, curve, batches, units, slo, offer, default_accuracy_lo
     options = [(row[0] * optimism, *row[1:]) for row in _score(curve, replicas, carrying or batches[-1:], rate, data)]
     p99, batch, delay, capacity, mean_batch = _pick(options, slo)
     evaluation = Evaluation(
-        key=data.key, units=units, max_batch=batch, max_queue_delay_ms=delay, rate_rps=rate,
-        p50_ms=None, p99_ms=p99, p99_how="approximation", capacity_rps=capacity, mean_batch=mean_batch,
-        accuracy_loss=data.accuracy_loss, j_per_inference=None, energy_how=data.energy_how,
-        cost_per_hour=offer.hourly_cost(data.key, units), cost_per_million=None,
+        key=data.key,
+        units=units,
+        max_batch=batch,
+        max_queue_delay_ms=delay,
+        rate_rps=rate,
+        p50_ms=None,
+        p99_ms=p99,
+        p99_how="approximation",
+        capacity_rps=capacity,
+        mean_batch=mean_batch,
+        accuracy_loss=data.accuracy_loss,
+        j_per_inference=None,
+        energy_how=data.energy_how,
+        cost_per_hour=offer.hourly_cost(data.key, units),
+        cost_per_million=None,
         estimated=bool(data.estimated & set(b for b in batches if b <= batch)),
         measured_from=list(data.measured_from),
     )
@@ -224,12 +243,18 @@ def judge(evaluation: Evaluation, slo: Slo, default_accuracy_loss: float | None)
     limit = slo.max_accuracy_loss if slo.max_accuracy_loss is not None else default_accuracy_loss
     loss = evaluation.accuracy_loss
     if limit is not None and loss is not None and loss > limit:
-        origin = "" if slo.max_accuracy_loss is not None else " (hwfit's default tolerance; set max_accuracy_loss to change it)"
+        origin = (
+            ""
+            if slo.max_accuracy_loss is not None
+            else " (hwfit's default tolerance; set max_accuracy_loss to change it)"
+        )
         broke["max_accuracy_loss"] = f"accuracy loss {loss:.4f} > {limit:g}{origin}"
     if evaluation.capacity_rps * slo.headroom < evaluation.rate_rps:
-        broke["throughput_rps"] = (f"carries {evaluation.capacity_rps * slo.headroom:.4g} req/s at "
-                                   f"{slo.headroom:.0%} busy on {evaluation.replicas} replica(s), "
-                                   f"below {evaluation.rate_rps:g}")
+        broke["throughput_rps"] = (
+            f"carries {evaluation.capacity_rps * slo.headroom:.4g} req/s at "
+            f"{slo.headroom:.0%} busy on {evaluation.replicas} replica(s), "
+            f"below {evaluation.rate_rps:g}"
+        )
     if slo.peak_rps and evaluation.capacity_rps < slo.peak_rps:
         broke["peak_rps"] = f"capacity {evaluation.capacity_rps:.4g} req/s < peak {slo.peak_rps:g}"
     if evaluation.p99_ms > slo.latency_p99_ms:
@@ -237,10 +262,13 @@ def judge(evaluation: Evaluation, slo: Slo, default_accuracy_loss: float | None)
         broke["latency_p99_ms"] = f"p99 {shown} > {slo.latency_p99_ms:g} ms"
     if slo.max_energy_j_per_inference is not None:
         if evaluation.j_per_inference is None:
-            broke["max_energy_j_per_inference"] = "energy per inference unknown (no energy figure for this configuration)"
+            broke["max_energy_j_per_inference"] = (
+                "energy per inference unknown (no energy figure for this configuration)"
+            )
         elif evaluation.j_per_inference > slo.max_energy_j_per_inference:
-            broke["max_energy_j_per_inference"] = (f"{evaluation.j_per_inference:.3g} J/inference > "
-                                                   f"{slo.max_energy_j_per_inference:g}")
+            broke["max_energy_j_per_inference"] = (
+                f"{evaluation.j_per_inference:.3g} J/inference > {slo.max_energy_j_per_inference:g}"
+            )
     if slo.max_cost_per_million is not None:
         if evaluation.cost_per_million is None:
             broke["max_cost_per_million"] = "cost unknown (no price for this device)"
@@ -248,8 +276,9 @@ def judge(evaluation: Evaluation, slo: Slo, default_accuracy_loss: float | None)
             broke["max_cost_per_million"] = f"${evaluation.cost_per_million:.3g}/M > ${slo.max_cost_per_million:g}/M"
 
 
-def confirm(evaluation: Evaluation, data: ConfigData, slo: Slo, default_accuracy_loss: float | None,
-            seed: int = 0) -> Evaluation:
+def confirm(
+    evaluation: Evaluation, data: ConfigData, slo: Slo, default_accuracy_loss: float | None, seed: int = 0
+) -> Evaluation:
     """Re-check the chosen batching with the discrete-event simulation (and the jitter); if it
     misses the target, simulate the other options that carry the load, best estimate first."""
     curve = data.curve
@@ -257,7 +286,9 @@ def confirm(evaluation: Evaluation, data: ConfigData, slo: Slo, default_accuracy
     if evaluation.capacity_rps <= evaluation.rate_rps:
         return evaluation
     tried = []
-    options = sorted(_score(curve, replicas, _carrying(data, curve, replicas, slo, evaluation), evaluation.rate_rps, data))
+    options = sorted(
+        _score(curve, replicas, _carrying(data, curve, replicas, slo, evaluation), evaluation.rate_rps, data)
+    )
     first = (evaluation.max_batch, evaluation.max_queue_delay_ms)
     ordered = [first] + [(row[1], row[2]) for row in options if (row[1], row[2]) != first]
     # the latency objective simulates the few best estimates and keeps the lowest p99; the others

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from hwfit.core import OBJECTIVE_METRICS, Config, direction, to_minimise, worst
 from hwfit.plan.configs import family_accuracy
@@ -32,8 +32,9 @@ from hwfit.plan.search import Grid, Measure, SearchOutcome, measured_config_data
 from hwfit.plan.slo import Slo
 from hwfit.store import Measurement
 
-PARETO_AXES = {axis: direction(axis) for axis in
-               ("p99_ms", "capacity_rps", "accuracy_loss", "j_per_inference", "cost_per_million")}
+PARETO_AXES = {
+    axis: direction(axis) for axis in ("p99_ms", "capacity_rps", "accuracy_loss", "j_per_inference", "cost_per_million")
+}
 HETEROGENEOUS_TOP = 6  # per device, the configurations paired up as primary/overflow
 
 
@@ -76,10 +77,14 @@ class Choice:
         hourly = [e.cost_per_hour for _, e in self.pools]
         if any(h is None for h in hourly) or not self.rate_rps:
             return None
-        energy = [(e.cost_per_million or 0.0) - e.cost_per_hour / (e.rate_rps * 3600.0) * 1e6 if e.rate_rps else 0.0
-                  for _, e in self.pools]
-        return sum(hourly) / (self.rate_rps * 3600.0) * 1e6 + sum(
-            part * e.rate_rps for part, (_, e) in zip(energy, self.pools)) / self.rate_rps
+        energy = [
+            (e.cost_per_million or 0.0) - e.cost_per_hour / (e.rate_rps * 3600.0) * 1e6 if e.rate_rps else 0.0
+            for _, e in self.pools
+        ]
+        return (
+            sum(hourly) / (self.rate_rps * 3600.0) * 1e6
+            + sum(part * e.rate_rps for part, (_, e) in zip(energy, self.pools)) / self.rate_rps
+        )
 
     @property
     def accuracy_loss(self) -> float | None:
@@ -120,8 +125,16 @@ class PlanRequest:
 
 
 def make_plan(request: PlanRequest, slo: Slo) -> Plan:
-    outcome = search(request.grid, request.known, slo, request.offers, request.measure, request.budget,
-                     request.default_accuracy_loss, request.on_round)
+    outcome = search(
+        request.grid,
+        request.known,
+        slo,
+        request.offers,
+        request.measure,
+        request.budget,
+        request.default_accuracy_loss,
+        request.on_round,
+    )
     singles = _best_per_config(outcome.evaluations, slo)
     choices = [Choice([("primary", e)]) for e in singles]
     choices += _heterogeneous(outcome, singles, slo, request)
@@ -146,8 +159,10 @@ def make_plan(request: PlanRequest, slo: Slo) -> Plan:
         candidates=_candidates(singles, chosen if feasible else None, slo),
         infeasible=None if feasible else _infeasibility(singles, slo),
         search=SearchStats(
-            grid_size=outcome.grid_size, measured=len(outcome.measured),
-            reused=len({m.variant_key for m in request.known}), run_ids=sorted(set(request.run_ids)),
+            grid_size=outcome.grid_size,
+            measured=len(outcome.measured),
+            reused=len({m.variant_key for m in request.known}),
+            run_ids=sorted(set(request.run_ids)),
             method=f"optimistic bounds, measure where the best estimate lies ({outcome.note})",
         ),
     )
@@ -181,7 +196,9 @@ def _heterogeneous(outcome: SearchOutcome, singles: list[Evaluation], slo: Slo, 
         if rest <= 1e-9:
             continue
         primary_part = _at_rate(outcome, primary, share, slo, request, accuracy)
-        for overflow_key in [e.key for e in _pairable(singles, slo) if e.key.family.device != primary.key.family.device]:
+        for overflow_key in [
+            e.key for e in _pairable(singles, slo) if e.key.family.device != primary.key.family.device
+        ]:
             data = _measured(outcome, overflow_key, accuracy, request)
             offer = request.offers[overflow_key.family.device]
             for overflow in evaluate(data, slo, offer, request.default_accuracy_loss, rate_rps=rest):
@@ -192,8 +209,17 @@ def _heterogeneous(outcome: SearchOutcome, singles: list[Evaluation], slo: Slo, 
     for choice in feasible[:3]:  # simulate the few that can win
         parts = []
         for role, evaluation in choice.pools:
-            parts.append((role, confirm(evaluation, _measured(outcome, evaluation.key, accuracy, request), slo,
-                                        request.default_accuracy_loss)))
+            parts.append(
+                (
+                    role,
+                    confirm(
+                        evaluation,
+                        _measured(outcome, evaluation.key, accuracy, request),
+                        slo,
+                        request.default_accuracy_loss,
+                    ),
+                )
+            )
         confirmed.append(Choice(parts))
     return confirmed
 
@@ -248,8 +274,10 @@ def _pool(evaluation: Evaluation, role: str, outcome: SearchOutcome, standby: bo
     key = evaluation.key
     group = outcome.groups[key]
     replica = key.variant(evaluation.max_batch).without_replicas()
-    how = (f"{evaluation.p99_how} of the dynamic batcher at {evaluation.rate_rps:.4g} req/s (Poisson), on measured "
-           "service times plus measured jitter")
+    how = (
+        f"{evaluation.p99_how} of the dynamic batcher at {evaluation.rate_rps:.4g} req/s (Poisson), on measured "
+        "service times plus measured jitter"
+    )
     if standby:
         how = "standby: carries traffic only when the pools before it in the fallback chain fail"
     return PoolPlan(
@@ -319,16 +347,26 @@ def _candidates(singles: list[Evaluation], chosen: Choice | None, slo: Slo) -> l
             verdict, why = "rejected", "; ".join(evaluation.broke.values())
         else:
             verdict, why = "feasible", _worse_than(evaluation, chosen, slo)
-        rows.append(Candidate(
-            config=evaluation.key.label, device=evaluation.key.family.device, devices=evaluation.units,
-            replicas_per_device=evaluation.key.layout.replicas, max_batch_size=evaluation.max_batch,
-            max_queue_delay_ms=evaluation.max_queue_delay_ms, p99_ms=_round(evaluation.p99_ms),
-            capacity_rps=round(evaluation.capacity_rps, 3), accuracy_loss=evaluation.accuracy_loss,
-            j_per_inference=evaluation.j_per_inference, cost_per_million=evaluation.cost_per_million,
-            objective_value=_round(evaluation.objective_value(slo.objective), 6),
-            verdict=verdict, broke=list(evaluation.broke), why=why,
-            on_front=bool(split and index in split.front),
-        ))
+        rows.append(
+            Candidate(
+                config=evaluation.key.label,
+                device=evaluation.key.family.device,
+                devices=evaluation.units,
+                replicas_per_device=evaluation.key.layout.replicas,
+                max_batch_size=evaluation.max_batch,
+                max_queue_delay_ms=evaluation.max_queue_delay_ms,
+                p99_ms=_round(evaluation.p99_ms),
+                capacity_rps=round(evaluation.capacity_rps, 3),
+                accuracy_loss=evaluation.accuracy_loss,
+                j_per_inference=evaluation.j_per_inference,
+                cost_per_million=evaluation.cost_per_million,
+                objective_value=_round(evaluation.objective_value(slo.objective), 6),
+                verdict=verdict,
+                broke=list(evaluation.broke),
+                why=why,
+                on_front=bool(split and index in split.front),
+            )
+        )
     return rows
 
 
@@ -343,7 +381,9 @@ def _worse_than(evaluation: Evaluation, chosen: Choice | None, slo: Slo) -> str:
     if chosen is None:
         return "meets every constraint"
     mine, theirs = evaluation.objective_value(slo.objective), chosen.objective_value(slo.objective)
-    name = {"cost": "$/million", "energy": "J/inference", "latency": "p99 ms", "throughput": "capacity req/s"}[slo.objective]
+    name = {"cost": "$/million", "energy": "J/inference", "latency": "p99 ms", "throughput": "capacity req/s"}[
+        slo.objective
+    ]
     if slo.objective == "throughput":
         mine, theirs = -mine, -theirs
     return f"meets every constraint, but {name} {mine:.4g} vs {theirs:.4g} for the chosen plan"
@@ -352,19 +392,46 @@ def _worse_than(evaluation: Evaluation, chosen: Choice | None, slo: Slo) -> str:
 # --- infeasible SLOs ----------------------------------------------------------------------------
 
 _NEAREST = {
-    "latency_p99_ms": ("p99_ms", min, "p99 <= {target:g} ms is not reachable at {rate:g} req/s; the best is {value:.3g} ms on {on}"),
-    "throughput_rps": ("sustainable", max, "{target:g} req/s at {headroom:.0%} busy is not reachable; the most is {value:.4g} req/s on {on}"),
-    "peak_rps": ("capacity_rps", max, "a peak of {target:g} req/s is not reachable; the most is {value:.4g} req/s on {on}"),
-    "max_accuracy_loss": ("accuracy_loss", min, "accuracy loss <= {target:g} is not reachable; the least is {value:.4g} on {on}"),
-    "max_energy_j_per_inference": ("j_per_inference", min, "<= {target:g} J/inference is not reachable; the least is {value:.3g} J on {on}"),
-    "max_cost_per_million": ("cost_per_million", min, "<= ${target:g}/million is not reachable; the least is ${value:.3g} on {on}"),
+    "latency_p99_ms": (
+        "p99_ms",
+        min,
+        "p99 <= {target:g} ms is not reachable at {rate:g} req/s; the best is {value:.3g} ms on {on}",
+    ),
+    "throughput_rps": (
+        "sustainable",
+        max,
+        "{target:g} req/s at {headroom:.0%} busy is not reachable; the most is {value:.4g} req/s on {on}",
+    ),
+    "peak_rps": (
+        "capacity_rps",
+        max,
+        "a peak of {target:g} req/s is not reachable; the most is {value:.4g} req/s on {on}",
+    ),
+    "max_accuracy_loss": (
+        "accuracy_loss",
+        min,
+        "accuracy loss <= {target:g} is not reachable; the least is {value:.4g} on {on}",
+    ),
+    "max_energy_j_per_inference": (
+        "j_per_inference",
+        min,
+        "<= {target:g} J/inference is not reachable; the least is {value:.3g} J on {on}",
+    ),
+    "max_cost_per_million": (
+        "cost_per_million",
+        min,
+        "<= ${target:g}/million is not reachable; the least is ${value:.3g} on {on}",
+    ),
 }
 
 
 def _infeasibility(singles: list[Evaluation], slo: Slo) -> Infeasibility:
     if not singles:
-        return Infeasibility(constraints=[], message="nothing could be measured on the devices the SLO allows, so no "
-                             "configuration can be judged; check `hwfit variants MODEL` for why each variant cannot run")
+        return Infeasibility(
+            constraints=[],
+            message="nothing could be measured on the devices the SLO allows, so no "
+            "configuration can be judged; check `hwfit variants MODEL` for why each variant cannot run",
+        )
     culprits = _culprits(singles)
     nearest, lines, best_on = {}, [], None
     for constraint in culprits:
@@ -375,8 +442,15 @@ def _infeasibility(singles: list[Evaluation], slo: Slo) -> Infeasibility:
         nearest[constraint] = round(value, 6)
         best_on = best_on or evaluation.label
         pattern = _NEAREST[constraint][2]
-        lines.append(pattern.format(target=_target(slo, constraint), rate=slo.throughput_rps, headroom=slo.headroom,
-                                    value=value, on=f"{evaluation.label} (max batch {evaluation.max_batch})"))
+        lines.append(
+            pattern.format(
+                target=_target(slo, constraint),
+                rate=slo.throughput_rps,
+                headroom=slo.headroom,
+                value=value,
+                on=f"{evaluation.label} (max batch {evaluation.max_batch})",
+            )
+        )
     message = "; ".join(lines) or "no configuration meets every constraint"
     return Infeasibility(constraints=culprits, message=message, nearest=nearest, best_candidate=best_on)
 
@@ -402,7 +476,7 @@ def _nearest(singles: list[Evaluation], constraint: str, culprits: list[str], sl
     pool = [e for e in singles if set(e.broke) <= allowed]
     values = []
     for evaluation in pool or singles:
-        value = (evaluation.capacity_rps * slo.headroom if metric == "sustainable" else getattr(evaluation, metric))
+        value = evaluation.capacity_rps * slo.headroom if metric == "sustainable" else getattr(evaluation, metric)
         if value is not None and math.isfinite(value):
             values.append((value, evaluation))
     if not values:
@@ -411,10 +485,14 @@ def _nearest(singles: list[Evaluation], constraint: str, culprits: list[str], sl
 
 
 def _target(slo: Slo, constraint: str) -> float:
-    return {"latency_p99_ms": slo.latency_p99_ms, "throughput_rps": slo.throughput_rps,
-            "peak_rps": slo.peak_rps or 0.0, "max_accuracy_loss": slo.max_accuracy_loss or 0.0,
-            "max_energy_j_per_inference": slo.max_energy_j_per_inference or 0.0,
-            "max_cost_per_million": slo.max_cost_per_million or 0.0}[constraint]
+    return {
+        "latency_p99_ms": slo.latency_p99_ms,
+        "throughput_rps": slo.throughput_rps,
+        "peak_rps": slo.peak_rps or 0.0,
+        "max_accuracy_loss": slo.max_accuracy_loss or 0.0,
+        "max_energy_j_per_inference": slo.max_energy_j_per_inference or 0.0,
+        "max_cost_per_million": slo.max_cost_per_million or 0.0,
+    }[constraint]
 
 
 # --- words ------------------------------------------------------------------------------------
@@ -422,7 +500,8 @@ def _target(slo: Slo, constraint: str) -> float:
 
 def _assumptions(slo: Slo, request: PlanRequest, outcome: SearchOutcome) -> list[str]:
     notes = [
-        f"Requests arrive as a Poisson stream at the sustained {slo.throughput_rps:g} req/s; each pool is planned to be "
+        f"Requests arrive as a Poisson stream at the sustained {slo.throughput_rps:g} req/s; "
+        "each pool is planned to be "
         f"at most {slo.headroom:.0%} busy"
         + (f" and to carry the peak of {slo.peak_rps:g} req/s." if slo.peak_rps else "."),
         "Service time of a batch = the measured mean at that batch size (linear between measured sizes); p99 adds the "
@@ -435,8 +514,10 @@ def _assumptions(slo: Slo, request: PlanRequest, outcome: SearchOutcome) -> list
         "not counted.",
     ]
     if slo.max_accuracy_loss is None and request.default_accuracy_loss is not None:
-        notes.append(f"No max_accuracy_loss in the SLO: hwfit's default tolerance for this model applies "
-                     f"(loss <= {request.default_accuracy_loss:g}).")
+        notes.append(
+            f"No max_accuracy_loss in the SLO: hwfit's default tolerance for this model applies "
+            f"(loss <= {request.default_accuracy_loss:g})."
+        )
     if not outcome.converged:
         notes.append(f"The search {outcome.note}; the plan is the best measured configuration so far.")
     return notes
@@ -449,15 +530,25 @@ def _answer(plan: Plan, chosen: Choice | None, baseline: Measurement | None, slo
         return f"No plan meets the SLO: {plan.infeasible.message if plan.infeasible else ''}. {measured}"
     parts = []
     for role, evaluation in chosen.pools:
-        threads = f"{evaluation.key.layout.threads} thread(s) each" if evaluation.key.layout.threads else "default threads"
-        units = f" x {evaluation.units} {evaluation.key.family.device}s" if evaluation.units > 1 else f" on {evaluation.key.family.device}"
-        parts.append(f"{evaluation.replicas} replica(s) of {evaluation.key.family.backend} "
-                     f"{evaluation.key.family.precision} ({threads}){units}, max batch {evaluation.max_batch}, "
-                     f"max queue delay {evaluation.max_queue_delay_ms:g} ms"
-                     + (f" as {role} for {evaluation.rate_rps:.4g} req/s" if len(chosen.pools) > 1 else ""))
+        threads = (
+            f"{evaluation.key.layout.threads} thread(s) each" if evaluation.key.layout.threads else "default threads"
+        )
+        units = (
+            f" x {evaluation.units} {evaluation.key.family.device}s"
+            if evaluation.units > 1
+            else f" on {evaluation.key.family.device}"
+        )
+        parts.append(
+            f"{evaluation.replicas} replica(s) of {evaluation.key.family.backend} "
+            f"{evaluation.key.family.precision} ({threads}){units}, max batch {evaluation.max_batch}, "
+            f"max queue delay {evaluation.max_queue_delay_ms:g} ms"
+            + (f" as {role} for {evaluation.rate_rps:.4g} req/s" if len(chosen.pools) > 1 else "")
+        )
     expected = plan.expected
-    text = (f"Serve {plan.model.name} with " + " plus ".join(parts) + f": predicted p99 {expected.p99_ms:.3g} ms at "
-            f"{slo.throughput_rps:g} req/s (target {slo.latency_p99_ms:g} ms), capacity {expected.capacity_rps:.4g} req/s")
+    text = (
+        f"Serve {plan.model.name} with " + " plus ".join(parts) + f": predicted p99 {expected.p99_ms:.3g} ms at "
+        f"{slo.throughput_rps:g} req/s (target {slo.latency_p99_ms:g} ms), capacity {expected.capacity_rps:.4g} req/s"
+    )
     if expected.j_per_inference is not None:
         text += f", {expected.j_per_inference:.3g} J/inference ({expected.energy_how or 'unknown how'})"
     if expected.cost_per_million is not None:
@@ -465,6 +556,8 @@ def _answer(plan: Plan, chosen: Choice | None, baseline: Measurement | None, slo
     text += "."
     if baseline is not None and baseline.samples_per_s:
         ratio = expected.capacity_rps / baseline.samples_per_s
-        text += (f" That is {ratio:.1f}x the throughput of the naive baseline, PyTorch eager fp32 at batch 1 "
-                 f"({baseline.samples_per_s:.3g} req/s measured on the same machine).")
+        text += (
+            f" That is {ratio:.1f}x the throughput of the naive baseline, PyTorch eager fp32 at batch 1 "
+            f"({baseline.samples_per_s:.3g} req/s measured on the same machine)."
+        )
     return f"{text} {measured}"

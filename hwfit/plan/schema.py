@@ -53,7 +53,8 @@ class PoolPlan(_Strict):
     tier: Literal["full", "degraded"] = Field(
         default="full",
         description="degraded: a cheaper variant outside the accuracy target, serving only requests that allow "
-                    "the degraded tier and whose deadline no full-tier pool can meet")
+        "the degraded tier and whose deadline no full-tier pool can meet",
+    )
     variant: str = Field(description="variant key, batch size = max_batch_size, e.g. ort/cpu/int8-dynamic/b8/t1")
     backend: str
     device: str
@@ -65,7 +66,8 @@ class PoolPlan(_Strict):
     max_batch_size: int = Field(ge=1)
     max_queue_delay_ms: float = Field(ge=0)
     service_ms: dict[int, float] = Field(
-        description="batch size -> measured service time (ms, p50 per batch, replicas running together)")
+        description="batch size -> measured service time (ms, p50 per batch, replicas running together)"
+    )
     expected: Expected
     measured_from: list[str] = Field(default_factory=list, description="variant keys of the measurements used")
 

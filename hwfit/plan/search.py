@@ -29,15 +29,14 @@ the budget (10% of the grid by default) only bites when they were not; the plan 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
-from hwfit.core import HwfitError
-from hwfit.core import Config, Family, Layout, Variant
+from hwfit.core import Config, Family, HwfitError, Layout, Variant
 from hwfit.plan.configs import ConfigPoints, config_of, family_accuracy, group_points
-from hwfit.plan.surrogate import fit
 from hwfit.plan.evaluate import ConfigData, DeviceOffer, Evaluation, confirm, evaluate
 from hwfit.plan.slo import Slo
+from hwfit.plan.surrogate import fit
 from hwfit.store import Measurement
 
 SCREEN_BATCH = 8
@@ -93,9 +92,16 @@ class Grid:
         return min(singles, key=lambda layout: (layout.threads is None, layout.threads or 0))
 
 
-def search(grid: Grid, known: list[Measurement], slo: Slo, offers: dict[str, DeviceOffer],
-           measure: Measure | None, budget: int | None = None, default_accuracy_loss: float | None = None,
-           on_round: Callable[[str], None] | None = None) -> SearchOutcome:
+def search(
+    grid: Grid,
+    known: list[Measurement],
+    slo: Slo,
+    offers: dict[str, DeviceOffer],
+    measure: Measure | None,
+    budget: int | None = None,
+    default_accuracy_loss: float | None = None,
+    on_round: Callable[[str], None] | None = None,
+) -> SearchOutcome:
     """Find the best configuration of `grid` for `slo`, measuring through `measure` what is missing."""
     if not grid.batches:
         raise SearchError("the grid is empty: no backend can run the model on the devices the SLO allows")
@@ -165,8 +171,11 @@ class _State:
                     continue  # on measurements only, and simulated, it may rank differently: rank again
                 return self._outcome(best, data, groups, True, f"converged in {rounds} rounds")
             if self.left <= 0 or self.measure is None:
-                why = ("the measuring budget is spent" if self.measure is not None
-                       else "measuring is off (plan from stored points only)")
+                why = (
+                    "the measuring budget is spent"
+                    if self.measure is not None
+                    else "measuring is off (plan from stored points only)"
+                )
                 return self._settle(data, groups, why)
             before = len(self.new)
             self._take([best.key.variant(b) for b in needed], say)
@@ -192,8 +201,9 @@ class _State:
         return self._outcome(best, data, groups, False, f"stopped before convergence: {why}")
 
     def _outcome(self, best, data, groups, converged, note) -> SearchOutcome:
-        return SearchOutcome(best, self._measured_evaluations(groups), data, self.grid.size, list(self.new),
-                             converged, note, groups)
+        return SearchOutcome(
+            best, self._measured_evaluations(groups), data, self.grid.size, list(self.new), converged, note, groups
+        )
 
     def _rank(self, data: dict[Config, ConfigData], groups) -> list[tuple[Evaluation, ConfigData]]:
         rows = []
@@ -276,21 +286,33 @@ class _State:
         cores = {name: offer.cores for name, offer in self.offers.items()}
         energy, how = _energy_for_times(key, times, energy_constants, cores, group)
         return ConfigData(
-            key=key, service_ms=times, accuracy_loss=accuracy.get(key.family), energy_j=energy, energy_how=how,
+            key=key,
+            service_ms=times,
+            accuracy_loss=accuracy.get(key.family),
+            energy_j=energy,
+            energy_how=how,
             jitter_ms=group.jitter_ms if group else (lambda batch: 0.0),
             estimated=frozenset(b for b in batches if b not in own),
             measured_from=[m.variant_key for _, m in sorted(group.points.items())] if group else [],
         )
 
 
-def measured_config_data(group: ConfigPoints, accuracy: dict[Family, float], groups: dict[Config, ConfigPoints],
-                         offers: dict[str, DeviceOffer]) -> ConfigData:
+def measured_config_data(
+    group: ConfigPoints,
+    accuracy: dict[Family, float],
+    groups: dict[Config, ConfigPoints],
+    offers: dict[str, DeviceOffer],
+) -> ConfigData:
     """A configuration's curve and energy from its measured points only (no estimates)."""
     cores = {name: offer.cores for name, offer in offers.items()}
     energy, how = _energy(group, _energy_constants(groups, cores), cores)
     return ConfigData(
-        key=group.key, service_ms=group.service_ms(), accuracy_loss=accuracy.get(group.key.family),
-        energy_j=energy, energy_how=how, jitter_ms=group.jitter_ms,
+        key=group.key,
+        service_ms=group.service_ms(),
+        accuracy_loss=accuracy.get(group.key.family),
+        energy_j=energy,
+        energy_how=how,
+        jitter_ms=group.jitter_ms,
         measured_from=[m.variant_key for _, m in sorted(group.points.items())],
     )
 
@@ -322,18 +344,24 @@ def _energy_constants(groups, device_cores) -> dict[Family, tuple[float, str]]:
                 continue
             seconds_per_sample = measurement.latency.mean_ms / 1000.0 / (batch * key.layout.replicas)
             found.setdefault(key.family, []).append(
-                measurement.energy_j_per_sample / (_cores(key, device_cores) * seconds_per_sample))
+                measurement.energy_j_per_sample / (_cores(key, device_cores) * seconds_per_sample)
+            )
             hows.setdefault(key.family, set()).add(measurement.energy_how or "unknown")
-    return {family: (sorted(values)[len(values) // 2], "/".join(sorted(hows[family])))
-            for family, values in found.items()}
+    return {
+        family: (sorted(values)[len(values) // 2], "/".join(sorted(hows[family]))) for family, values in found.items()
+    }
 
 
 def _energy_for_times(key: Config, times: dict[int, float], constants, device_cores, group) -> tuple[dict, str | None]:
-    own = {b: m.energy_j_per_sample for b, m in (group.points.items() if group else [])
-           if m.energy_j_per_sample is not None}
+    own = {
+        b: m.energy_j_per_sample
+        for b, m in (group.points.items() if group else [])
+        if m.energy_j_per_sample is not None
+    }
     if key.family not in constants:
-        return own, ("/".join(sorted({m.energy_how for m in group.points.values() if m.energy_how}))
-                     if own and group else None)
+        return own, (
+            "/".join(sorted({m.energy_how for m in group.points.values() if m.energy_how})) if own and group else None
+        )
     k, how = constants[key.family]
     cores = _cores(key, device_cores)
     energy = {b: own.get(b, k * cores * ms / 1000.0 / (b * key.layout.replicas)) for b, ms in times.items()}

@@ -62,7 +62,7 @@ class RankOneModel:
         """Data minus prior at the nearest measured batch of this layout (in log2 batch); for a
         layout never measured, the reference layout's residual (its batch shape) at that batch."""
         for source in (layout, reference):
-            cells = [(b, value) for (d, l, b), value in self.g.items() if d == device and l == source]
+            cells = [(b, value) for (d, at, b), value in self.g.items() if d == device and at == source]
             if cells:
                 nearest, value = min(cells, key=lambda cell: (abs(math.log2(cell[0] / batch)), cell[0]))
                 return value - self.prior(device, reference, source, nearest)
@@ -106,13 +106,21 @@ class RankOneModel:
         return own[nearest] * math.exp(g - g_nearest) * (1.0 - margin)
 
 
-def fit(groups: dict[Config, ConfigPoints], reference_layouts: dict[Family, Layout], reference_batch: int,
-        device_cores: dict[str, int | None]) -> RankOneModel:
+def fit(
+    groups: dict[Config, ConfigPoints],
+    reference_layouts: dict[Family, Layout],
+    reference_batch: int,
+    device_cores: dict[str, int | None],
+) -> RankOneModel:
     """Alternate: e = mean(log s − g) per family, g = mean(log s − e) per cell; g at the reference
     cell of each device pinned to 0 so the split is unique."""
     model = RankOneModel(reference_batch, reference_layouts, device_cores)
-    observations = [(key, batch, math.log(ms)) for key, group in groups.items()
-                    for batch, ms in group.service_ms().items() if key.family in reference_layouts]
+    observations = [
+        (key, batch, math.log(ms))
+        for key, group in groups.items()
+        for batch, ms in group.service_ms().items()
+        if key.family in reference_layouts
+    ]
     if not observations:
         return model
     for _ in range(ROUNDS):
@@ -129,7 +137,8 @@ def _layout_spread(model: RankOneModel, observations) -> dict[tuple[str, Layout]
     for key, batch, log_ms in observations:
         g, _ = model.g_at(key.family, key.layout, batch)
         residuals.setdefault((key.family.device, key.layout), {}).setdefault(key.family, []).append(
-            log_ms - model.e[key.family] - g)
+            log_ms - model.e[key.family] - g
+        )
     spreads = {}
     for cell, by_family in residuals.items():
         if len(by_family) >= 2:
@@ -154,8 +163,11 @@ def _fit_g(model: RankOneModel, observations) -> dict[tuple[str, Layout, int], f
     cells = {cell: sum(values) / len(values) for cell, values in sums.items()}
     # pin the scale: per device, g at the reference layout and batch is 0 (the prior's value there)
     for device in {cell[0] for cell in cells}:
-        references = [cells[c] for c in cells if c[0] == device and c[2] == model.reference_batch
-                      and c[1] in model.reference_layouts.values()]
+        references = [
+            cells[c]
+            for c in cells
+            if c[0] == device and c[2] == model.reference_batch and c[1] in model.reference_layouts.values()
+        ]
         if references:
             shift = sum(references) / len(references)
             cells = {c: (v - shift if c[0] == device else v) for c, v in cells.items()}

@@ -18,9 +18,22 @@ from hwfit.core import Device, HwfitError
 from hwfit.plan.schema import Plan, PoolPlan
 
 # ONNX TensorProto element type -> Triton data type
-ONNX_TO_TRITON = {1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 4: "TYPE_UINT16", 5: "TYPE_INT16", 6: "TYPE_INT32",
-                  7: "TYPE_INT64", 8: "TYPE_STRING", 9: "TYPE_BOOL", 10: "TYPE_FP16", 11: "TYPE_FP64",
-                  12: "TYPE_UINT32", 13: "TYPE_UINT64", 16: "TYPE_BF16"}
+ONNX_TO_TRITON = {
+    1: "TYPE_FP32",
+    2: "TYPE_UINT8",
+    3: "TYPE_INT8",
+    4: "TYPE_UINT16",
+    5: "TYPE_INT16",
+    6: "TYPE_INT32",
+    7: "TYPE_INT64",
+    8: "TYPE_STRING",
+    9: "TYPE_BOOL",
+    10: "TYPE_FP16",
+    11: "TYPE_FP64",
+    12: "TYPE_UINT32",
+    13: "TYPE_UINT64",
+    16: "TYPE_BF16",
+}
 TRITON_BACKENDS = {"ort": "onnxruntime", "ort-trt": "onnxruntime", "openvino": "openvino"}
 
 
@@ -49,15 +62,19 @@ def export_triton(plan: Plan, model_files: dict[str, Path], repository: str | Pa
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
         result.models[name] = _write_model(repository / name, pool, model_files[pool.name], name)
     if not result.models:
-        raise ExportError("no pool of the plan can be served by Triton: " +
-                          "; ".join(f"{pool}: {why}" for pool, why in result.left_out.items()))
+        raise ExportError(
+            "no pool of the plan can be served by Triton: "
+            + "; ".join(f"{pool}: {why}" for pool, why in result.left_out.items())
+        )
     return result
 
 
 def _unexportable(pool: PoolPlan, model_files: dict[str, Path]) -> str | None:
     if pool.backend not in TRITON_BACKENDS:
-        return (f"backend {pool.backend!r} has no Triton equivalent here (Triton's PyTorch backend needs a "
-                f"TorchScript model and runs eager, not {pool.backend}); choose an ort or openvino pool")
+        return (
+            f"backend {pool.backend!r} has no Triton equivalent here (Triton's PyTorch backend needs a "
+            f"TorchScript model and runs eager, not {pool.backend}); choose an ort or openvino pool"
+        )
     if pool.name not in model_files:
         return "no ONNX file was given for it"
     return None
@@ -129,6 +146,8 @@ def _io(onnx_file: Path) -> tuple[list, list]:
 def _describe(value) -> tuple[str, str, list[int]]:
     tensor = value.type.tensor_type
     if tensor.elem_type not in ONNX_TO_TRITON:
-        raise ExportError(f"tensor {value.name!r} has ONNX element type {tensor.elem_type}, which Triton has no type for")
+        raise ExportError(
+            f"tensor {value.name!r} has ONNX element type {tensor.elem_type}, which Triton has no type for"
+        )
     dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim]
     return value.name, ONNX_TO_TRITON[tensor.elem_type], dims[1:]  # the first dimension is the batch

@@ -7,9 +7,10 @@ planning session on a real machine; plan never imports the profiler (see `Measur
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
-from hwfit.core import HwfitError, Device, Variant, is_gpu, usable_threads
+from hwfit.core import Device, HwfitError, Variant, is_gpu, usable_threads
 from hwfit.hardware import discover_gpus, gpu_for_cuda_index, load_catalog, spec_for_gpu
 from hwfit.plan.evaluate import DeviceOffer
 from hwfit.plan.planner import PlanRequest, make_plan
@@ -42,10 +43,17 @@ class MeasurementSource(Protocol):
         """Measure these points now, recording them."""
 
 
-def plan_deployment(model: ModelRef, slo: Slo, source: MeasurementSource, *, budget: int | None = None,
-                    measure: bool = True, default_accuracy_loss: float | None = None,
-                    on_round: Callable[[str], None] | None = None,
-                    on_planned: Callable[[int], None] | None = None) -> Plan:
+def plan_deployment(
+    model: ModelRef,
+    slo: Slo,
+    source: MeasurementSource,
+    *,
+    budget: int | None = None,
+    measure: bool = True,
+    default_accuracy_loss: float | None = None,
+    on_round: Callable[[str], None] | None = None,
+    on_planned: Callable[[int], None] | None = None,
+) -> Plan:
     """The plan for `model` under `slo`: from the source's stored points, measuring through it (at most
     `budget` points, else 10% of the grid) unless `measure` is False. `on_planned` hears once how many
     points may be measured (the search's budget and the baseline); `on_round` each round's news."""
@@ -58,8 +66,15 @@ def plan_deployment(model: ModelRef, slo: Slo, source: MeasurementSource, *, bud
     if measure and "cpu" in source.devices:
         baseline = choose_baseline(known, source.measure)
     request = PlanRequest(
-        model=model, grid=grid, known=known, offers=offers, measure=source.measure if measure else None,
-        budget=budget, default_accuracy_loss=default_accuracy_loss, baseline=baseline, run_ids=source.run_ids,
+        model=model,
+        grid=grid,
+        known=known,
+        offers=offers,
+        measure=source.measure if measure else None,
+        budget=budget,
+        default_accuracy_loss=default_accuracy_loss,
+        baseline=baseline,
+        run_ids=source.run_ids,
         on_round=on_round,
     )
     return make_plan(request, slo)
@@ -89,7 +104,10 @@ def device_offers(slo: Slo) -> dict[str, DeviceOffer]:
         price, how = allowance.price_per_hour, "the SLO file"
         if price is None and name == "cpu" and catalog.cpu_price is not None:
             price = catalog.cpu_price.value * cores
-            how = f"catalog, {catalog.cpu_price.value:g} USD/core-hour x {cores} cores ({catalog.cpu_price.how}: {catalog.cpu_price.source})"
+            how = (
+                f"catalog, {catalog.cpu_price.value:g} USD/core-hour x {cores} cores "
+                f"({catalog.cpu_price.how}: {catalog.cpu_price.source})"
+            )
         elif price is None and is_gpu(name):
             spec = _gpu_spec(name)
             if spec is not None and spec.price is not None:
@@ -100,8 +118,10 @@ def device_offers(slo: Slo) -> dict[str, DeviceOffer]:
     if slo.objective == "cost" or slo.max_cost_per_million is not None:
         unpriced = [name for name, offer in offers.items() if offer.price_per_hour is None]
         if unpriced:
-            raise HwfitError(f"the SLO is about cost but {', '.join(unpriced)} has no price: add "
-                             f"`price_per_hour` under devices.{unpriced[0]} in the SLO file")
+            raise HwfitError(
+                f"the SLO is about cost but {', '.join(unpriced)} has no price: add "
+                f"`price_per_hour` under devices.{unpriced[0]} in the SLO file"
+            )
     return offers
 
 

@@ -10,8 +10,9 @@ import importlib.metadata
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import hwfit
 from hwfit.hardware import GpuInfo, discover_cpu, discover_gpus
@@ -63,7 +64,11 @@ def _git_commit() -> str | None:
     source_root = Path(hwfit.__file__).resolve().parent.parent
     result = subprocess.run(
         ["git", "rev-parse", "--show-toplevel", "HEAD"],
-        cwd=source_root, capture_output=True, text=True, timeout=_GIT_TIMEOUT_S, check=False,
+        cwd=source_root,
+        capture_output=True,
+        text=True,
+        timeout=_GIT_TIMEOUT_S,
+        check=False,
     )
     lines = result.stdout.split()
     if result.returncode != 0 or len(lines) != 2:
@@ -77,8 +82,11 @@ def _git_commit() -> str | None:
 def _git_dirty() -> bool | None:
     result = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=Path(hwfit.__file__).resolve().parent.parent, capture_output=True, text=True,
-        timeout=_GIT_TIMEOUT_S, check=False,
+        cwd=Path(hwfit.__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=_GIT_TIMEOUT_S,
+        check=False,
     )
     return bool(result.stdout.strip()) if result.returncode == 0 else None
 

@@ -3,9 +3,8 @@ backend × precision, each layout (K replicas × t threads that fit the cores), 
 
 from __future__ import annotations
 
-from hwfit.core import Variant, usable_threads
-
 from hwfit.backends import backend_names, candidate_variants, get_backend
+from hwfit.core import Variant, usable_threads
 from hwfit.models import Model
 
 GRID_BATCHES = (1, 2, 4, 8, 16, 32, 64)
@@ -31,8 +30,9 @@ def _powers_of_two(limit: int) -> list[int]:
     return values
 
 
-def grid_variants(model: Model, devices: list[str], batch_sizes: tuple[int, ...] = GRID_BATCHES,
-                  backends: list[str] | None = None) -> tuple[list[Variant], list[tuple[Variant, str]]]:
+def grid_variants(
+    model: Model, devices: list[str], batch_sizes: tuple[int, ...] = GRID_BATCHES, backends: list[str] | None = None
+) -> tuple[list[Variant], list[tuple[Variant, str]]]:
     """Runnable grid points, and the (backend, device, precision) families that cannot run, with why."""
     runnable, unavailable = [], []
     names = backends or [name for name in backend_names() if name != "emulated"]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 POLL_S = 0.2
 
@@ -50,8 +51,9 @@ def _child(job: Callable, args: tuple, connection) -> None:
         connection.close()
 
 
-def run_isolated(job: Callable, args: tuple, timeout_s: float,
-                 on_progress: Callable[[dict], None] | None = None) -> JobOutcome:
+def run_isolated(
+    job: Callable, args: tuple, timeout_s: float, on_progress: Callable[[dict], None] | None = None
+) -> JobOutcome:
     """Run `job(*args, report=...)` in a new process; never raises for the job's own failures.
 
     KeyboardInterrupt in the parent kills the child and propagates, so the caller can close the run.
@@ -76,7 +78,9 @@ def _wait(process, receiver, started: float, timeout_s: float, on_progress) -> J
     while True:
         elapsed = time.perf_counter() - started
         if elapsed > timeout_s:
-            return JobOutcome(False, reason=f"timed out after {timeout_s:.0f} s (hung or too slow); killed", wall_s=elapsed)
+            return JobOutcome(
+                False, reason=f"timed out after {timeout_s:.0f} s (hung or too slow); killed", wall_s=elapsed
+            )
         if not receiver.poll(POLL_S):
             if not process.is_alive() and not receiver.poll(0):
                 process.join(1)
@@ -92,8 +96,9 @@ def _wait(process, receiver, started: float, timeout_s: float, on_progress) -> J
                 on_progress(payload)
             continue
         wall = time.perf_counter() - started
-        return JobOutcome(kind == "result", payload if kind == "result" else None,
-                          None if kind == "result" else payload, wall)
+        return JobOutcome(
+            kind == "result", payload if kind == "result" else None, None if kind == "result" else payload, wall
+        )
 
 
 def _death_reason(exitcode: int | None) -> str:

@@ -3,9 +3,9 @@ asked for, the points of it already stored, and a point session opened on the fi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from functools import cached_property
-from typing import Iterable
 
 from hwfit.core import HwfitError, Variant, usable_threads
 from hwfit.hardware import device_names
@@ -53,9 +53,19 @@ class PlanningSession:
     that run: complete, interrupted on Ctrl-C (with a note saying how to resume), failed on an error.
     """
 
-    def __init__(self, model: Model, devices: Iterable[str], store: ResultsStore, observer: SweepObserver, *,
-                 point_seconds: float, warmup_s: float = PLAN_WARMUP_S,
-                 args: dict | None = None, origin: str = "hwfit plan", interrupted_note: str = INTERRUPTED_NOTE):
+    def __init__(
+        self,
+        model: Model,
+        devices: Iterable[str],
+        store: ResultsStore,
+        observer: SweepObserver,
+        *,
+        point_seconds: float,
+        warmup_s: float = PLAN_WARMUP_S,
+        args: dict | None = None,
+        origin: str = "hwfit plan",
+        interrupted_note: str = INTERRUPTED_NOTE,
+    ):
         self.model, self.store, self.observer = model, store, observer
         here = set(device_names())
         self.devices = [device for device in devices if device in here]
@@ -94,8 +104,9 @@ class PlanningSession:
         if self.closed:
             raise HwfitError("this planning session is closed: open another to measure more")
         if self.session is None:
-            self.session = open_point_session(self.model, self.spec, self.store, self.observer, set(self.devices),
-                                              self.args)
+            self.session = open_point_session(
+                self.model, self.spec, self.store, self.observer, set(self.devices), self.args
+            )
             self.run_ids.append(self.session.run_id)
         return self.session.measure(variants)
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Mapping
 
 import numpy as np
 
-from hwfit.core import Variant
-
 from hwfit.backends import Runner, get_backend, load_variant
+from hwfit.core import Variant
 from hwfit.models import Model, compare_outputs, evaluate_accuracy
 from hwfit.profile.quick import reload_model, run_in_batches
 from hwfit.profile.replicas import measure_replicas, replica_count
@@ -56,9 +55,16 @@ def measure_point(plan: PointPlan, report: Callable[[dict], None] | None = None)
     report({"phase": "loading"})
     replicas = replica_count(plan.variant)
     with load_variant(model, plan.variant) as runner:
-        measurement = Measurement(plan.variant.key, plan.variant.to_dict(), "ok", started_at=started_at,
-                                  load_s=runner.stats.load_s, convert_s=runner.stats.convert_s,
-                                  compile_s=runner.stats.compile_s, details={"notes": list(runner.stats.notes)})
+        measurement = Measurement(
+            plan.variant.key,
+            plan.variant.to_dict(),
+            "ok",
+            started_at=started_at,
+            load_s=runner.stats.load_s,
+            convert_s=runner.stats.convert_s,
+            compile_s=runner.stats.compile_s,
+            details={"notes": list(runner.stats.notes)},
+        )
         report({"phase": "accuracy"})
         _accuracy(model, runner, plan, measurement)
     if replicas > 1:
@@ -134,12 +140,25 @@ def timed_runs(runner: Runner, inputs, stop: StopRule, report=None) -> tuple[lis
             spread = ci_relative_half_width(latencies)
             if spread <= stop.target_rel:
                 return latencies, "ok", None
-            return latencies, "unstable", (f"budget of {stop.budget_s:.0f} s spent with the median's 95% CI at "
-                                           f"±{spread:.1%} (target ±{stop.target_rel:.0%}) after {len(latencies)} runs")
+            return (
+                latencies,
+                "unstable",
+                (
+                    f"budget of {stop.budget_s:.0f} s spent with the median's 95% CI at "
+                    f"±{spread:.1%} (target ±{stop.target_rel:.0%}) after {len(latencies)} runs"
+                ),
+            )
         if now - last_report >= PROGRESS_EVERY_S:
             last_report = now
-            report({"phase": "measuring", "runs": len(latencies), "p50_ms": float(np.median(latencies)) * 1000,
-                    "ci": ci_relative_half_width(latencies), "elapsed_s": elapsed})
+            report(
+                {
+                    "phase": "measuring",
+                    "runs": len(latencies),
+                    "p50_ms": float(np.median(latencies)) * 1000,
+                    "ci": ci_relative_half_width(latencies),
+                    "elapsed_s": elapsed,
+                }
+            )
 
 
 def _energy_meter(device: str):
@@ -181,8 +200,11 @@ def _fill_timing(measurement: Measurement, plan: PointPlan, latencies: list[floa
 def _fill_energy(measurement: Measurement, reading, samples: int) -> None:
     if reading is None:
         emulated = str(measurement.variant.get("device", "")).startswith("emulated")
-        measurement.energy_note = ("EMULATED device: it draws no power of its own, so there is no energy figure"
-                                   if emulated else "hwfit.telemetry is not available")
+        measurement.energy_note = (
+            "EMULATED device: it draws no power of its own, so there is no energy figure"
+            if emulated
+            else "hwfit.telemetry is not available"
+        )
         return
     measurement.energy_j_per_sample = reading.joules_per(samples)
     measurement.energy_how = reading.how

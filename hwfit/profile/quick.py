@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -21,8 +21,10 @@ REFERENCE_SAMPLES = 16
 REFERENCE_SEED = 123
 WARMUP_RUNS = 2
 
-HOW = ("measured: best throughput of the timing rounds, median latency of all timed runs, "
-       "after warm-up; load, conversion and compile times apart")
+HOW = (
+    "measured: best throughput of the timing rounds, median latency of all timed runs, "
+    "after warm-up; load, conversion and compile times apart"
+)
 
 
 def check_verdict(measurement: Measurement) -> str:
@@ -52,25 +54,31 @@ def check_dict(measurement: Measurement) -> dict:
     `point_status`), plus the keys this output had before it was a Measurement."""
     data = measurement.to_dict()
     latency = measurement.latency
-    data.update({
-        "status": check_verdict(measurement),
-        "point_status": measurement.status,
-        "reason": check_reason(measurement),
-        "latency_ms_p50": latency.p50_ms if latency else None,
-        "runs": latency.count if latency else 0,
-        "agreement": _agreement_dict(measurement),
-        "accuracy_verdict": measurement.details.get("accuracy_verdict"),
-        "notes": measurement.details.get("notes", []),
-        "how": HOW,
-    })
+    data.update(
+        {
+            "status": check_verdict(measurement),
+            "point_status": measurement.status,
+            "reason": check_reason(measurement),
+            "latency_ms_p50": latency.p50_ms if latency else None,
+            "runs": latency.count if latency else 0,
+            "agreement": _agreement_dict(measurement),
+            "accuracy_verdict": measurement.details.get("accuracy_verdict"),
+            "notes": measurement.details.get("notes", []),
+            "how": HOW,
+        }
+    )
     return data
 
 
 def _agreement_dict(measurement: Measurement) -> dict | None:
     if measurement.cosine_mean is None:
         return None
-    return {"max_abs_error": measurement.max_abs_error, "cosine_mean": measurement.cosine_mean,
-            "cosine_min": measurement.cosine_min, "top1_agreement": measurement.top1_agreement}
+    return {
+        "max_abs_error": measurement.max_abs_error,
+        "cosine_mean": measurement.cosine_mean,
+        "cosine_min": measurement.cosine_min,
+        "top1_agreement": measurement.top1_agreement,
+    }
 
 
 def run_in_batches(runner: Runner, inputs: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
@@ -78,11 +86,13 @@ def run_in_batches(runner: Runner, inputs: Mapping[str, np.ndarray], batch_size:
     total = next(iter(inputs.values())).shape[0]
     pieces: dict[str, list[np.ndarray]] = {}
     for start in range(0, total, batch_size):
-        batch = {name: array[start:start + batch_size] for name, array in inputs.items()}
+        batch = {name: array[start : start + batch_size] for name, array in inputs.items()}
         count = next(iter(batch.values())).shape[0]
         if count < batch_size:
-            batch = {name: np.concatenate([array, np.repeat(array[-1:], batch_size - count, axis=0)])
-                     for name, array in batch.items()}
+            batch = {
+                name: np.concatenate([array, np.repeat(array[-1:], batch_size - count, axis=0)])
+                for name, array in batch.items()
+            }
         for name, array in runner.run(batch).items():
             pieces.setdefault(name, []).append(array[:count])
     return {name: np.concatenate(arrays) for name, arrays in pieces.items()}
@@ -95,7 +105,9 @@ def reference_outputs(model: Model, inputs: Mapping[str, np.ndarray]) -> tuple[d
         return run_in_batches(runner, inputs, REFERENCE_SAMPLES), f"{backend}/cpu/fp32"
 
 
-def time_runner(runner: Runner, inputs: Mapping[str, np.ndarray], seconds: float, rounds: int) -> tuple[float, list[float]]:
+def time_runner(
+    runner: Runner, inputs: Mapping[str, np.ndarray], seconds: float, rounds: int
+) -> tuple[float, list[float]]:
     """(best samples/s over rounds, every timed run's latency in seconds) after warm-up."""
     for _ in range(WARMUP_RUNS):
         runner.run_unchecked(inputs)
@@ -116,12 +128,20 @@ def time_runner(runner: Runner, inputs: Mapping[str, np.ndarray], seconds: float
     return best, latencies
 
 
-def _measurement(variant: Variant, status: str, reason: str | None = None, notes: list[str] | None = None) -> Measurement:
+def _measurement(
+    variant: Variant, status: str, reason: str | None = None, notes: list[str] | None = None
+) -> Measurement:
     return Measurement(variant.key, variant.to_dict(), status, reason, details={"notes": list(notes or [])})
 
 
-def check_variant(model: Model, variant: Variant, reference: Mapping[str, np.ndarray],
-                  reference_inputs: Mapping[str, np.ndarray], seconds: float, rounds: int) -> Measurement:
+def check_variant(
+    model: Model,
+    variant: Variant,
+    reference: Mapping[str, np.ndarray],
+    reference_inputs: Mapping[str, np.ndarray],
+    seconds: float,
+    rounds: int,
+) -> Measurement:
     try:
         runner = load_variant(model, variant)
     except HwfitError as error:
@@ -143,8 +163,14 @@ def check_variant(model: Model, variant: Variant, reference: Mapping[str, np.nda
     return measurement
 
 
-def _check_accuracy(model: Model, runner: Runner, variant: Variant, reference: Mapping[str, np.ndarray],
-                    reference_inputs: Mapping[str, np.ndarray], measurement: Measurement) -> None:
+def _check_accuracy(
+    model: Model,
+    runner: Runner,
+    variant: Variant,
+    reference: Mapping[str, np.ndarray],
+    reference_inputs: Mapping[str, np.ndarray],
+    measurement: Measurement,
+) -> None:
     """Agreement with the fp32 reference, whether it keeps the model's tolerance, and task accuracy."""
     outputs = run_in_batches(runner, reference_inputs, variant.batch_size)
     agreement = compare_outputs(model, outputs, reference)

@@ -8,10 +8,8 @@ import multiprocessing
 import time
 from datetime import datetime, timezone
 
-from hwfit.core import Variant
-
 from hwfit.backends import get_backend, load_variant
-from hwfit.core import BackendError
+from hwfit.core import BackendError, Variant
 from hwfit.store import LatencyStats, Measurement
 
 BARRIER_TIMEOUT_S = 600.0
@@ -86,13 +84,17 @@ def _fill_joint(plan, measurement: Measurement, outcomes) -> Measurement:
     spread = ci_relative_half_width(latencies)
     if spread > plan.stop.target_rel:
         measurement.status = "unstable"
-        measurement.reason = (f"{len(outcomes)} replicas over a {plan.stop.budget_s:.0f} s window: the median's 95% CI "
-                              f"is ±{spread:.1%} (target ±{plan.stop.target_rel:.0%})")
+        measurement.reason = (
+            f"{len(outcomes)} replicas over a {plan.stop.budget_s:.0f} s window: the median's 95% CI "
+            f"is ±{spread:.1%} (target ±{plan.stop.target_rel:.0%})"
+        )
     measurement.energy_note = "not measured for multi-replica points: the replicas' CPU time is not metered yet"
-    measurement.details.update({
-        "replicas": len(outcomes),
-        "replica_samples_per_s": [batch * len(o[2]) / o[3] for o in outcomes],
-        "stop": f"fixed shared window of {plan.stop.budget_s:.0f} s",
-    })
+    measurement.details.update(
+        {
+            "replicas": len(outcomes),
+            "replica_samples_per_s": [batch * len(o[2]) / o[3] for o in outcomes],
+            "stop": f"fixed shared window of {plan.stop.budget_s:.0f} s",
+        }
+    )
     measurement.started_at = measurement.started_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
     return measurement

@@ -66,8 +66,8 @@ class WarmupRule:
     def settled(self, latencies_s: list[float]) -> bool:
         if len(latencies_s) < max(self.min_runs, 2 * self.window):
             return False
-        last = float(np.median(latencies_s[-self.window:]))
-        before = float(np.median(latencies_s[-2 * self.window:-self.window]))
+        last = float(np.median(latencies_s[-self.window :]))
+        before = float(np.median(latencies_s[-2 * self.window : -self.window]))
         return abs(last - before) <= self.tolerance_rel * before
 
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from hwfit.core import Variant, is_usable
-
 from hwfit.backends import backend_names, candidate_variants, get_backend
-from hwfit.core import HwfitError
+from hwfit.core import HwfitError, Variant, is_usable
 from hwfit.models import Model
 from hwfit.profile.isolation import run_isolated
 from hwfit.profile.point import PointPlan, measure_point
@@ -29,7 +27,7 @@ class SweepObserver(Protocol):
     def point_started(self, variant: Variant) -> None: ...
     def point_progress(self, variant: Variant, message: dict) -> None: ...
     def point_finished(self, variant: Variant, measurement: Measurement, reused: bool) -> None: ...
-    def family_finished(self, family: "FamilyOutcome", skipped_points: int) -> None: ...
+    def family_finished(self, family: FamilyOutcome, skipped_points: int) -> None: ...
 
 
 @dataclass
@@ -54,8 +52,14 @@ class SweepResult:
     families: list[FamilyOutcome] = field(default_factory=list)
 
 
-def sweep(model: Model, spec: SweepSpec, store: ResultsStore, observer: SweepObserver,
-          fresh: bool = False, args: dict | None = None) -> SweepResult:
+def sweep(
+    model: Model,
+    spec: SweepSpec,
+    store: ResultsStore,
+    observer: SweepObserver,
+    fresh: bool = False,
+    args: dict | None = None,
+) -> SweepResult:
     families = plan_families(model, spec)
     observer.planned(sum(len(spec.batch_plan()) if reason is None else 1 for _, reason in families))
     run, resumed = _open_run(model, spec, store, fresh, args or {})
@@ -67,8 +71,19 @@ def sweep(model: Model, spec: SweepSpec, store: ResultsStore, observer: SweepObs
         reference, reference_inputs = _reference(model, spec)
         done = {m.variant_key: m for m in store.measurements(run.id)}
         for template, reason in families:
-            outcome = _sweep_family(model, spec, store, run.id, template, reason, done, ceilings,
-                                    (reference, reference_inputs), observer, result)
+            outcome = _sweep_family(
+                model,
+                spec,
+                store,
+                run.id,
+                template,
+                reason,
+                done,
+                ceilings,
+                (reference, reference_inputs),
+                observer,
+                result,
+            )
             result.families.append(outcome)
         store.set_run_extra(run.id, "families", [f.to_dict() for f in result.families])
         store.finish_run(run.id, "complete")
@@ -108,11 +123,13 @@ def _open_run(model: Model, spec: SweepSpec, store: ResultsStore, fresh: bool, a
     environment = capture_environment()
     if not fresh:
         existing = store.find_resumable_run(model.content_hash, sweep_key) or _finished_twin(
-            store, model, sweep_key, environment)
+            store, model, sweep_key, environment
+        )
         if existing is not None:
             return existing, True
-    run = store.start_run(model.name, model.source, model.content_hash, sweep_key,
-                          {**args, "spec": spec.model_dump()}, environment)
+    run = store.start_run(
+        model.name, model.source, model.content_hash, sweep_key, {**args, "spec": spec.model_dump()}, environment
+    )
     return run, False
 
 
@@ -153,11 +170,15 @@ def _reference(model: Model, spec: SweepSpec):
     inputs, _ = model.sample_inputs(REFERENCE_SAMPLES, seed=REFERENCE_SEED)
     outcome = run_isolated(_reference_job, (model.source, model.inputs, inputs), spec.timeout_s)
     if not outcome.ok:
-        raise HwfitError(f"the fp32 reference run of {model.name} failed, so accuracy cannot be judged: {outcome.reason}")
+        raise HwfitError(
+            f"the fp32 reference run of {model.name} failed, so accuracy cannot be judged: {outcome.reason}"
+        )
     return outcome.value, inputs
 
 
-def _sweep_family(model, spec, store, run_id, template, reason, done, ceilings, reference, observer, result) -> FamilyOutcome:
+def _sweep_family(
+    model, spec, store, run_id, template, reason, done, ceilings, reference, observer, result
+) -> FamilyOutcome:
     family = template.curve_key
     if reason:
         skipped = Measurement(template.key, template.to_dict(), "skipped", reason)
@@ -168,8 +189,12 @@ def _sweep_family(model, spec, store, run_id, template, reason, done, ceilings, 
     previous: Measurement | None = None
     plan = spec.batch_plan()
     for index, batch in enumerate(plan):
-        variant = Variant(template.backend, template.device, template.precision, batch, template.threads, template.knobs)
-        measurement, reused = _measure_or_reuse(model, spec, store, run_id, variant, done, ceilings, reference, observer)
+        variant = Variant(
+            template.backend, template.device, template.precision, batch, template.threads, template.knobs
+        )
+        measurement, reused = _measure_or_reuse(
+            model, spec, store, run_id, variant, done, ceilings, reference, observer
+        )
         result.reused += reused
         result.measured += not reused
         stop = _growth_stop(spec, measurement, previous, best)
@@ -183,24 +208,32 @@ def _sweep_family(model, spec, store, run_id, template, reason, done, ceilings, 
     return FamilyOutcome(family, _batch(best), _rate(best), "every batch size in the plan was measured")
 
 
-def _growth_stop(spec: SweepSpec, measurement: Measurement, previous: Measurement | None,
-                 best: Measurement | None) -> str | None:
+def _growth_stop(
+    spec: SweepSpec, measurement: Measurement, previous: Measurement | None, best: Measurement | None
+) -> str | None:
     """Why to stop growing the batch after this point, or None to go on."""
     batch = measurement.variant["batch_size"]
     if measurement.status == "failed":
         memory = any(word in (measurement.reason or "").lower() for word in ("memory", "sigkill", "alloc"))
-        return (f"memory ran out at batch {batch}: {measurement.reason}" if memory
-                else f"batch {batch} failed: {measurement.reason}")
+        return (
+            f"memory ran out at batch {batch}: {measurement.reason}"
+            if memory
+            else f"batch {batch} failed: {measurement.reason}"
+        )
     if not spec.grows:
         return None
     if spec.max_latency_ms and measurement.latency and measurement.latency.p50_ms > spec.max_latency_ms:
-        return f"batch {batch} takes {measurement.latency.p50_ms:.0f} ms (p50), above the {spec.max_latency_ms:.0f} ms cap"
+        return (
+            f"batch {batch} takes {measurement.latency.p50_ms:.0f} ms (p50), above the {spec.max_latency_ms:.0f} ms cap"
+        )
     reference = best or previous
     if reference is not None and measurement.samples_per_s < reference.samples_per_s * (1 + spec.min_gain):
         gain = measurement.samples_per_s / reference.samples_per_s - 1
         verb = "rose only" if gain > 0 else "fell"
-        return (f"throughput {verb} {abs(gain):.1%} from batch {reference.variant['batch_size']} to {batch} "
-                f"(growth needs +{spec.min_gain:.0%}): sweet spot found")
+        return (
+            f"throughput {verb} {abs(gain):.1%} from batch {reference.variant['batch_size']} to {batch} "
+            f"(growth needs +{spec.min_gain:.0%}): sweet spot found"
+        )
     return None
 
 
@@ -212,8 +245,12 @@ def _measure_or_reuse(model, spec, store, run_id, variant, done, ceilings, refer
     plan = _point_plan(model, spec, variant, ceilings, reference)
     attempts = []
     for _ in range(spec.processes):
-        outcome = run_isolated(measure_point, (plan,), spec.timeout_s + spec.budget_s + spec.warmup_s,
-                               on_progress=lambda message: observer.point_progress(variant, message))
+        outcome = run_isolated(
+            measure_point,
+            (plan,),
+            spec.timeout_s + spec.budget_s + spec.warmup_s,
+            on_progress=lambda message: observer.point_progress(variant, message),
+        )
         if not outcome.ok:
             attempts = [Measurement(variant.key, variant.to_dict(), "failed", outcome.reason)]
             attempts[0].wall_s = outcome.wall_s
@@ -240,8 +277,10 @@ def combine_processes(attempts: list[Measurement], target_rel: float) -> Measure
     chosen.wall_s = sum(m.wall_s or 0.0 for m in attempts)
     if spread > 2 * target_rel:
         chosen.status = "unstable"
-        chosen.reason = (f"p50 differs by {spread:.1%} across {len(attempts)} processes "
-                         f"({', '.join(f'{p:.2f}' for p in p50s)} ms): the machine is noisy between runs")
+        chosen.reason = (
+            f"p50 differs by {spread:.1%} across {len(attempts)} processes "
+            f"({', '.join(f'{p:.2f}' for p in p50s)} ms): the machine is noisy between runs"
+        )
     return chosen
 
 
@@ -257,11 +296,15 @@ def _point_plan(model: Model, spec: SweepSpec, variant: Variant, ceilings: dict,
     cost = model.cost(variant.batch_size)
     outputs, inputs = reference
     return PointPlan(
-        model.source, model.inputs, variant,
+        model.source,
+        model.inputs,
+        variant,
         stop=StopRule(target_rel=spec.target_ci, budget_s=spec.budget_s),
         warmup=WarmupRule(budget_s=spec.warmup_s),
-        reference=outputs, reference_inputs=inputs,
-        flops_per_sample=cost.flops_per_sample, min_bytes_per_batch=cost.min_bytes,
+        reference=outputs,
+        reference_inputs=inputs,
+        flops_per_sample=cost.flops_per_sample,
+        min_bytes_per_batch=cost.min_bytes,
         measured_peak_flops=(device_ceilings.get("matmul_flops") or {}).get(dtype),
         spec_peak_flops=spec_peak,
         bandwidth_bytes_per_s=device_ceilings.get("mem_bandwidth"),
@@ -305,8 +348,17 @@ class PointSession:
                 self.store.record(self.run_id, measurement)
                 self.observer.point_finished(variant, measurement, reused=False)
             else:
-                measurement, _ = _measure_or_reuse(self.model, self.spec, self.store, self.run_id, variant, self.done,
-                                                   self.ceilings, self.reference, self.observer)
+                measurement, _ = _measure_or_reuse(
+                    self.model,
+                    self.spec,
+                    self.store,
+                    self.run_id,
+                    variant,
+                    self.done,
+                    self.ceilings,
+                    self.reference,
+                    self.observer,
+                )
             measured.append(measurement)
         return measured
 
@@ -314,15 +366,27 @@ class PointSession:
         self.store.finish_run(self.run_id, status, note)
 
 
-def open_point_session(model: Model, spec: SweepSpec, store: ResultsStore, observer: SweepObserver,
-                       devices: set[str], args: dict | None = None) -> PointSession:
+def open_point_session(
+    model: Model,
+    spec: SweepSpec,
+    store: ResultsStore,
+    observer: SweepObserver,
+    devices: set[str],
+    args: dict | None = None,
+) -> PointSession:
     """Start a run for points chosen one call at a time: measure ceilings and the reference once."""
     from hwfit.profile.environment import capture_environment
 
     environment = capture_environment()
     sweep_key = "points:" + spec.key(model.content_hash)
-    run = store.start_run(model.name, model.source, model.content_hash, sweep_key,
-                          {**(args or {}), "spec": spec.model_dump()}, environment)
+    run = store.start_run(
+        model.name,
+        model.source,
+        model.content_hash,
+        sweep_key,
+        {**(args or {}), "spec": spec.model_dump()},
+        environment,
+    )
     observer.stage("measuring this machine's ceilings")
     ceilings = machine_ceilings(store, run.id, devices, spec)
     observer.stage("computing the fp32 reference outputs")

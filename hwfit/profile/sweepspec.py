@@ -7,15 +7,12 @@ import hashlib
 import json
 from itertools import product
 from pathlib import Path
-from typing import Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hwfit.core import PRECISIONS, Variant
-
 from hwfit.backends import backend_names
-from hwfit.core import HwfitError
+from hwfit.core import PRECISIONS, HwfitError
 
 
 class SweepSpec(BaseModel):
@@ -23,24 +20,32 @@ class SweepSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backends: Optional[list[str]] = Field(None, description="backends to sweep; default: every installed one")
-    devices: Optional[list[str]] = Field(None, description="devices; default: every device found")
-    precisions: Optional[list[str]] = Field(None, description="precisions; default: every one each backend implements")
-    batch_sizes: Optional[list[int]] = Field(None, description="explicit batch sizes; default: grow 1, 2, 4, ...")
+    backends: list[str] | None = Field(None, description="backends to sweep; default: every installed one")
+    devices: list[str] | None = Field(None, description="devices; default: every device found")
+    precisions: list[str] | None = Field(None, description="precisions; default: every one each backend implements")
+    batch_sizes: list[int] | None = Field(None, description="explicit batch sizes; default: grow 1, 2, 4, ...")
     max_batch: int = Field(256, ge=1, description="largest batch the growth rule tries")
     min_gain: float = Field(0.03, ge=0.0, le=1.0, description="stop growing when throughput rises less than this")
-    max_latency_ms: Optional[float] = Field(1000.0, gt=0, description="stop growing past this p50 batch latency (ms)")
-    threads: Optional[list[int]] = Field(None, description="intra-op threads; default: all usable cores")
-    replicas: Optional[list[int]] = Field(None, description="replicas running together on a device, measured "
-                                          "as one point (K replicas x t threads); default: 1")
-    knobs: dict[str, dict[str, list[str]]] = Field(default_factory=dict,
-                                                   description="backend -> knob -> values, e.g. torch-compile: {mode: [default]}")
+    max_latency_ms: float | None = Field(1000.0, gt=0, description="stop growing past this p50 batch latency (ms)")
+    threads: list[int] | None = Field(None, description="intra-op threads; default: all usable cores")
+    replicas: list[int] | None = Field(
+        None,
+        description="replicas running together on a device, measured as one point (K replicas x t threads); default: 1",
+    )
+    knobs: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict, description="backend -> knob -> values, e.g. torch-compile: {mode: [default]}"
+    )
     budget_s: float = Field(8.0, gt=0, description="measuring time budget per point")
     warmup_s: float = Field(4.0, gt=0, description="warm-up time budget per point")
     target_ci: float = Field(0.02, gt=0, lt=1, description="stop when the median's 95% CI is within ±this")
     timeout_s: float = Field(600.0, gt=0, description="kill a point's process after this long")
-    processes: int = Field(1, ge=1, le=10, description="measure each point in this many fresh processes; "
-                           "flag it unstable when their medians disagree (process-to-process noise)")
+    processes: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="measure each point in this many fresh processes; "
+        "flag it unstable when their medians disagree (process-to-process noise)",
+    )
 
     @field_validator("backends")
     @classmethod
@@ -121,5 +126,3 @@ def knob_combinations(spec: SweepSpec, backend: str) -> list[tuple[tuple[str, st
         return [()]
     names = sorted(knobs)
     return [tuple(zip(names, values)) for values in product(*(knobs[name] for name in names))]
-
-

@@ -11,8 +11,9 @@ from hwfit.report.html import SECTIONS, render_page
 from hwfit.store import ResultsStore
 
 
-def build_report(store: ResultsStore | None, run_ids: list[int], plan: Plan | None = None,
-                 plan_source: str | None = None) -> str:
+def build_report(
+    store: ResultsStore | None, run_ids: list[int], plan: Plan | None = None, plan_source: str | None = None
+) -> str:
     """The report's HTML for these runs and the optional plan. With a plan, `run_ids` may be empty
     (and `store` None): a plan-only report."""
     if not run_ids and plan is None:
@@ -23,8 +24,13 @@ def build_report(store: ResultsStore | None, run_ids: list[int], plan: Plan | No
     return render_page(data)
 
 
-def write_report(store: ResultsStore | None, run_ids: list[int], path: str | Path, plan: Plan | None = None,
-                 plan_source: str | None = None) -> Path:
+def write_report(
+    store: ResultsStore | None,
+    run_ids: list[int],
+    path: str | Path,
+    plan: Plan | None = None,
+    plan_source: str | None = None,
+) -> Path:
     """Build the report and write it to `path` (folders made as needed); returns the path written."""
     html = build_report(store, run_ids, plan, plan_source)
     target = Path(path).expanduser()

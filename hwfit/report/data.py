@@ -12,7 +12,6 @@ from hwfit.plan import Candidate, Plan, PlanError, load_plan
 from hwfit.store import Measurement, ResultsStore, Run, StoreError
 
 
-
 class ReportError(HwfitError):
     """The report cannot be made: no runs, an unknown run id, or a plan file that cannot be read."""
 
@@ -61,8 +60,9 @@ def choose_run_ids(store: ResultsStore, run_id: int | None, plan: Plan | None) -
         return [_existing_run(store, rid, " (named by the plan's search.run_ids)") for rid in wanted]
     latest = store.list_runs(limit=1)
     if not latest:
-        raise ReportError(f"no runs in {store.path}: run `hwfit profile MODEL` first, "
-                          "or point --db at another database")
+        raise ReportError(
+            f"no runs in {store.path}: run `hwfit profile MODEL` first, or point --db at another database"
+        )
     return [latest[0].id]
 
 
@@ -74,8 +74,9 @@ def _existing_run(store: ResultsStore, run_id: int, why: str) -> int:
     return run_id
 
 
-def load_report_data(store: ResultsStore, run_ids: list[int], plan: Plan | None = None,
-                     plan_source: str | None = None) -> ReportData:
+def load_report_data(
+    store: ResultsStore, run_ids: list[int], plan: Plan | None = None, plan_source: str | None = None
+) -> ReportData:
     runs = []
     for run_id in run_ids:
         try:
@@ -98,7 +99,8 @@ def plan_mismatches(data: ReportData) -> list[str]:
     return [
         f"the plan is for model {model.name} (hash {model.hash[:12]}) but run {run.run.id} profiled "
         f"{run.run.model_name} (hash {run.run.model_hash[:12]}): its figures do not describe this plan"
-        for run in data.runs if run.run.model_hash != model.hash
+        for run in data.runs
+        if run.run.model_hash != model.hash
     ]
 
 
@@ -142,8 +144,9 @@ def family_curves(data: ReportData) -> list[FamilyCurve]:
         batch = batch_size(m)
         if not is_usable(m.status) or m.latency is None or not m.samples_per_s or batch is None:
             continue
-        point = CurvePoint(batch, m.samples_per_s, m.latency.p50_ms, m.latency.p99_ms, m.status, m.variant_key,
-                           m.latency.count)
+        point = CurvePoint(
+            batch, m.samples_per_s, m.latency.p50_ms, m.latency.p99_ms, m.status, m.variant_key, m.latency.count
+        )
         curves.setdefault((run.run.id, family_of(m)), []).append(point)
     return [
         FamilyCurve(_family_name(data, run_id, family), family, run_id, tuple(sorted(points, key=lambda p: p.batch)))
@@ -174,16 +177,33 @@ def sweet_spots(data: ReportData, curves: list[FamilyCurve]) -> list[SweetSpot]:
         for entry in run.families:
             family = str(entry.get("family", "?"))
             recorded.add((run.run.id, family))
-            found.append(SweetSpot(_family_name(data, run.run.id, family), family, run.run.id,
-                                   entry.get("sweet_spot_batch"), entry.get("best_samples_per_s"),
-                                   str(entry.get("stop_reason") or ""), "measured"))
+            found.append(
+                SweetSpot(
+                    _family_name(data, run.run.id, family),
+                    family,
+                    run.run.id,
+                    entry.get("sweet_spot_batch"),
+                    entry.get("best_samples_per_s"),
+                    str(entry.get("stop_reason") or ""),
+                    "measured",
+                )
+            )
     for curve in curves:
         if (curve.run_id, curve.family) in recorded:
             continue
         best = max(curve.points, key=lambda p: p.samples_per_s)
-        found.append(SweetSpot(curve.name, curve.family, curve.run_id, best.batch, best.samples_per_s,
-                               "the sweep recorded no sweet spot for this family (run unfinished?); "
-                               "shown: the batch with the highest measured samples/s", "derived"))
+        found.append(
+            SweetSpot(
+                curve.name,
+                curve.family,
+                curve.run_id,
+                best.batch,
+                best.samples_per_s,
+                "the sweep recorded no sweet spot for this family (run unfinished?); "
+                "shown: the batch with the highest measured samples/s",
+                "derived",
+            )
+        )
     return found
 
 
@@ -236,10 +256,19 @@ def roofline_points(data: ReportData) -> list[RooflinePoint]:
             continue
         if not _positive(m.arithmetic_intensity) or not _positive(m.achieved_flops_per_s):
             continue
-        points.append(RooflinePoint(_family_name(data, run.run.id, family_of(m)), run.run.id, m.variant_key,
-                                    batch_size(m),
-                                    m.arithmetic_intensity, m.achieved_flops_per_s, m.roofline_bound,
-                                    m.mfu_vs_measured, m.status))
+        points.append(
+            RooflinePoint(
+                _family_name(data, run.run.id, family_of(m)),
+                run.run.id,
+                m.variant_key,
+                batch_size(m),
+                m.arithmetic_intensity,
+                m.achieved_flops_per_s,
+                m.roofline_bound,
+                m.mfu_vs_measured,
+                m.status,
+            )
+        )
     return points
 
 
@@ -253,15 +282,19 @@ def ceiling_rows(data: ReportData) -> list[CeilingRow]:
             listed = found.get("matmul_flops")
             flops = {str(k): float(v) for k, v in listed.items() if _positive(v)} if isinstance(listed, dict) else {}
             bandwidth = found.get("mem_bandwidth")
-            rows.append(CeilingRow(run.run.id, device, flops, float(bandwidth) if _positive(bandwidth) else None,
-                                   found.get("error")))
+            rows.append(
+                CeilingRow(
+                    run.run.id, device, flops, float(bandwidth) if _positive(bandwidth) else None, found.get("error")
+                )
+            )
     return rows
 
 
 def roofs(data: ReportData) -> list[Roof]:
     return [
         Roof(row.run_id, row.device, dtype, peak, row.bandwidth_bytes_per_s)
-        for row in ceiling_rows(data) if row.error is None
+        for row in ceiling_rows(data)
+        if row.error is None
         for dtype, peak in sorted(row.matmul_flops.items())
     ]
 
@@ -275,9 +308,11 @@ def problem_points(data: ReportData) -> list[tuple[int, Measurement]]:
 
 
 def energy_points(data: ReportData) -> list[tuple[int, Measurement]]:
-    return [(run.run.id, m) for run, m in data.all_measurements()
-            if is_usable(m.status) and m.energy_j_per_sample is not None
-            and math.isfinite(m.energy_j_per_sample)]
+    return [
+        (run.run.id, m)
+        for run, m in data.all_measurements()
+        if is_usable(m.status) and m.energy_j_per_sample is not None and math.isfinite(m.energy_j_per_sample)
+    ]
 
 
 def missing_energy_reasons(data: ReportData) -> list[str]:
@@ -363,8 +398,10 @@ def pareto_view(plan: Plan) -> ParetoView:
     y_field, y_label = OBJECTIVE_AXES[plan.slo.objective]
     why = f"the SLO's objective is {plan.slo.objective}"
     if y_field != "capacity_rps" and len(_with_values(plan.candidates, y_field)) < 2:
-        why = (f"the SLO's objective is {plan.slo.objective}, but fewer than two candidates have both "
-               f"p99 and {y_field}; capacity is shown instead")
+        why = (
+            f"the SLO's objective is {plan.slo.objective}, but fewer than two candidates have both "
+            f"p99 and {y_field}; capacity is shown instead"
+        )
         y_field, y_label = OBJECTIVE_AXES["throughput"]
     plotted = tuple(c for c in plan.candidates if _plottable(c, y_field))
     unplotted = tuple(c for c in plan.candidates if not _plottable(c, y_field))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from hwfit.plan import Plan
 from hwfit.core import PROVENANCE, is_usable
+from hwfit.plan import Plan
 from hwfit.report import data as shaped
 from hwfit.report import figures
 from hwfit.report.svg import BarChart, render_bar_chart, render_chart
@@ -42,23 +42,25 @@ def render_page(report: shaped.ReportData) -> str:
         _environment(report),
     ]
     title = f"hwfit report — {_model_name(report)}"
-    return "\n".join([
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(title)}</title>",
-        f"<style>{STYLE}</style></head><body>",
-        f"<header><h1>{esc(title)}</h1>{_nav()}"
-        '<p id="render-check" class="render-check" data-charts-total="0" data-charts-rendered="0">'
-        "chart check: the page's script did not run</p></header>",
-        "<main>",
-        *body,
-        "</main>",
-        f'<footer>Made by hwfit on {esc(_now())}. Self-contained: no network access needed. '
-        f"Provenance labels: {join([how_badge(how) for how in PROVENANCE], ' ')}</footer>",
-        f"<div id=\"tooltip\" class=\"tooltip\" hidden></div><script>{SCRIPT}</script>",
-        "</body></html>",
-    ])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{esc(title)}</title>",
+            f"<style>{STYLE}</style></head><body>",
+            f"<header><h1>{esc(title)}</h1>{_nav()}"
+            '<p id="render-check" class="render-check" data-charts-total="0" data-charts-rendered="0">'
+            "chart check: the page's script did not run</p></header>",
+            "<main>",
+            *body,
+            "</main>",
+            f"<footer>Made by hwfit on {esc(_now())}. Self-contained: no network access needed. "
+            f"Provenance labels: {join([how_badge(how) for how in PROVENANCE], ' ')}</footer>",
+            f'<div id="tooltip" class="tooltip" hidden></div><script>{SCRIPT}</script>',
+            "</body></html>",
+        ]
+    )
 
 
 # --- building blocks -------------------------------------------------------------------------------
@@ -84,8 +86,10 @@ def _table(headers: list[object], rows: list[list[object]], css: str = "", numer
             for index, cell in enumerate(row)
         )
         body.append(f"<tr>{cells}</tr>")
-    return Markup(f'<div class="table-wrap"><table class="{esc(css)}"><thead><tr>{head}</tr></thead>'
-                  f"<tbody>{''.join(body)}</tbody></table></div>")
+    return Markup(
+        f'<div class="table-wrap"><table class="{esc(css)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def _header(text: str, how: str, detail: str | None = None) -> Markup:
@@ -138,9 +142,17 @@ def _summary(report: shaped.ReportData) -> Markup:
         for run_data in report.runs:
             run = run_data.run
             counts = ", ".join(f"{count} {status}" for status, count in sorted(run.status_counts.items()))
-            rows.append([str(run.id), run.model_name, f"{run.model_source} (hash {run.model_hash[:12]})",
-                         f"{run.created_at}" + (f" → {run.finished_at}" if run.finished_at else ""),
-                         _status(run.status), counts or "no points", run.note or ""])
+            rows.append(
+                [
+                    str(run.id),
+                    run.model_name,
+                    f"{run.model_source} (hash {run.model_hash[:12]})",
+                    f"{run.created_at}" + (f" → {run.finished_at}" if run.finished_at else ""),
+                    _status(run.status),
+                    counts or "no points",
+                    run.note or "",
+                ]
+            )
         parts.append(_table(["run", "model", "source", "date (UTC)", "status", "points", "note"], rows))
     else:
         parts.append(_empty("no profile runs in this report: the plan names none (its search.run_ids is empty)"))
@@ -148,39 +160,73 @@ def _summary(report: shaped.ReportData) -> Markup:
         parts += [_paragraph(warning, "warning") for warning in shaped.plan_mismatches(report)]
         parts.append(_plan_summary(report.plan, report.plan_source))
     else:
-        parts.append(_paragraph("No plan given: pass --plan plan.yaml (written by `hwfit plan`) to add the "
-                                "chosen deployment, its candidates and their costs.", "note"))
+        parts.append(
+            _paragraph(
+                "No plan given: pass --plan plan.yaml (written by `hwfit plan`) to add the "
+                "chosen deployment, its candidates and their costs.",
+                "note",
+            )
+        )
     return _section("summary", *parts)
 
 
 def _plan_summary(plan: Plan, source: str | None) -> Markup:
     verdict = "feasible" if plan.feasible else "infeasible"
     parts: list[object] = [
-        Markup(f'<h3>Plan {esc(source or "")} — {_status(verdict)}</h3>'),
+        Markup(f"<h3>Plan {esc(source or '')} — {_status(verdict)}</h3>"),
         Markup(f'<p class="answer">{esc(plan.answer or "(the plan has no answer paragraph)")}</p>'),
-        _paragraph(f"Model {plan.model.name} ({plan.model.source}, hash {plan.model.hash[:12]}); plan created "
-                   f"{plan.created_at}; SLO: p99 ≤ {number(plan.slo.latency_p99_ms)} ms at "
-                   f"{number(plan.slo.throughput_rps)} requests/s, objective {plan.slo.objective}; search: "
-                   f"{plan.search.measured} of {plan.search.grid_size} grid points measured, "
-                   f"{plan.search.reused} reused ({plan.search.method or 'method not recorded'}).", "note"),
+        _paragraph(
+            f"Model {plan.model.name} ({plan.model.source}, hash {plan.model.hash[:12]}); plan created "
+            f"{plan.created_at}; SLO: p99 ≤ {number(plan.slo.latency_p99_ms)} ms at "
+            f"{number(plan.slo.throughput_rps)} requests/s, objective {plan.slo.objective}; search: "
+            f"{plan.search.measured} of {plan.search.grid_size} grid points measured, "
+            f"{plan.search.reused} reused ({plan.search.method or 'method not recorded'}).",
+            "note",
+        ),
     ]
     if plan.infeasible is not None:
         nearest = ", ".join(f"{k} {number(v)}" for k, v in plan.infeasible.nearest.items())
-        parts.append(_paragraph(f"Infeasible: {plan.infeasible.message}"
-                                + (f" Nearest reachable: {nearest}." if nearest else ""), "warning"))
+        parts.append(
+            _paragraph(
+                f"Infeasible: {plan.infeasible.message}" + (f" Nearest reachable: {nearest}." if nearest else ""),
+                "warning",
+            )
+        )
     if plan.pools:
-        rows = [[p.name, p.role, p.variant, f"{p.devices} × {p.replicas_per_device}", p.max_batch_size,
-                 number(p.max_queue_delay_ms), number(p.expected.rate_rps), number(p.expected.p99_ms),
-                 number(p.expected.capacity_rps), p.expected.how or "not recorded"] for p in plan.pools]
-        headers = ["pool", "role", "variant", "devices × replicas", "max batch", "max queue delay ms",
-                   _header("rate rps", "planned"), _header("p99 ms", "planned"), _header("capacity rps", "planned"),
-                   "how the latency was obtained"]
+        rows = [
+            [
+                p.name,
+                p.role,
+                p.variant,
+                f"{p.devices} × {p.replicas_per_device}",
+                p.max_batch_size,
+                number(p.max_queue_delay_ms),
+                number(p.expected.rate_rps),
+                number(p.expected.p99_ms),
+                number(p.expected.capacity_rps),
+                p.expected.how or "not recorded",
+            ]
+            for p in plan.pools
+        ]
+        headers = [
+            "pool",
+            "role",
+            "variant",
+            "devices × replicas",
+            "max batch",
+            "max queue delay ms",
+            _header("rate rps", "planned"),
+            _header("p99 ms", "planned"),
+            _header("capacity rps", "planned"),
+            "how the latency was obtained",
+        ]
         parts.append(_table(headers, rows, numeric=(4, 5, 6, 7, 8)))
         if plan.fallback:
             parts.append(_paragraph(f"Fallback order: {' → '.join(plan.fallback)}.", "note"))
     if plan.assumptions:
-        parts.append(Markup("<ul class=\"assumptions\">" + "".join(f"<li>{esc(a)}</li>" for a in plan.assumptions)
-                            + "</ul>"))
+        parts.append(
+            Markup('<ul class="assumptions">' + "".join(f"<li>{esc(a)}</li>" for a in plan.assumptions) + "</ul>")
+        )
     return Markup("".join(esc(p) for p in parts))
 
 
@@ -194,17 +240,36 @@ def _devices(report: shaped.ReportData) -> Markup:
         table_rows = []
         for row in rows:
             flops = ", ".join(f"{dtype} {si(value, 'FLOP/s')}" for dtype, value in sorted(row.matmul_flops.items()))
-            ridge = [f"{dtype} {number(value / row.bandwidth_bytes_per_s)}"
-                     for dtype, value in sorted(row.matmul_flops.items()) if row.bandwidth_bytes_per_s]
-            table_rows.append([str(row.run_id), row.device, flops or "—", si(row.bandwidth_bytes_per_s, "B/s"),
-                               ", ".join(ridge) or "—", row.error or ""])
-        headers = ["run", "device", _header("matmul ceiling per dtype", "measured", "matmul microbenchmark of the run"),
-                   _header("memory bandwidth", "measured", "bandwidth microbenchmark of the run"),
-                   _header("ridge FLOP/byte", "derived", "matmul ceiling / bandwidth"), "error"]
+            ridge = [
+                f"{dtype} {number(value / row.bandwidth_bytes_per_s)}"
+                for dtype, value in sorted(row.matmul_flops.items())
+                if row.bandwidth_bytes_per_s
+            ]
+            table_rows.append(
+                [
+                    str(row.run_id),
+                    row.device,
+                    flops or "—",
+                    si(row.bandwidth_bytes_per_s, "B/s"),
+                    ", ".join(ridge) or "—",
+                    row.error or "",
+                ]
+            )
+        headers = [
+            "run",
+            "device",
+            _header("matmul ceiling per dtype", "measured", "matmul microbenchmark of the run"),
+            _header("memory bandwidth", "measured", "bandwidth microbenchmark of the run"),
+            _header("ridge FLOP/byte", "derived", "matmul ceiling / bandwidth"),
+            "error",
+        ]
         parts.append(_table(headers, table_rows))
     elif report.runs:
-        parts.append(_empty("no ceilings: the runs recorded none (interrupted before the microbenchmarks, "
-                            "or only emulated devices)"))
+        parts.append(
+            _empty(
+                "no ceilings: the runs recorded none (interrupted before the microbenchmarks, or only emulated devices)"
+            )
+        )
     else:
         parts.append(_empty("no ceilings: no profile run in this report"))
     parts.append(_environment_brief(report))
@@ -216,13 +281,28 @@ def _environment_brief(report: shaped.ReportData) -> Markup:
         return Markup("")
     rows = []
     for environment, run_ids in _environments(report):
-        versions = ", ".join(f"{name} {value}" for name, value in (
-            ("hwfit", environment.hwfit_version), ("Python", environment.python), ("numpy", environment.numpy),
-            ("ONNX Runtime", environment.onnxruntime), ("PyTorch", environment.torch),
-            ("OpenVINO", environment.openvino), ("CUDA", environment.cuda),
-            ("NVIDIA driver", environment.nvidia_driver)) if value)
-        rows.append([", ".join(str(i) for i in run_ids), environment.cpu_model or "unknown CPU",
-                     ", ".join(environment.gpu_names) or "none", versions])
+        versions = ", ".join(
+            f"{name} {value}"
+            for name, value in (
+                ("hwfit", environment.hwfit_version),
+                ("Python", environment.python),
+                ("numpy", environment.numpy),
+                ("ONNX Runtime", environment.onnxruntime),
+                ("PyTorch", environment.torch),
+                ("OpenVINO", environment.openvino),
+                ("CUDA", environment.cuda),
+                ("NVIDIA driver", environment.nvidia_driver),
+            )
+            if value
+        )
+        rows.append(
+            [
+                ", ".join(str(i) for i in run_ids),
+                environment.cpu_model or "unknown CPU",
+                ", ".join(environment.gpu_names) or "none",
+                versions,
+            ]
+        )
     return _table(["runs", "CPU", "GPUs", "versions"], rows)
 
 
@@ -237,13 +317,29 @@ def _latency(report: shaped.ReportData) -> Markup:
         if not is_usable(m.status) or m.latency is None:
             continue
         half_ci = (m.latency.ci95_high_ms - m.latency.ci95_low_ms) / 2
-        rows.append([_run_label(report, run.run.id, m.variant_key), _status(m.status), number(m.latency.p50_ms),
-                     number(half_ci), number(m.latency.p99_ms), number(m.samples_per_s), m.latency.count,
-                     si(m.peak_rss_delta_bytes, "B") if m.peak_rss_delta_bytes is not None else "—"])
+        rows.append(
+            [
+                _run_label(report, run.run.id, m.variant_key),
+                _status(m.status),
+                number(m.latency.p50_ms),
+                number(half_ci),
+                number(m.latency.p99_ms),
+                number(m.samples_per_s),
+                m.latency.count,
+                si(m.peak_rss_delta_bytes, "B") if m.peak_rss_delta_bytes is not None else "—",
+            ]
+        )
     if rows:
-        headers = ["variant", "status", _header("p50 ms", "measured"),
-                   _header("± ms (95% CI of p50, half)", "measured"), _header("p99 ms", "measured"),
-                   _header("samples/s", "measured"), "timed runs", _header("peak RSS growth", "measured")]
+        headers = [
+            "variant",
+            "status",
+            _header("p50 ms", "measured"),
+            _header("± ms (95% CI of p50, half)", "measured"),
+            _header("p99 ms", "measured"),
+            _header("samples/s", "measured"),
+            "timed runs",
+            _header("peak RSS growth", "measured"),
+        ]
         parts.append(_table(headers, rows, numeric=(2, 3, 4, 5, 6, 7)))
     return _section("latency", *parts)
 
@@ -253,10 +349,18 @@ def _problems(report: shaped.ReportData) -> Markup:
     if not found:
         reason = "no profile run in this report" if not report.runs else "every point finished ok"
         return _section("problems", _empty(f"none: {reason}"))
-    rows = [[_run_label(report, run_id, m.variant_key), _status(m.status), m.reason or "no reason recorded",
-             number(m.wall_s)] for run_id, m in found]
-    return _section("problems", _table(["variant", "status", "reason", _header("wall s", "measured")], rows,
-                                       numeric=(3,)))
+    rows = [
+        [
+            _run_label(report, run_id, m.variant_key),
+            _status(m.status),
+            m.reason or "no reason recorded",
+            number(m.wall_s),
+        ]
+        for run_id, m in found
+    ]
+    return _section(
+        "problems", _table(["variant", "status", "reason", _header("wall s", "measured")], rows, numeric=(3,))
+    )
 
 
 # --- 4. roofline ------------------------------------------------------------------------------------
@@ -270,15 +374,25 @@ def _roofline(report: shaped.ReportData) -> Markup:
     rows = []
     for point in points:
         m = by_key.get(point.variant_key)
-        rows.append([_run_label(report, point.run_id, point.variant_key),
-                     number(point.intensity), si(point.flops_per_s, "FLOP/s"),
-                     percent(m.mfu_vs_measured) if m else "—", percent(m.mfu_vs_spec) if m else "—",
-                     point.bound or "—"])
+        rows.append(
+            [
+                _run_label(report, point.run_id, point.variant_key),
+                number(point.intensity),
+                si(point.flops_per_s, "FLOP/s"),
+                percent(m.mfu_vs_measured) if m else "—",
+                percent(m.mfu_vs_spec) if m else "—",
+                point.bound or "—",
+            ]
+        )
     if rows:
-        headers = ["variant", _header("FLOP/byte", "estimated", "FLOPs per sample × batch / minimum bytes moved"),
-                   _header("achieved", "estimated", "FLOPs per sample (graph count) × measured samples/s"),
-                   _header("MFU of measured ceiling", "estimated"),
-                   _header("MFU of spec peak", "estimated", "achieved / the spec catalog's peak"), "bound"]
+        headers = [
+            "variant",
+            _header("FLOP/byte", "estimated", "FLOPs per sample × batch / minimum bytes moved"),
+            _header("achieved", "estimated", "FLOPs per sample (graph count) × measured samples/s"),
+            _header("MFU of measured ceiling", "estimated"),
+            _header("MFU of spec peak", "estimated", "achieved / the spec catalog's peak"),
+            "bound",
+        ]
         parts.append(_table(headers, rows, numeric=(1, 2, 3, 4)))
     return _section("roofline", *parts)
 
@@ -290,17 +404,43 @@ def _pareto(report: shaped.ReportData) -> Markup:
     plan = report.plan
     parts: list[object] = [_figure(figures.pareto(plan))]
     if plan is not None and plan.candidates:
-        rows = [[c.config, c.device, f"{c.devices} × {c.replicas_per_device}",
-                 c.max_batch_size if c.max_batch_size is not None else "—", number(c.max_queue_delay_ms),
-                 number(c.p99_ms), number(c.capacity_rps), number(c.cost_per_million), number(c.j_per_inference),
-                 number(c.accuracy_loss), number(c.objective_value), _status(c.verdict), "yes" if c.on_front else "no",
-                 ", ".join(c.broke) or "—", c.why or ""]
-                for c in plan.candidates]
-        headers = ["candidate", "device", "devices × replicas", "max batch", "queue delay ms",
-                   _header("p99 ms", "planned"), _header("capacity rps", "planned"), _header("$/1M", "planned"),
-                   _header("J/inference", "planned"), _header("accuracy loss", "measured"),
-                   _header(f"objective ({plan.slo.objective})", "planned"), "verdict", "on front",
-                   "constraint broken", "why"]
+        rows = [
+            [
+                c.config,
+                c.device,
+                f"{c.devices} × {c.replicas_per_device}",
+                c.max_batch_size if c.max_batch_size is not None else "—",
+                number(c.max_queue_delay_ms),
+                number(c.p99_ms),
+                number(c.capacity_rps),
+                number(c.cost_per_million),
+                number(c.j_per_inference),
+                number(c.accuracy_loss),
+                number(c.objective_value),
+                _status(c.verdict),
+                "yes" if c.on_front else "no",
+                ", ".join(c.broke) or "—",
+                c.why or "",
+            ]
+            for c in plan.candidates
+        ]
+        headers = [
+            "candidate",
+            "device",
+            "devices × replicas",
+            "max batch",
+            "queue delay ms",
+            _header("p99 ms", "planned"),
+            _header("capacity rps", "planned"),
+            _header("$/1M", "planned"),
+            _header("J/inference", "planned"),
+            _header("accuracy loss", "measured"),
+            _header(f"objective ({plan.slo.objective})", "planned"),
+            "verdict",
+            "on front",
+            "constraint broken",
+            "why",
+        ]
         parts.append(_table(headers, rows, numeric=(3, 4, 5, 6, 7, 8, 9, 10)))
     return _section("pareto", *parts)
 
@@ -313,10 +453,23 @@ def _sweet_spot(report: shaped.ReportData) -> Markup:
     spots = shaped.sweet_spots(report, curves)
     parts: list[object] = [_figure(figures.sweet_spot(curves, spots))]
     if spots:
-        rows = [[s.name, s.batch if s.batch is not None else "—", number(s.samples_per_s),
-                 how_badge(s.how) if s.batch is not None else "nothing measured", s.stop_reason] for s in spots]
-        parts.append(_table(["family", "sweet-spot batch", _header("best samples/s", "measured"), "how",
-                             "why growth stopped"], rows, numeric=(1, 2)))
+        rows = [
+            [
+                s.name,
+                s.batch if s.batch is not None else "—",
+                number(s.samples_per_s),
+                how_badge(s.how) if s.batch is not None else "nothing measured",
+                s.stop_reason,
+            ]
+            for s in spots
+        ]
+        parts.append(
+            _table(
+                ["family", "sweet-spot batch", _header("best samples/s", "measured"), "how", "why growth stopped"],
+                rows,
+                numeric=(1, 2),
+            )
+        )
     return _section("sweet-spot", *parts)
 
 
@@ -325,8 +478,10 @@ def _sweet_spot(report: shaped.ReportData) -> Markup:
 
 def _energy_cost(report: shaped.ReportData) -> Markup:
     points = shaped.energy_points(report)
-    parts: list[object] = [Markup("<h3>Energy per sample</h3>"),
-                           _figure(figures.energy(points, report.multi_run, shaped.missing_energy_reasons(report)))]
+    parts: list[object] = [
+        Markup("<h3>Energy per sample</h3>"),
+        _figure(figures.energy(points, report.multi_run, shaped.missing_energy_reasons(report))),
+    ]
     if points:
         parts.append(_energy_table(report, points))
     parts += [Markup("<h3>Cost per million inferences</h3>"), _figure(figures.cost(report.plan))]
@@ -344,8 +499,14 @@ def _energy_table(report: shaped.ReportData, points: list[tuple[int, Measurement
         rows.append(row)
     headers: list[object] = ["variant", "J/sample (how obtained)", "formula or source"]
     if price is not None:
-        headers.insert(2, _header(f"electricity $/1M at ${price:g}/kWh", "derived",
-                                  "J/sample × 1e6 / 3.6e6 J per kWh × the SLO's price_per_kwh"))
+        headers.insert(
+            2,
+            _header(
+                f"electricity $/1M at ${price:g}/kWh",
+                "derived",
+                "J/sample × 1e6 / 3.6e6 J per kWh × the SLO's price_per_kwh",
+            ),
+        )
     return _table(headers, rows, css="energy", numeric=(1, 2) if price is not None else (1,))
 
 
@@ -355,19 +516,37 @@ def _energy_table(report: shaped.ReportData, points: list[tuple[int, Measurement
 def _accuracy(report: shaped.ReportData) -> Markup:
     groups = shaped.accuracy_by_precision(report)
     if not groups:
-        why = "no profile run in this report" if not report.runs else \
-            "no timed point recorded a cosine, top-1 agreement or task accuracy against the fp32 reference"
+        why = (
+            "no profile run in this report"
+            if not report.runs
+            else "no timed point recorded a cosine, top-1 agreement or task accuracy against the fp32 reference"
+        )
         return _section("accuracy", _empty(f"no accuracy figures: {why}"))
     rows = []
     for group in groups:
         for run_id, m in group.rows:
-            rows.append([group.precision, _run_label(report, run_id, m.variant_key), _fixed(m.cosine_mean, 6),
-                         _fixed(m.cosine_min, 6), percent(m.top1_agreement), percent(m.task_accuracy),
-                         number(m.max_abs_error), number(shaped.accuracy_loss(m))])
-    headers = ["precision", "variant", _header("cosine mean", "measured"), _header("cosine min", "measured"),
-               _header("top-1 agreement", "measured"), _header("task accuracy", "measured"),
-               _header("max |error|", "measured"),
-               _header("accuracy loss", "derived", "1 − top-1, else 1 − cosine mean")]
+            rows.append(
+                [
+                    group.precision,
+                    _run_label(report, run_id, m.variant_key),
+                    _fixed(m.cosine_mean, 6),
+                    _fixed(m.cosine_min, 6),
+                    percent(m.top1_agreement),
+                    percent(m.task_accuracy),
+                    number(m.max_abs_error),
+                    number(shaped.accuracy_loss(m)),
+                ]
+            )
+    headers = [
+        "precision",
+        "variant",
+        _header("cosine mean", "measured"),
+        _header("cosine min", "measured"),
+        _header("top-1 agreement", "measured"),
+        _header("task accuracy", "measured"),
+        _header("max |error|", "measured"),
+        _header("accuracy loss", "derived", "1 − top-1, else 1 − cosine mean"),
+    ]
     return _section("accuracy", _figure(figures.accuracy(groups)), _table(headers, rows, numeric=(2, 3, 4, 5, 6, 7)))
 
 

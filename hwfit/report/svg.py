@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 
 from hwfit.report.text import Markup, esc, si
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf")
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 MARKERS = ("circle", "square", "diamond", "triangle", "ring", "star", "none")
 
 _MARGIN_LEFT = 78
@@ -152,11 +151,11 @@ def _linear_scale(low: float, high: float, zero: bool, ticks: tuple[float, ...])
 
 def _nice_step(rough: float) -> float:
     exponent = math.floor(math.log10(rough))
-    fraction = rough / 10 ** exponent
+    fraction = rough / 10**exponent
     for nice in (1, 2, 2.5, 5, 10):
         if fraction <= nice:
-            return nice * 10 ** exponent
-    return 10 * 10 ** exponent
+            return nice * 10**exponent
+    return 10 * 10**exponent
 
 
 def _log_scale(low: float, high: float, ticks: tuple[float, ...]) -> Scale:
@@ -165,13 +164,13 @@ def _log_scale(low: float, high: float, ticks: tuple[float, ...]) -> Scale:
     if high_exp == low_exp:
         high_exp += 1
     if ticks:
-        return Scale(min(10.0 ** low_exp, min(ticks)), max(10.0 ** high_exp, max(ticks)), True, ticks)
+        return Scale(min(10.0**low_exp, min(ticks)), max(10.0**high_exp, max(ticks)), True, ticks)
     decades = high_exp - low_exp
     stride = max(1, math.ceil(decades / 8))
-    found = [10.0 ** e for e in range(low_exp, high_exp + 1, stride)]
+    found = [10.0**e for e in range(low_exp, high_exp + 1, stride)]
     if decades <= 2:
-        found += [m * 10.0 ** e for e in range(low_exp, high_exp) for m in (2, 5)]
-    return Scale(10.0 ** low_exp, 10.0 ** high_exp, True, tuple(sorted(found)))
+        found += [m * 10.0**e for e in range(low_exp, high_exp) for m in (2, 5)]
+    return Scale(10.0**low_exp, 10.0**high_exp, True, tuple(sorted(found)))
 
 
 def tick_text(value: float) -> str:
@@ -210,7 +209,10 @@ def render_chart(chart: Chart) -> Markup:
     x_values += [r.value for r in chart.rules if r.axis == "x" and r.extend]
     y_values += [r.value for r in chart.rules if r.axis == "y" and r.extend]
     frame = _Frame(
-        left=_MARGIN_LEFT, top=_MARGIN_TOP, right=chart.width - _MARGIN_RIGHT, bottom=_MARGIN_TOP + chart.plot_height,
+        left=_MARGIN_LEFT,
+        top=_MARGIN_TOP,
+        right=chart.width - _MARGIN_RIGHT,
+        bottom=_MARGIN_TOP + chart.plot_height,
         x=make_scale(x_values, chart.x_log, chart.x_zero, chart.x_ticks),
         y=make_scale(y_values, chart.y_log, chart.y_zero),
     )
@@ -235,30 +237,38 @@ def _svg(chart_id: str, title: str, width: float, height: float, marks: int, par
 
 def _draw_axes(frame: _Frame, chart: Chart) -> None:
     parts = frame.parts
-    parts.append(f'<g class="plot"><rect class="plot-area" x="{frame.left}" y="{frame.top}" '
-                 f'width="{frame.right - frame.left}" height="{frame.bottom - frame.top}"/></g>')
+    parts.append(
+        f'<g class="plot"><rect class="plot-area" x="{frame.left}" y="{frame.top}" '
+        f'width="{frame.right - frame.left}" height="{frame.bottom - frame.top}"/></g>'
+    )
     for tick in frame.x.ticks:
         if not (frame.x.low <= tick <= frame.x.high) or not frame.x.contains(tick):
             continue
         x = frame.x.to_px(tick, frame.left, frame.right)
         parts.append(f'<line class="grid" x1="{x:.1f}" y1="{frame.top}" x2="{x:.1f}" y2="{frame.bottom}"/>')
-        parts.append(f'<text class="tick" x="{x:.1f}" y="{frame.bottom + 15}" text-anchor="middle">'
-                     f'{esc(tick_text(tick))}</text>')
+        parts.append(
+            f'<text class="tick" x="{x:.1f}" y="{frame.bottom + 15}" text-anchor="middle">{esc(tick_text(tick))}</text>'
+        )
     for tick in frame.y.ticks:
         if not (frame.y.low <= tick <= frame.y.high) or not frame.y.contains(tick):
             continue
         y = frame.y.to_px(tick, frame.bottom, frame.top)
         parts.append(f'<line class="grid" x1="{frame.left}" y1="{y:.1f}" x2="{frame.right}" y2="{y:.1f}"/>')
-        parts.append(f'<text class="tick" x="{frame.left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-                     f'{esc(tick_text(tick))}</text>')
+        parts.append(
+            f'<text class="tick" x="{frame.left - 6}" y="{y + 4:.1f}" text-anchor="end">{esc(tick_text(tick))}</text>'
+        )
     x_note = " (log scale)" if chart.x_log else ""
     y_note = " (log scale)" if chart.y_log else ""
     middle_x = (frame.left + frame.right) / 2
     middle_y = (frame.top + frame.bottom) / 2
-    parts.append(f'<text class="axis-label" x="{middle_x:.1f}" y="{frame.bottom + 36}" text-anchor="middle">'
-                 f'{esc(chart.x_label + x_note)}</text>')
-    parts.append(f'<text class="axis-label" transform="translate(16 {middle_y:.1f}) rotate(-90)" '
-                 f'text-anchor="middle">{esc(chart.y_label + y_note)}</text>')
+    parts.append(
+        f'<text class="axis-label" x="{middle_x:.1f}" y="{frame.bottom + 36}" text-anchor="middle">'
+        f"{esc(chart.x_label + x_note)}</text>"
+    )
+    parts.append(
+        f'<text class="axis-label" transform="translate(16 {middle_y:.1f}) rotate(-90)" '
+        f'text-anchor="middle">{esc(chart.y_label + y_note)}</text>'
+    )
 
 
 def _draw_rules(frame: _Frame, rules: tuple[Rule, ...]) -> None:
@@ -274,8 +284,9 @@ def _draw_rules(frame: _Frame, rules: tuple[Rule, ...]) -> None:
             y = frame.y.to_px(rule.value, frame.bottom, frame.top)
             line = f'x1="{frame.left}" y1="{y:.1f}" x2="{frame.right}" y2="{y:.1f}"'
             text = f'x="{frame.right - 4}" y="{y - 4:.1f}" text-anchor="end"'
-        frame.parts.append(f'<line class="rule" {line} stroke="{esc(rule.color)}">'
-                           f'<title>{esc(rule.label)}</title></line>')
+        frame.parts.append(
+            f'<line class="rule" {line} stroke="{esc(rule.color)}"><title>{esc(rule.label)}</title></line>'
+        )
         frame.parts.append(f'<text class="rule-label" {text} fill="{esc(rule.color)}">{esc(rule.label)}</text>')
 
 
@@ -289,8 +300,10 @@ def _draw_series(frame: _Frame, series: Series, index: int) -> int:
     if series.line and len(points) > 1:
         coordinates = " ".join(f"{x:.1f},{y:.1f}" for x, y in (frame.px(p.x, p.y) for p in points))
         dash = ' stroke-dasharray="6 4"' if series.dashed else ""
-        parts.append(f'<polyline class="series-line" points="{coordinates}" stroke="{esc(series.color)}"{dash}>'
-                     f'<title>{esc(series.name)}</title></polyline>')
+        parts.append(
+            f'<polyline class="series-line" points="{coordinates}" stroke="{esc(series.color)}"{dash}>'
+            f"<title>{esc(series.name)}</title></polyline>"
+        )
     drawn = 0
     if series.marker != "none":
         for point in points:
@@ -308,14 +321,18 @@ def _marker(shape: str, x: float, y: float, size: float, fill: str, tip: str) ->
     title = f"<title>{esc(tip)}</title>"
     color_ = esc(fill)
     if shape == "square":
-        return (f'<rect {attributes} x="{x - size:.1f}" y="{y - size:.1f}" width="{2 * size:.1f}" '
-                f'height="{2 * size:.1f}" fill="{color_}">{title}</rect>')
+        return (
+            f'<rect {attributes} x="{x - size:.1f}" y="{y - size:.1f}" width="{2 * size:.1f}" '
+            f'height="{2 * size:.1f}" fill="{color_}">{title}</rect>'
+        )
     if shape in ("diamond", "triangle", "star"):
         path = _marker_path(shape, x, y, size)
         return f'<path {attributes} d="{path}" fill="{color_}">{title}</path>'
     if shape == "ring":
-        return (f'<circle {attributes} cx="{x:.1f}" cy="{y:.1f}" r="{size * 2:.1f}" fill="none" '
-                f'stroke="{color_}" stroke-width="2.5">{title}</circle>')
+        return (
+            f'<circle {attributes} cx="{x:.1f}" cy="{y:.1f}" r="{size * 2:.1f}" fill="none" '
+            f'stroke="{color_}" stroke-width="2.5">{title}</circle>'
+        )
     return f'<circle {attributes} cx="{x:.1f}" cy="{y:.1f}" r="{size:.1f}" fill="{color_}">{title}</circle>'
 
 
@@ -350,13 +367,16 @@ def _draw_legend(parts: list[str], series: tuple[Series, ...], top: float, width
         y = top + (index // columns) * _LEGEND_ROW_PX
         dash = ' stroke-dasharray="6 4"' if entry.dashed else ""
         if entry.line or entry.marker == "none":
-            parts.append(f'<line class="legend-line" x1="{x}" y1="{y}" x2="{x + 22}" y2="{y}" '
-                         f'stroke="{esc(entry.color)}"{dash}/>')
+            parts.append(
+                f'<line class="legend-line" x1="{x}" y1="{y}" x2="{x + 22}" y2="{y}" '
+                f'stroke="{esc(entry.color)}"{dash}/>'
+            )
         if entry.marker != "none":
             parts.append(_legend_marker(entry.marker, x + 11, y, entry.color))
         name = entry.name if len(entry.name) <= _LEGEND_MAX_CHARS else entry.name[: _LEGEND_MAX_CHARS - 1] + "…"
-        parts.append(f'<text class="legend-text" x="{x + 28}" y="{y + 4}">{esc(name)}'
-                     f'<title>{esc(entry.name)}</title></text>')
+        parts.append(
+            f'<text class="legend-text" x="{x + 28}" y="{y + 4}">{esc(name)}<title>{esc(entry.name)}</title></text>'
+        )
     parts.append("</g>")
 
 
@@ -376,8 +396,10 @@ def render_bar_chart(chart: BarChart) -> Markup:
     scale = make_scale([bar.value for bar in chart.bars], log=False, zero=True)
     legend_top = top + row_px * len(chart.bars) + 24
     height = legend_top + (_LEGEND_ROW_PX if chart.legend else 0) + 30
-    parts = [f'<g class="plot"><rect class="plot-area" x="{left}" y="{top - 4}" width="{right - left}" '
-             f'height="{row_px * len(chart.bars) + 4}"/></g>']
+    parts = [
+        f'<g class="plot"><rect class="plot-area" x="{left}" y="{top - 4}" width="{right - left}" '
+        f'height="{row_px * len(chart.bars) + 4}"/></g>'
+    ]
     drawn = 0
     for index, bar in enumerate(chart.bars):
         if not usable(bar.value, log=False):
@@ -385,21 +407,29 @@ def render_bar_chart(chart: BarChart) -> Markup:
         y = top + index * row_px
         length = max(1.5, scale.to_px(bar.value, left, right) - left)
         name = bar.label if len(bar.label) <= 44 else bar.label[:43] + "…"
-        parts.append(f'<text class="bar-label" x="{left - 8}" y="{y + 13}" text-anchor="end">{esc(name)}'
-                     f'<title>{esc(bar.label)}</title></text>')
+        parts.append(
+            f'<text class="bar-label" x="{left - 8}" y="{y + 13}" text-anchor="end">{esc(name)}'
+            f"<title>{esc(bar.label)}</title></text>"
+        )
         tip = esc(bar.tip or bar.label)
-        parts.append(f'<rect class="mark" data-tip="{tip}" x="{left}" y="{y + 2}" width="{length:.1f}" '
-                     f'height="{row_px - 6}" fill="{esc(bar.color)}"><title>{tip}</title></rect>')
+        parts.append(
+            f'<rect class="mark" data-tip="{tip}" x="{left}" y="{y + 2}" width="{length:.1f}" '
+            f'height="{row_px - 6}" fill="{esc(bar.color)}"><title>{tip}</title></rect>'
+        )
         value_text = si(bar.value) if abs(bar.value) >= 1000 else f"{bar.value:.3g}"
         note = f" {bar.note}" if bar.note else ""
-        parts.append(f'<text class="bar-value" x="{left + length + 6:.1f}" y="{y + 13}">'
-                     f'{esc(value_text + note)}</text>')
+        parts.append(
+            f'<text class="bar-value" x="{left + length + 6:.1f}" y="{y + 13}">{esc(value_text + note)}</text>'
+        )
         drawn += 1
-    parts.append(f'<text class="axis-label" x="{(left + right) / 2:.1f}" y="{legend_top - 6}" text-anchor="middle">'
-                 f'{esc(chart.value_label)}</text>')
+    parts.append(
+        f'<text class="axis-label" x="{(left + right) / 2:.1f}" y="{legend_top - 6}" text-anchor="middle">'
+        f"{esc(chart.value_label)}</text>"
+    )
     for index, (name, fill) in enumerate(chart.legend):
         x = left + index * 170
-        parts.append(f'<rect class="legend-mark" x="{x}" y="{legend_top + 6}" width="12" height="12" '
-                     f'fill="{esc(fill)}"/>')
+        parts.append(
+            f'<rect class="legend-mark" x="{x}" y="{legend_top + 6}" width="12" height="12" fill="{esc(fill)}"/>'
+        )
         parts.append(f'<text class="legend-text" x="{x + 18}" y="{legend_top + 16}">{esc(name)}</text>')
     return _svg(chart.chart_id, chart.title, chart.width, height, drawn, parts)

@@ -40,6 +40,7 @@ def level_of(importance: int) -> int:
     """The priority level an importance came from (the inverse of `importance_of`)."""
     return PRIORITY_LEVELS + 1 - importance
 
+
 # KServe v2 / Triton datatype names <-> numpy dtypes
 DATATYPES: dict[str, str] = {
     "BOOL": "bool",

@@ -7,6 +7,16 @@ from hwfit.simulate.curve import QueueingError, ServiceCurve, as_curve, capacity
 from hwfit.simulate.events import PoolStats, simulate_pool
 
 __all__ = [
-    "ApproxStats", "PoolStats", "QueueingError", "ServiceCurve", "approximate_p99_ms", "approximate_pool",
-    "as_curve", "capacity_rps", "check_pool", "load_ratio", "mean_batch_size", "simulate_pool",
+    "ApproxStats",
+    "PoolStats",
+    "QueueingError",
+    "ServiceCurve",
+    "approximate_p99_ms",
+    "approximate_pool",
+    "as_curve",
+    "capacity_rps",
+    "check_pool",
+    "load_ratio",
+    "mean_batch_size",
+    "simulate_pool",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from hwfit.simulate.curve import ServiceCurve, as_curve, check_pool, load_ratio
 
+
 def _erlang_c(servers: int, offered_load: float) -> float:
     """Probability that an arrival must wait in M/M/c with offered load a = λ·s (Erlang C)."""
     utilization = offered_load / servers
@@ -30,7 +31,9 @@ def _tail_99(p_positive: float, mean_if_positive_ms: float) -> float:
     return mean_if_positive_ms * math.log(p_positive / 0.01)
 
 
-def mean_batch_size(curve: ServiceCurve, replicas: int, max_batch: int, max_queue_delay_ms: float, rate_per_ms: float) -> float:
+def mean_batch_size(
+    curve: ServiceCurve, replicas: int, max_batch: int, max_queue_delay_ms: float, rate_per_ms: float
+) -> float:
     """Fixed point for the mean batch size b̄.
 
     A replica that finds the queue empty opens a batch and waits d: it leaves with 1 + λ·d

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from hwfit.core import HwfitError
 
+
 class QueueingError(HwfitError):
     """A service-time curve or a pool configuration cannot be modelled (the message says why)."""
 
@@ -68,6 +69,7 @@ def capacity_rps(curve: ServiceCurve | dict[int, float], replicas: int, max_batc
 def load_ratio(curve: ServiceCurve | dict[int, float], replicas: int, max_batch: int, rate_rps: float) -> float:
     """ρ = λ / capacity; the pool is stable iff ρ < 1."""
     return rate_rps / capacity_rps(curve, replicas, max_batch)
+
 
 def check_pool(replicas: int, max_batch: int, max_queue_delay_ms: float, rate_rps: float) -> None:
     """Raise QueueingError when a pool's configuration or rate cannot be modelled."""

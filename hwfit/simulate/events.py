@@ -12,6 +12,7 @@ import numpy as np
 
 from hwfit.simulate.curve import ServiceCurve, as_curve, check_pool, load_ratio
 
+
 @dataclass(frozen=True)
 class PoolStats:
     """What one pool does at one rate: latency from arrival to answer, batching, load."""
@@ -27,7 +28,6 @@ class PoolStats:
     stable: bool
     requests: int  # requests counted in the percentiles (after the warm-up)
     how: str = "simulated"
-
 
 
 def simulate_pool(
@@ -60,7 +60,9 @@ def simulate_pool(
     batch_starts, batch_sizes, dispatch_ms = _run_batcher(
         arrivals_ms.tolist(), curve.table_ms(max_batch), replicas, max_batch, float(max_queue_delay_ms)
     )
-    return _pool_stats(curve, arrivals_ms, batch_starts, batch_sizes, dispatch_ms, replicas, max_batch, rate_rps, warmup_share)
+    return _pool_stats(
+        curve, arrivals_ms, batch_starts, batch_sizes, dispatch_ms, replicas, max_batch, rate_rps, warmup_share
+    )
 
 
 def _run_batcher(

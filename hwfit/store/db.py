@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from hwfit.core import cache_dir
 from hwfit.store import export as _export
@@ -40,8 +41,19 @@ _RUN_COLUMNS = """
 """
 _RUN_SELECT = f"SELECT {_RUN_COLUMNS} FROM runs JOIN environments ON environments.id = runs.environment_id"
 _ENV_FIELDS = (
-    "hwfit_version", "hwfit_commit", "python", "numpy", "onnxruntime", "torch", "openvino", "cuda",
-    "nvidia_driver", "cpu_model", "gpu_names", "hostname_hash", "extra",
+    "hwfit_version",
+    "hwfit_commit",
+    "python",
+    "numpy",
+    "onnxruntime",
+    "torch",
+    "openvino",
+    "cuda",
+    "nvidia_driver",
+    "cpu_model",
+    "gpu_names",
+    "hostname_hash",
+    "extra",
 )
 _POINT_COLUMNS = (
     "id, variant_key, status, reason, variant, roofline_bound, energy_how, energy_note, started_at, details"
@@ -69,7 +81,9 @@ def open_store(path: str | Path | None = None, create: bool = True) -> ResultsSt
         raise StoreError(f"{db_path} is a folder; --db expects a database file such as {db_path / 'results.db'}")
     if not db_path.exists():
         if not create:
-            raise StoreError(f"no results database at {db_path}; profile a model first or choose another file with --db")
+            raise StoreError(
+                f"no results database at {db_path}; profile a model first or choose another file with --db"
+            )
         db_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         connection = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -136,8 +150,17 @@ class ResultsStore:
             cursor = sql.execute(
                 "INSERT INTO runs (created_at, status, model_name, model_source, model_hash, sweep_key, args,"
                 " environment_id, writer_pid, writer_host) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (_now(), model_name, model_source, model_hash, sweep_key, args_json, environment_id,
-                 os.getpid(), hostname_hash()),
+                (
+                    _now(),
+                    model_name,
+                    model_source,
+                    model_hash,
+                    sweep_key,
+                    args_json,
+                    environment_id,
+                    os.getpid(),
+                    hostname_hash(),
+                ),
             )
             run_id = cursor.lastrowid
         return self.get_run(run_id)
@@ -211,8 +234,15 @@ class ResultsStore:
         variant_json = _dumps(measurement.variant, f"variant of {measurement.variant_key!r}")
         details_json = _dumps(measurement.details, f"details of {measurement.variant_key!r}")
         point = (
-            measurement.status, measurement.reason, variant_json, measurement.roofline_bound,
-            measurement.energy_how, measurement.energy_note, measurement.started_at, details_json, len(rows),
+            measurement.status,
+            measurement.reason,
+            variant_json,
+            measurement.roofline_bound,
+            measurement.energy_how,
+            measurement.energy_note,
+            measurement.started_at,
+            details_json,
+            len(rows),
         )
         with self._write() as sql:
             self._require_run(sql, run_id)
@@ -248,8 +278,9 @@ class ResultsStore:
             pairs = []
             for row in rows:
                 run = self._run_from_row(sql, row)
-                found = self._load_measurements(sql, f"points.run_id = ? AND points.status IN ({marks})",
-                                                 (run.id, *status))
+                found = self._load_measurements(
+                    sql, f"points.run_id = ? AND points.status IN ({marks})", (run.id, *status)
+                )
                 pairs.extend((run, measurement) for measurement in found)
         return pairs
 

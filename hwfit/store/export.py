@@ -121,7 +121,22 @@ def runs_to_json(runs: list[Run]) -> str:
 
 
 _EMPTY_SUMMARY_COLUMNS = (
-    "id", "created_at", "finished_at", "status", "model_name", "model_source", "model_hash", "sweep_key", "points",
-    "points_ok", "points_unstable", "points_failed", "points_skipped", "hwfit_version", "hwfit_commit", "cpu_model",
-    "gpu_names", "note",
+    "id",
+    "created_at",
+    "finished_at",
+    "status",
+    "model_name",
+    "model_source",
+    "model_hash",
+    "sweep_key",
+    "points",
+    "points_ok",
+    "points_unstable",
+    "points_failed",
+    "points_skipped",
+    "hwfit_version",
+    "hwfit_commit",
+    "cpu_model",
+    "gpu_names",
+    "note",
 )

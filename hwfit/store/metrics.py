@@ -85,7 +85,7 @@ def apply_rows(values: dict[str, Any], rows: list[tuple[str, float | None]]) -> 
             continue
         value = _decode(stored, spec)
         if name.startswith(LATENCY_PREFIX):
-            latency[name[len(LATENCY_PREFIX):]] = value
+            latency[name[len(LATENCY_PREFIX) :]] = value
         else:
             values[name] = value
     if latency:
@@ -96,7 +96,7 @@ def _raw_value(measurement: Measurement, name: str) -> Any:
     if name.startswith(LATENCY_PREFIX):
         if measurement.latency is None:
             return None
-        return getattr(measurement.latency, name[len(LATENCY_PREFIX):])
+        return getattr(measurement.latency, name[len(LATENCY_PREFIX) :])
     return getattr(measurement, name)
 
 

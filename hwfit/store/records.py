@@ -16,7 +16,6 @@ from hwfit.core import POINT_STATUSES, RUN_STATUSES, Variant
 from hwfit.store._errors import StoreError
 
 
-
 @dataclass(frozen=True)
 class LatencyStats:
     """Latency of one batch over `count` timed runs, in milliseconds; the CI is that of the median."""
@@ -173,7 +172,9 @@ def hostname_hash(hostname: str | None = None) -> str:
 
 def check_point_status(status: str, variant_key: str) -> None:
     if status not in POINT_STATUSES:
-        raise StoreError(f"measurement {variant_key!r} has status {status!r}; expected one of {', '.join(POINT_STATUSES)}")
+        raise StoreError(
+            f"measurement {variant_key!r} has status {status!r}; expected one of {', '.join(POINT_STATUSES)}"
+        )
 
 
 def check_run_status(status: str) -> None:
@@ -186,5 +187,6 @@ def _reject_unknown(cls: type, data: dict[str, Any], what: str) -> None:
     unknown = sorted(set(data) - known)
     if unknown:
         raise StoreError(
-            f"{what} has unknown fields {', '.join(unknown)} (written by a newer hwfit?); known: {', '.join(sorted(known))}"
+            f"{what} has unknown fields {', '.join(unknown)} (written by a newer hwfit?); "
+            f"known: {', '.join(sorted(known))}"
         )

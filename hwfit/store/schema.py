@@ -7,14 +7,14 @@ SCHEMA_VERSION inside a single transaction, so a crash mid-migration leaves the 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Union
 
 from hwfit.store._errors import StoreError
 
-Step = Union[str, Callable[[sqlite3.Connection], None]]
+Step = str | Callable[[sqlite3.Connection], None]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """A daemon thread that calls a function every `interval_s` until stopped (samplers, RAPL wrap watch)."""
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 
 class Repeater:
@@ -31,6 +31,6 @@ class Repeater:
         while not self._stop.wait(self._interval_s):
             try:
                 self._fn()
-            except Exception as error:  # noqa: BLE001 - reported through `error`, never lost
+            except Exception as error:  # broad on purpose: reported through `error`, never lost
                 self.error = error
                 return

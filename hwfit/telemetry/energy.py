@@ -20,13 +20,14 @@ polls for wraps), and NVML directly when Zeus is not installed or cannot be used
 """
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
-from hwfit.telemetry import nvml
 from hwfit.core import ENERGY_PROVENANCE, Device, check_provenance
+from hwfit.telemetry import nvml
 from hwfit.telemetry._errors import TelemetryError, telemetry_device
 from hwfit.telemetry._repeat import Repeater
 from hwfit.telemetry._zeus import ZeusGpu, zeus_gpu
@@ -86,8 +87,12 @@ class _Source(Protocol):
 def _from_counter(joules: float, seconds: float, how: str) -> _Outcome:
     """A counter that did not move in a non-empty window gave no information, not zero joules."""
     if joules <= 0.0 and seconds > 0.0:
-        return _Outcome(None, None, reason=f"the energy counter did not advance in the {seconds:.3g} s window "
-                                           f"(shorter than its update period): measure a longer window")
+        return _Outcome(
+            None,
+            None,
+            reason=f"the energy counter did not advance in the {seconds:.3g} s window "
+            f"(shorter than its update period): measure a longer window",
+        )
     return _Outcome(joules, how)
 
 
@@ -149,8 +154,9 @@ class _EstimateSource:
         reason = f"estimated, not measured: {self._why}"
         if estimate is None:
             return _Outcome(None, None, reason=f"{self._why}; and no estimate: the catalog has no cpu_power figures")
-        return _Outcome(estimate.joules, "estimated", reason=reason, formula=estimate.formula,
-                        utilization=estimate.utilization)
+        return _Outcome(
+            estimate.joules, "estimated", reason=reason, formula=estimate.formula, utilization=estimate.utilization
+        )
 
 
 class _ZeusSource:
@@ -246,14 +252,17 @@ def _cuda_source(device: Device, prefer_zeus: bool) -> _Source:
     try:
         handle = nvml.handle_for_cuda(device.index)
     except nvml.NvmlUnavailable as error:
-        return _NoSource("none", f"no GPU energy source for {device}: {error}; zeus: {why_not_zeus} "
-                                 f"(GPUs are never estimated)")
+        return _NoSource(
+            "none", f"no GPU energy source for {device}: {error}; zeus: {why_not_zeus} (GPUs are never estimated)"
+        )
     if nvml.total_energy_j(handle) is not None:
         return _NvmlCounterSource(handle, why_not_zeus)
     if nvml.power_w(handle) is not None:
         return _NvmlPowerSource(handle, f"{device} has no NVML total-energy counter (pre-Volta): power integrated")
-    return _NoSource("none", f"NVML gives neither an energy counter nor power for {device}; zeus: {why_not_zeus} "
-                             f"(GPUs are never estimated)")
+    return _NoSource(
+        "none",
+        f"NVML gives neither an energy counter nor power for {device}; zeus: {why_not_zeus} (GPUs are never estimated)",
+    )
 
 
 # --- the meter ---------------------------------------------------------------------------------

@@ -8,9 +8,9 @@ powercap at all. The counter wraps at `max_energy_range_uj`; `RaplCounter` accum
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 DEFAULT_POWERCAP_ROOT = Path("/sys/class/powercap")
 ROOT_ONLY = "RAPL energy_uj is root-only since Linux 5.10 (CVE-2020-8694)"
@@ -49,8 +49,12 @@ class RaplStatus:
 def rapl_status(root: Path = DEFAULT_POWERCAP_ROOT, reader: Reader = read_sysfs) -> RaplStatus:
     """Find the package zones under `root` and check their counters can be read. Never raises."""
     if not root.is_dir():
-        return RaplStatus(False, (), f"no {root}: RAPL not exposed on this machine (VMs and containers often hide it; "
-                                     f"where present, {ROOT_ONLY})")
+        return RaplStatus(
+            False,
+            (),
+            f"no {root}: RAPL not exposed on this machine (VMs and containers often hide it; "
+            f"where present, {ROOT_ONLY})",
+        )
     zone_dirs = sorted((path for path in root.iterdir() if _PACKAGE_ZONE.match(path.name)), key=_zone_number)
     if not zone_dirs:
         return RaplStatus(False, (), f"{root} has no intel-rapl package zones (intel_rapl driver not loaded)")
@@ -73,8 +77,10 @@ def _open_zone(zone_dir: Path, reader: Reader) -> tuple[RaplZone | None, str | N
         max_range_uj = int(reader(zone_dir / "max_energy_range_uj").strip())
         int(reader(zone_dir / "energy_uj").strip())
     except PermissionError:
-        return None, (f"{zone_dir}/energy_uj is not readable by uid {os.getuid()}: {ROOT_ONLY}; "
-                      f"run as root or grant read access to the energy_uj files")
+        return None, (
+            f"{zone_dir}/energy_uj is not readable by uid {os.getuid()}: {ROOT_ONLY}; "
+            f"run as root or grant read access to the energy_uj files"
+        )
     except (OSError, ValueError) as error:
         return None, f"cannot read RAPL zone {zone_dir}: {error}"
     return RaplZone(name=name, path=zone_dir, max_energy_range_uj=max_range_uj), None

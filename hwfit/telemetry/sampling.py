@@ -14,8 +14,8 @@ from typing import Any
 
 import psutil
 
-from hwfit.telemetry import nvml
 from hwfit.core import Device
+from hwfit.telemetry import nvml
 from hwfit.telemetry._errors import TelemetryError, telemetry_device
 from hwfit.telemetry._repeat import Repeater
 from hwfit.telemetry.rapl import DEFAULT_POWERCAP_ROOT, RaplCounter, rapl_status

@@ -34,9 +34,11 @@ def _cpu_sources(powercap_root: Path) -> list[PowerSourceInfo]:
     spec = cpu_power_spec(discover_cpu())
     if spec is None:
         return [rapl, PowerSourceInfo("cpu", "estimate", False, "the spec catalog has no cpu_power figures")]
-    note = (f"estimated, not measured: catalog power for {spec.rule_name} "
-            f"({spec.max_w_per_core.value:.3g} W/core full load, {spec.idle_w_per_core.value:.3g} W/core idle) "
-            f"x this process's CPU utilization")
+    note = (
+        f"estimated, not measured: catalog power for {spec.rule_name} "
+        f"({spec.max_w_per_core.value:.3g} W/core full load, {spec.idle_w_per_core.value:.3g} W/core idle) "
+        f"x this process's CPU utilization"
+    )
     return [rapl, PowerSourceInfo("cpu", "estimate", True, note)]
 
 
@@ -58,10 +60,23 @@ def _gpu_sources() -> list[PowerSourceInfo]:
             continue
         has_counter = nvml.total_energy_j(handle) is not None
         has_power = nvml.power_w(handle) is not None
-        infos.append(PowerSourceInfo(device, "zeus", zeus_reason is None and has_counter,
-                                     zeus_reason or (None if has_counter else "no energy counter (pre-Volta)")))
-        infos.append(PowerSourceInfo(device, "nvml-energy-counter", has_counter,
-                                     None if has_counter else "NVML: total-energy counter not supported (pre-Volta)"))
-        infos.append(PowerSourceInfo(device, "nvml-power", has_power,
-                                     None if has_power else "NVML: power reading not supported"))
+        infos.append(
+            PowerSourceInfo(
+                device,
+                "zeus",
+                zeus_reason is None and has_counter,
+                zeus_reason or (None if has_counter else "no energy counter (pre-Volta)"),
+            )
+        )
+        infos.append(
+            PowerSourceInfo(
+                device,
+                "nvml-energy-counter",
+                has_counter,
+                None if has_counter else "NVML: total-energy counter not supported (pre-Volta)",
+            )
+        )
+        infos.append(
+            PowerSourceInfo(device, "nvml-power", has_power, None if has_power else "NVML: power reading not supported")
+        )
     return infos

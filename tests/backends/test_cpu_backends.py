@@ -3,10 +3,8 @@
 import numpy as np
 import pytest
 
-from hwfit.core import PRECISIONS, Variant
-
 from hwfit.backends import backend_names, candidate_variants, get_backend, load_variant
-from hwfit.core import InputSpecError, VariantUnavailable
+from hwfit.core import PRECISIONS, InputSpecError, Variant, VariantUnavailable
 from hwfit.models import compare_outputs, evaluate_accuracy, within_tolerance
 from hwfit.profile import reference_outputs, run_in_batches
 
@@ -66,7 +64,8 @@ def test_cnn_keeps_its_accuracy(cnn, references, backend, precision):
 
 
 def test_per_tensor_int8_is_caught_as_inaccurate(minilm, references):
-    """Per-tensor dynamic int8 loses accuracy on MiniLM (mean cosine ~0.966 on real sentences): the check must flag it."""
+    """Per-tensor dynamic int8 loses accuracy on MiniLM (mean cosine ~0.966 on real sentences): the
+    check must flag it."""
     inputs, reference = references["minilm"]
     variant = Variant("ort", "cpu", "int8-dynamic", BATCH, knobs=(("per_channel", "false"),))
     with load_variant(minilm, variant) as runner:

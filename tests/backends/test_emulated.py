@@ -2,10 +2,9 @@ import time
 
 import pytest
 
-from hwfit.core import Variant
-
 from hwfit.backends import load_variant
 from hwfit.backends.emulated import service_time_s
+from hwfit.core import Variant
 
 
 def test_curve_interpolates_and_extrapolates():

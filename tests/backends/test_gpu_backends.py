@@ -3,19 +3,27 @@
 import numpy as np
 import pytest
 
-from hwfit.core import Variant
-
 from hwfit.backends import get_backend, load_variant
+from hwfit.core import Variant
 from hwfit.models import compare_outputs, within_tolerance
 from hwfit.profile import reference_outputs, run_in_batches
 
 pytestmark = pytest.mark.gpu
 
 
-@pytest.mark.parametrize("backend,precision", [
-    ("ort", "fp32"), ("ort", "fp16"), ("torch", "fp32"), ("torch", "fp16"), ("torch", "bf16"),
-    ("torch-compile", "fp16"), ("openvino", "fp32"), ("ort-trt", "fp16"),
-])
+@pytest.mark.parametrize(
+    "backend,precision",
+    [
+        ("ort", "fp32"),
+        ("ort", "fp16"),
+        ("torch", "fp32"),
+        ("torch", "fp16"),
+        ("torch", "bf16"),
+        ("torch-compile", "fp16"),
+        ("openvino", "fp32"),
+        ("ort-trt", "fp16"),
+    ],
+)
 def test_gpu_variant_agrees_with_fp32(minilm, backend, precision):
     variant = Variant(backend, "cuda:0", precision, 8)
     reason = get_backend(backend).unavailable_reason(minilm, variant)

@@ -4,9 +4,10 @@ import json
 
 from typer.testing import CliRunner
 
+import hwfit.cli.devices  # noqa: F401 - registers the command on the app the test invokes
+
 # hwfit.cli imports every command module; import only ours so this test does not depend on others.
 from hwfit.cli._app import app
-import hwfit.cli.devices  # noqa: F401,E402
 
 runner = CliRunner()
 

@@ -41,18 +41,37 @@ def _slo(tmp_path, **fields):
 
 
 def _cnn_points():
-    return (curve_points("ort", "fp32", 0.3, 0.05, batches=(1, 2, 4, 8, 16, 32, 64), top1=1.0, cosine=None, joules=0.01)
-            + curve_points("ort", "int8-dynamic", 0.25, 0.03, batches=(1, 2, 4, 8, 16, 32, 64), top1=0.99, cosine=None)
-            + curve_points("torch", "fp32", 0.6, 0.08, batches=(1, 2, 4, 8, 16, 32, 64), top1=1.0, cosine=None))
+    return (
+        curve_points("ort", "fp32", 0.3, 0.05, batches=(1, 2, 4, 8, 16, 32, 64), top1=1.0, cosine=None, joules=0.01)
+        + curve_points("ort", "int8-dynamic", 0.25, 0.03, batches=(1, 2, 4, 8, 16, 32, 64), top1=0.99, cosine=None)
+        + curve_points("torch", "fp32", 0.6, 0.08, batches=(1, 2, 4, 8, 16, 32, 64), top1=1.0, cosine=None)
+    )
 
 
 def test_plan_from_stored_points_writes_plan_report_and_triton_repository(tmp_path, cnn):
     db = tmp_path / "results.db"
     run_id = _store_with_points(db, cnn, _cnn_points())
     out, report, triton = tmp_path / "plan.yaml", tmp_path / "report.html", tmp_path / "repo"
-    result = CliRunner().invoke(app, ["plan", "cnn", "--slo", _slo(tmp_path), "--no-measure", "--db", str(db),
-                                      "-o", str(out), "--report", str(report), "--export", "triton",
-                                      "--export-dir", str(triton)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "plan",
+            "cnn",
+            "--slo",
+            _slo(tmp_path),
+            "--no-measure",
+            "--db",
+            str(db),
+            "-o",
+            str(out),
+            "--report",
+            str(report),
+            "--export",
+            "triton",
+            "--export-dir",
+            str(triton),
+        ],
+    )
     assert result.exit_code == 0, result.output
     plan = load_plan(out)
     assert plan.feasible and plan.pools[0].backend == "ort" and plan.pools[0].precision == "int8-dynamic"
@@ -76,16 +95,38 @@ def test_plan_from_stored_points_writes_plan_report_and_triton_repository(tmp_pa
 def test_infeasible_slo_exits_3_and_says_the_nearest_target(tmp_path, cnn):
     db = tmp_path / "results.db"
     _store_with_points(db, cnn, _cnn_points())
-    result = CliRunner().invoke(app, ["plan", "cnn", "--slo", _slo(tmp_path, latency_p99_ms=0.1), "--no-measure",
-                                      "--db", str(db), "-o", str(tmp_path / "plan.yaml")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "plan",
+            "cnn",
+            "--slo",
+            _slo(tmp_path, latency_p99_ms=0.1),
+            "--no-measure",
+            "--db",
+            str(db),
+            "-o",
+            str(tmp_path / "plan.yaml"),
+        ],
+    )
     assert result.exit_code == 3, result.output
     assert "infeasible" in result.output and "not reachable" in result.output
     assert not load_plan(tmp_path / "plan.yaml").feasible
 
 
 def test_cost_slo_on_an_unpriced_gpu_names_the_field_to_set(tmp_path):
-    result = CliRunner().invoke(app, ["plan", "cnn", "--slo", _slo(tmp_path, devices={"cuda:7": {"count": 1}}),
-                                      "--db", str(tmp_path / "r.db"), "--no-measure"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "plan",
+            "cnn",
+            "--slo",
+            _slo(tmp_path, devices={"cuda:7": {"count": 1}}),
+            "--db",
+            str(tmp_path / "r.db"),
+            "--no-measure",
+        ],
+    )
     assert result.exit_code != 0
     assert "price_per_hour" in str(result.exception) and "cuda:7" in str(result.exception)
 
@@ -93,7 +134,9 @@ def test_cost_slo_on_an_unpriced_gpu_names_the_field_to_set(tmp_path):
 def test_bad_slo_file_names_the_field(tmp_path):
     path = tmp_path / "slo.yaml"
     path.write_text("latency_p99_ms: -5\nthroughput_rps: 10\nobjective: speed\ndevices: {cpu: {count: 1}}\n")
-    result = CliRunner().invoke(app, ["plan", "cnn", "--slo", str(path), "--no-measure", "--db", str(tmp_path / "r.db")])
+    result = CliRunner().invoke(
+        app, ["plan", "cnn", "--slo", str(path), "--no-measure", "--db", str(tmp_path / "r.db")]
+    )
     assert result.exit_code != 0
     message = str(result.exception)
     assert "latency_p99_ms" in message and "objective" in message and "cost, energy, latency, throughput" in message
@@ -102,9 +145,24 @@ def test_bad_slo_file_names_the_field(tmp_path):
 @pytest.mark.timeout(300)
 def test_plan_measures_through_the_profiler_within_its_budget(tmp_path):
     db = tmp_path / "results.db"
-    result = CliRunner().invoke(app, ["plan", "cnn", "--slo", _slo(tmp_path, latency_p99_ms=200, throughput_rps=20),
-                                      "--db", str(db), "-o", str(tmp_path / "plan.yaml"), "--budget", "3",
-                                      "--point-seconds", "0.5", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "plan",
+            "cnn",
+            "--slo",
+            _slo(tmp_path, latency_p99_ms=200, throughput_rps=20),
+            "--db",
+            str(db),
+            "-o",
+            str(tmp_path / "plan.yaml"),
+            "--budget",
+            "3",
+            "--point-seconds",
+            "0.5",
+            "--json",
+        ],
+    )
     assert result.exit_code in (0, 3), result.output
     plan = json.loads(result.stdout)
     assert plan["search"]["measured"] == 3 and plan["search"]["grid_size"] >= 100

@@ -8,9 +8,10 @@ import math
 import pytest
 from typer.testing import CliRunner
 
+import hwfit.cli.results  # noqa: F401 - registers the command on the app the test invokes
+
 # Import only our command module so this test does not depend on other commands mid-edit.
 from hwfit.cli._app import app
-import hwfit.cli.results  # noqa: F401,E402
 from hwfit.store import Environment, LatencyStats, Measurement, open_store
 
 runner = CliRunner()
@@ -19,9 +20,19 @@ WIDE = {"COLUMNS": "200"}
 
 def _environment() -> Environment:
     return Environment(
-        hwfit_version="0.1.0", hwfit_commit="0123456789abcdef", python="3.11.7", numpy="2.0.0",
-        onnxruntime="1.18.0", torch=None, openvino=None, cuda=None, nvidia_driver=None,
-        cpu_model="Test CPU @ 2.0GHz", gpu_names=(), hostname_hash="0123456789ab", extra={"hwfit_dirty": True},
+        hwfit_version="0.1.0",
+        hwfit_commit="0123456789abcdef",
+        python="3.11.7",
+        numpy="2.0.0",
+        onnxruntime="1.18.0",
+        torch=None,
+        openvino=None,
+        cuda=None,
+        nvidia_driver=None,
+        cpu_model="Test CPU @ 2.0GHz",
+        gpu_names=(),
+        hostname_hash="0123456789ab",
+        extra={"hwfit_dirty": True},
     )
 
 
@@ -31,9 +42,15 @@ def _ok(key: str, p50_ms: float) -> Measurement:
         variant={"backend": "ort", "device": "cpu", "precision": "fp32", "batch_size": 8, "threads": 2, "knobs": {}},
         status="ok",
         latency=LatencyStats(100, p50_ms, 1.5, 2.25, 3.0, 1.3, 0.1, 1.0, 3.5, 1.2, 1.27),
-        samples_per_s=6480.0, peak_rss_delta_bytes=52_000_000, mfu_vs_measured=0.43, mfu_vs_spec=0.12,
-        energy_j_per_sample=0.0123, energy_how="estimated", energy_note="TDP × latency",
-        cosine_min=0.99991, max_abs_error=math.nan,
+        samples_per_s=6480.0,
+        peak_rss_delta_bytes=52_000_000,
+        mfu_vs_measured=0.43,
+        mfu_vs_spec=0.12,
+        energy_j_per_sample=0.0123,
+        energy_how="estimated",
+        energy_note="TDP × latency",
+        cosine_min=0.99991,
+        max_abs_error=math.nan,
     )
 
 
@@ -43,8 +60,12 @@ def db(tmp_path):
     with open_store(path) as store:
         first = store.start_run("minilm", "builtin:minilm", "aaaa1111", "sweep-1", {}, _environment())
         store.record(first.id, _ok("ort/cpu/fp32/b8/t2", 1.234))
-        store.record(first.id, Measurement("ort/cpu/int8-static/b8/t2", {"backend": "ort"}, "failed",
-                                           reason="calibration failed: no inputs"))
+        store.record(
+            first.id,
+            Measurement(
+                "ort/cpu/int8-static/b8/t2", {"backend": "ort"}, "failed", reason="calibration failed: no inputs"
+            ),
+        )
         store.finish_run(first.id, "complete")
         second = store.start_run("cnn", "builtin:cnn", "bbbb2222", "sweep-1", {}, _environment())
         store.record(second.id, _ok("torch/cpu/fp32/b1/t1", 0.5))

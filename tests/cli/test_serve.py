@@ -83,9 +83,25 @@ def test_serve_a_plan_file_with_host_token_and_cache_flags_then_ctrl_c(tmp_path)
     plan_path = emulated_plan("small", str(model), [pool], latency_p99_ms=1000.0).save(tmp_path / "plan.yaml")
     http_port, grpc_port = _free_port(), _free_port()
     server = subprocess.Popen(
-        _hwfit("serve", str(plan_path), "--http-port", str(http_port), "--grpc-port", str(grpc_port),
-               "--host", "127.0.0.1", "--token", TOKEN, "--cache-mb", "8"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})
+        _hwfit(
+            "serve",
+            str(plan_path),
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            "--host",
+            "127.0.0.1",
+            "--token",
+            TOKEN,
+            "--cache-mb",
+            "8",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     try:
         output = _wait_for_line(server, "Ctrl-C stops accepting", READY_S)
         url = f"http://127.0.0.1:{http_port}"

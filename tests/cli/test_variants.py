@@ -6,7 +6,9 @@ from typer.testing import CliRunner
 def test_variants_json_lists_every_variant_with_a_status():
     from hwfit.cli import app
 
-    result = CliRunner().invoke(app, ["variants", "cnn", "--backend", "ort", "--batch", "4", "--seconds", "0.3", "--json"])
+    result = CliRunner().invoke(
+        app, ["variants", "cnn", "--backend", "ort", "--batch", "4", "--seconds", "0.3", "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["schema"] == "hwfit.variants/1"

@@ -3,14 +3,17 @@ import pytest
 from hwfit.core import Device, UnknownDevice, is_gpu
 
 
-@pytest.mark.parametrize("name, kind, index, text", [
-    ("cpu", "cpu", None, "cpu"),
-    ("CPU ", "cpu", None, "cpu"),
-    ("cuda", "cuda", 0, "cuda:0"),
-    ("cuda:3", "cuda", 3, "cuda:3"),
-    ("emulated", "emulated", None, "emulated"),
-    ("emulated:fast", "emulated", None, "emulated:fast"),
-])
+@pytest.mark.parametrize(
+    "name, kind, index, text",
+    [
+        ("cpu", "cpu", None, "cpu"),
+        ("CPU ", "cpu", None, "cpu"),
+        ("cuda", "cuda", 0, "cuda:0"),
+        ("cuda:3", "cuda", 3, "cuda:3"),
+        ("emulated", "emulated", None, "emulated"),
+        ("emulated:fast", "emulated", None, "emulated:fast"),
+    ],
+)
 def test_parse_names_the_kind_and_index_and_prints_back(name, kind, index, text):
     device = Device.parse(name)
     assert (device.kind, device.index, str(device)) == (kind, index, text)

@@ -1,7 +1,6 @@
 import pytest
 
-from hwfit.core import Config, Family, Layout, Variant, curve_key_of
-from hwfit.core import HwfitError
+from hwfit.core import Config, Family, HwfitError, Layout, Variant, curve_key_of
 
 
 def test_key_round_trips_and_knobs_are_sorted():
@@ -19,8 +18,15 @@ def test_bad_precision_and_key_are_rejected_with_the_allowed_values():
 
 
 def test_from_dict_reads_the_stored_form_and_recomputes_the_key():
-    stored = {"backend": "ort", "device": "cpu", "precision": "fp32", "batch_size": 8, "threads": 2,
-              "knobs": {"replicas": "2", "opt_level": "all"}, "key": "stale/key"}
+    stored = {
+        "backend": "ort",
+        "device": "cpu",
+        "precision": "fp32",
+        "batch_size": 8,
+        "threads": 2,
+        "knobs": {"replicas": "2", "opt_level": "all"},
+        "key": "stale/key",
+    }
     variant = Variant.from_dict(stored)
     assert variant.key == "ort/cpu/fp32/b8/t2/opt_level=all/replicas=2"
     assert Variant.from_dict(variant.to_dict()) == variant

@@ -9,12 +9,23 @@ import yaml
 from hwfit.hardware import CatalogError, cpu_peak_flops, discover_cpu, load_catalog, spec_for_gpu
 from hwfit.hardware.catalog import DEFAULT_CATALOG_PATH, DTYPES
 
-REQUIRED_KEYS = {"h100-sxm", "h100-pcie", "h200-sxm", "a100-sxm4-40gb", "a100-sxm4-80gb", "l4", "l40s", "t4", "a10g", "mi300x"}
+REQUIRED_KEYS = {
+    "h100-sxm",
+    "h100-pcie",
+    "h200-sxm",
+    "a100-sxm4-40gb",
+    "a100-sxm4-80gb",
+    "l4",
+    "l40s",
+    "t4",
+    "a10g",
+    "mi300x",
+}
 
 
 def test_catalog_has_the_required_devices_with_every_dtype_and_source():
     catalog = load_catalog()
-    assert REQUIRED_KEYS <= {spec.key for spec in catalog.gpus}
+    assert {spec.key for spec in catalog.gpus} >= REQUIRED_KEYS
     for spec in catalog.gpus:
         assert set(spec.peak_flops) == set(DTYPES), spec.key
         assert spec.peak_flops["fp32"] is not None, spec.key
@@ -107,7 +118,9 @@ def test_catalog_loads_from_an_explicit_path(tmp_path):
 
 
 def test_wrong_type_names_entry_and_field(tmp_path):
-    path = _write_modified_catalog(tmp_path, lambda data: _gpu(data, "h100-sxm")["peak_tflops"]["dense"].update(bf16="fast"))
+    path = _write_modified_catalog(
+        tmp_path, lambda data: _gpu(data, "h100-sxm")["peak_tflops"]["dense"].update(bf16="fast")
+    )
     with pytest.raises(CatalogError) as error:
         load_catalog(path)
     assert "gpus[h100-sxm].peak_tflops.dense.bf16" in str(error.value)
@@ -127,7 +140,9 @@ def test_sparse_figure_in_dense_table_is_rejected(tmp_path):
 
 
 def test_unknown_source_key_is_rejected(tmp_path):
-    path = _write_modified_catalog(tmp_path, lambda data: _gpu(data, "l40s")["tdp_w"].update(source="nvidia-l40s-datashet"))
+    path = _write_modified_catalog(
+        tmp_path, lambda data: _gpu(data, "l40s")["tdp_w"].update(source="nvidia-l40s-datashet")
+    )
     with pytest.raises(CatalogError, match=r"gpus\[l40s\]\.tdp_w\.source: unknown source key"):
         load_catalog(path)
 
@@ -149,8 +164,15 @@ def test_bad_regex_and_bad_yaml(tmp_path):
 
 def _cpu(**changes):
     base = discover_cpu()
-    defaults = dict(physical_cores=4, logical_threads=8, usable_threads=8, cgroup_cpu_limit=None,
-                    base_clock_mhz=3000.0, max_clock_mhz=None, model=17)
+    defaults = dict(
+        physical_cores=4,
+        logical_threads=8,
+        usable_threads=8,
+        cgroup_cpu_limit=None,
+        base_clock_mhz=3000.0,
+        max_clock_mhz=None,
+        model=17,
+    )
     return dataclasses.replace(base, **{**defaults, **changes})
 
 
@@ -166,8 +188,12 @@ def test_zen4_peak_uses_half_width_fma():
 
 
 def test_intel_amx_peak_and_max_clock():
-    cpu = _cpu(vendor="Intel", family=6, max_clock_mhz=3800.0,
-               flags=("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8"))
+    cpu = _cpu(
+        vendor="Intel",
+        family=6,
+        max_clock_mhz=3800.0,
+        flags=("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8"),
+    )
     peaks = cpu_peak_flops(cpu)
     assert peaks["fp32"].value == pytest.approx(4 * 3800e6 * 64)
     assert peaks["bf16"].value == pytest.approx(4 * 3800e6 * 1024)

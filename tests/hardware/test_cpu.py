@@ -107,7 +107,9 @@ def test_garbled_cpuinfo_does_not_crash(tmp_path, monkeypatch):
     from hwfit.hardware import cpu as cpu_module
 
     garbled = tmp_path / "cpuinfo"
-    garbled.write_text("processor\t: 0\ncpu family\t: x\ncpu MHz\t\t: fast\nflags\t\t: avx2 fma\n\nnonsense without colon\n")
+    garbled.write_text(
+        "processor\t: 0\ncpu family\t: x\ncpu MHz\t\t: fast\nflags\t\t: avx2 fma\n\nnonsense without colon\n"
+    )
     monkeypatch.setattr(cpu_module, "_PROC_CPUINFO", garbled)
     info = cpu_module.discover_cpu()
     assert info.family is None

@@ -4,7 +4,16 @@ import json
 
 import pytest
 
-from hwfit.hardware import SCHEMA, UnknownDevice, cpu_peak_flops, device_names, discover, discover_cpu, discover_gpus, peak_flops
+from hwfit.hardware import (
+    SCHEMA,
+    UnknownDevice,
+    cpu_peak_flops,
+    device_names,
+    discover,
+    discover_cpu,
+    discover_gpus,
+    peak_flops,
+)
 
 
 def test_to_dict_is_json_with_the_documented_keys():

@@ -26,7 +26,7 @@ def test_cpu_matmul_dtypes_follow_the_isa(cpu_ceilings):
     dtypes = {c.dtype for c in cpu_ceilings if c.metric == "matmul_flops"}
     assert "fp32" in dtypes
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401 - imported only to check that it is installed and imports
 
         has_torch = True
     except ImportError:

@@ -36,8 +36,29 @@ def test_gpus_are_described():
 
 
 def _gpu(index: int, uuid: str) -> GpuInfo:
-    return GpuInfo(index, f"GPU {index}", uuid, None, None, None, "unknown", None, None, None, None, None,
-                   None, None, None, None, None, None, None, None, None)
+    return GpuInfo(
+        index,
+        f"GPU {index}",
+        uuid,
+        None,
+        None,
+        None,
+        "unknown",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_cuda_visible_devices_maps_to_nvml(monkeypatch):

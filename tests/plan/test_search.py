@@ -58,9 +58,14 @@ class Oracle:
 
 
 def _plan(slo, known, measure=None):
-    request = PlanRequest(model=ModelRef(name="m", source="m", hash="h"),
-                          grid=Grid.from_variants([m.as_variant() for m in GRID]), known=known, offers=OFFERS,
-                          measure=measure, default_accuracy_loss=0.01)
+    request = PlanRequest(
+        model=ModelRef(name="m", source="m", hash="h"),
+        grid=Grid.from_variants([m.as_variant() for m in GRID]),
+        known=known,
+        offers=OFFERS,
+        measure=measure,
+        default_accuracy_loss=0.01,
+    )
     return make_plan(request, slo)
 
 
@@ -74,8 +79,12 @@ SLOS = {
 
 def _value(plan, objective):
     expected = plan.expected
-    return {"cost": expected.cost_per_million, "energy": expected.j_per_inference, "latency": expected.p99_ms,
-            "throughput": -expected.capacity_rps}[objective]
+    return {
+        "cost": expected.cost_per_million,
+        "energy": expected.j_per_inference,
+        "latency": expected.p99_ms,
+        "throughput": -expected.capacity_rps,
+    }[objective]
 
 
 @pytest.mark.parametrize("name", list(SLOS))
@@ -100,15 +109,21 @@ def test_search_never_measures_a_point_twice_and_screens_every_family():
     _plan(parse_slo({**SLOS["latency-bound, cost"], "devices": {"cpu": {"count": 1}}}), known=[], measure=oracle)
     assert len(oracle.asked) == len(set(oracle.asked))
     screened = {tuple(key.split("/")[:3]) for key in oracle.asked}
-    assert {("%s" % b, "cpu", p) for b, p in FAMILIES} <= screened
+    assert {(str(b), "cpu", p) for b, p in FAMILIES} <= screened
 
 
 def test_a_spent_budget_is_said_in_the_plan():
     oracle = Oracle()
     slo = parse_slo({**SLOS["latency objective"], "devices": {"cpu": {"count": 1}}})
-    request = PlanRequest(model=ModelRef(name="m", source="m", hash="h"),
-                          grid=Grid.from_variants([m.as_variant() for m in GRID]), known=[], offers=OFFERS,
-                          measure=oracle, budget=12, default_accuracy_loss=0.01)
+    request = PlanRequest(
+        model=ModelRef(name="m", source="m", hash="h"),
+        grid=Grid.from_variants([m.as_variant() for m in GRID]),
+        known=[],
+        offers=OFFERS,
+        measure=oracle,
+        budget=12,
+        default_accuracy_loss=0.01,
+    )
     plan = make_plan(request, slo)
     assert len(oracle.asked) <= 12
     assert "budget is spent" in plan.search.method

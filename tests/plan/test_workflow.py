@@ -44,8 +44,9 @@ class PointsAtHand:
 
 
 def _ort():
-    return (curve_points("ort", "fp32", 2.0, 8.0, threads=1)
-            + curve_points("ort", "int8-dynamic", 1.5, 4.0, threads=1, cosine=0.994))
+    return curve_points("ort", "fp32", 2.0, 8.0, threads=1) + curve_points(
+        "ort", "int8-dynamic", 1.5, 4.0, threads=1, cosine=0.994
+    )
 
 
 def _torch(status="ok"):
@@ -53,8 +54,12 @@ def _torch(status="ok"):
 
 
 def _slo(**fields):
-    base = {"latency_p99_ms": 100, "throughput_rps": 50, "objective": "cost",
-            "devices": {"cpu": {"count": 1, "price_per_hour": 0.10}}}
+    base = {
+        "latency_p99_ms": 100,
+        "throughput_rps": 50,
+        "objective": "cost",
+        "devices": {"cpu": {"count": 1, "price_per_hour": 0.10}},
+    }
     return parse_slo({**base, **fields})
 
 
@@ -97,8 +102,18 @@ def test_without_measuring_there_is_no_baseline_and_the_plan_is_the_planners_own
     slo = _slo()
     plan = plan_deployment(MODEL, slo, source, measure=False, budget=3, default_accuracy_loss=0.01)
     assert source.asked == [] and "naive baseline" not in plan.answer
-    direct = make_plan(PlanRequest(model=MODEL, grid=Grid.from_variants(source.variants), known=source.stored_points,
-                                   offers=device_offers(slo), budget=3, default_accuracy_loss=0.01, run_ids=[1]), slo)
+    direct = make_plan(
+        PlanRequest(
+            model=MODEL,
+            grid=Grid.from_variants(source.variants),
+            known=source.stored_points,
+            offers=device_offers(slo),
+            budget=3,
+            default_accuracy_loss=0.01,
+            run_ids=[1],
+        ),
+        slo,
+    )
     made, expected = plan.to_dict(), direct.to_dict()
     made.pop("created_at"), expected.pop("created_at")  # a second apart at worst
     assert made == expected

@@ -27,7 +27,9 @@ class Quiet:
 
 
 def _run(store, model, points, environment=None):
-    run = store.start_run(model.name, model.source, model.content_hash, "test", {}, environment or capture_environment())
+    run = store.start_run(
+        model.name, model.source, model.content_hash, "test", {}, environment or capture_environment()
+    )
     for measured in points:
         store.record(run.id, measured)
     store.finish_run(run.id, "complete")
@@ -61,13 +63,20 @@ def test_a_session_that_never_measures_opens_no_run(tmp_path, cnn):
 @pytest.mark.timeout(300)
 def test_ctrl_c_closes_the_measuring_run_as_interrupted_with_its_points_kept(tmp_path, cnn):
     with open_store(tmp_path / "r.db") as store:
-        source = PlanningSession(cnn, ["cpu"], store, Quiet(), point_seconds=0.3, warmup_s=0.2,
-                                 args={"command": "plan"}, interrupted_note="stopped by the test")
+        source = PlanningSession(
+            cnn,
+            ["cpu"],
+            store,
+            Quiet(),
+            point_seconds=0.3,
+            warmup_s=0.2,
+            args={"command": "plan"},
+            interrupted_note="stopped by the test",
+        )
         wanted = Variant("ort", "cpu", "fp32", 1, 1)
-        with pytest.raises(KeyboardInterrupt):
-            with source:
-                measured = source.measure([wanted])
-                raise KeyboardInterrupt
+        with pytest.raises(KeyboardInterrupt), source:
+            measured = source.measure([wanted])
+            raise KeyboardInterrupt
         assert measured[0].variant_key == wanted.key and measured[0].status in ("ok", "unstable")
         (run,) = store.list_runs()
         assert source.run_ids == [run.id]

@@ -34,13 +34,18 @@ def test_quick_check_measures_reports_and_isolates(cnn):
 
 
 def _checked(status, reason=None, within_tolerance=None):
-    """A checked variant as quick_check records it; compared with the reference only when `within_tolerance` is given."""
+    """A checked variant as quick_check records it; compared with the reference only when
+    `within_tolerance` is given."""
     variant = Variant("ort", "cpu", "fp32", 4)
     measurement = Measurement(variant.key, variant.to_dict(), status, reason, details={"notes": ["a note"]})
     if within_tolerance is not None:
         measurement.cosine_mean, measurement.cosine_min, measurement.max_abs_error = 0.5, 0.1, 3.0
-        measurement.details.update({"within_tolerance": within_tolerance,
-                                    "accuracy_verdict": f"cosine_min 0.1000 {'>=' if within_tolerance else '<'} 0.99"})
+        measurement.details.update(
+            {
+                "within_tolerance": within_tolerance,
+                "accuracy_verdict": f"cosine_min 0.1000 {'>=' if within_tolerance else '<'} 0.99",
+            }
+        )
     return measurement
 
 

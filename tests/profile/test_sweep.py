@@ -22,11 +22,20 @@ class Recorder:
         self.finished = []
         self.interrupt_after = interrupt_after
 
-    def planned(self, total_points): self.total = total_points
-    def stage(self, text): pass
-    def point_started(self, variant): pass
-    def point_progress(self, variant, message): pass
-    def family_finished(self, family, skipped_points): pass
+    def planned(self, total_points):
+        self.total = total_points
+
+    def stage(self, text):
+        pass
+
+    def point_started(self, variant):
+        pass
+
+    def point_progress(self, variant, message):
+        pass
+
+    def family_finished(self, family, skipped_points):
+        pass
 
     def point_finished(self, variant, measurement, reused):
         self.finished.append((variant.key, measurement.status, reused))
@@ -83,7 +92,7 @@ def store_status(path, run_id):
         return store.get_run(run_id).status
 
 
-KILLER = '''
+KILLER = """
 import os, signal, torch
 
 class KillsAtBatch4(torch.nn.Module):
@@ -99,7 +108,7 @@ class KillsAtBatch4(torch.nn.Module):
 def make():
     torch.manual_seed(0)
     return KillsAtBatch4().eval(), torch.randn(2, 6)
-'''
+"""
 
 
 def test_point_killed_mid_run_is_recorded_and_stops_the_batch_growth(tmp_path, monkeypatch):
@@ -126,13 +135,16 @@ def test_unavailable_variants_are_recorded_as_skipped(tmp_path, cnn):
     assert point.status == "skipped" and "CPUExecutionProvider" in point.reason
 
 
-@pytest.mark.parametrize("text,field", [
-    ("precisions: [int4]", "precisions"),
-    ("batchsizes: [1, 2]", "batchsizes"),
-    ("batch_sizes: [0]", "batch_sizes"),
-    ("backends: [tensorflow]", "backends"),
-    ("budget_s: fast", "budget_s"),
-])
+@pytest.mark.parametrize(
+    "text,field",
+    [
+        ("precisions: [int4]", "precisions"),
+        ("batchsizes: [1, 2]", "batchsizes"),
+        ("batch_sizes: [0]", "batch_sizes"),
+        ("backends: [tensorflow]", "backends"),
+        ("budget_s: fast", "budget_s"),
+    ],
+)
 def test_bad_sweep_file_names_the_field(tmp_path, text, field):
     path = tmp_path / "sweep.yaml"
     path.write_text(textwrap.dedent(text))
@@ -163,8 +175,9 @@ def test_processes_that_disagree_make_a_point_unstable():
 
 
 def test_replicas_are_measured_together_as_one_point(tmp_path, cnn):
-    spec = build_spec({"backends": ["ort"], "precisions": ["fp32"], "batch_sizes": [2], "threads": [1],
-                       "replicas": [2], **FAST})
+    spec = build_spec(
+        {"backends": ["ort"], "precisions": ["fp32"], "batch_sizes": [2], "threads": [1], "replicas": [2], **FAST}
+    )
     with open_store(tmp_path / "r.db") as store:
         result = sweep(cnn, spec, store, Recorder())
         (point,) = store.measurements(result.run_id)
@@ -176,13 +189,13 @@ def test_replicas_are_measured_together_as_one_point(tmp_path, cnn):
     assert point.top1_agreement == 1.0 and point.energy_j_per_sample is None and point.energy_note
 
 
-LINEAR = '''
+LINEAR = """
 import torch
 
 def make():
     torch.manual_seed(0)
     return torch.nn.Linear(6, 3).eval(), torch.randn(2, 6)
-'''
+"""
 
 
 def _emulated_growth(tmp_path, monkeypatch, curve: str, **settings):
@@ -192,8 +205,16 @@ def _emulated_growth(tmp_path, monkeypatch, curve: str, **settings):
     (tmp_path / "linear_model.py").write_text(LINEAR)
     monkeypatch.syspath_prepend(str(tmp_path))
     model = load_model("linear_model:make")
-    spec = build_spec({"backends": ["emulated"], "devices": ["emulated"], "precisions": ["fp32"],
-                       "knobs": {"emulated": {"curve": [curve]}}, **FAST, **settings})
+    spec = build_spec(
+        {
+            "backends": ["emulated"],
+            "devices": ["emulated"],
+            "precisions": ["fp32"],
+            "knobs": {"emulated": {"curve": [curve]}},
+            **FAST,
+            **settings,
+        }
+    )
     with open_store(tmp_path / "r.db") as store:
         result = sweep(model, spec, store, Recorder())
         points = {m.variant["batch_size"]: m for m in store.measurements(result.run_id)}

@@ -15,7 +15,8 @@ from hwfit.report import write_report
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="headless Chromium not found (`apt-get install chromium`); the browser test needs it")
+    CHROMIUM is None, reason="headless Chromium not found (`apt-get install chromium`); the browser test needs it"
+)
 
 ALL_CHARTS = {"latency-throughput", "roofline", "pareto", "sweet-spot", "energy", "cost", "accuracy"}
 WITH_LINES = {"latency-throughput", "roofline", "sweet-spot"}
@@ -26,9 +27,19 @@ BROWSER_TIMEOUT_S = 120
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     profile = tmp_path / "chromium-profile"
     profile.mkdir(exist_ok=True)
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", *args]
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S)
     assert result.returncode == 0, result.stderr[-2000:]
     return result
@@ -89,10 +100,10 @@ def read_png(path: Path) -> tuple[int, int, list[bytes]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     position, header, compressed = 8, None, []
     while position < len(data):
-        (length,) = struct.unpack(">I", data[position:position + 4])
-        kind = data[position + 4:position + 8]
-        body = data[position + 8:position + 8 + length]
-        (crc,) = struct.unpack(">I", data[position + 8 + length:position + 12 + length])
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        body = data[position + 8 : position + 8 + length]
+        (crc,) = struct.unpack(">I", data[position + 8 + length : position + 12 + length])
         assert zlib.crc32(kind + body) == crc, f"bad CRC in {kind!r}"
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body)
@@ -113,7 +124,7 @@ def unfilter(raw: bytes, width: int, height: int, channels: int) -> list[bytes]:
     rows = []
     for index in range(height):
         start = index * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         _unfilter_line(kind, line, previous, channels)
         rows.append(bytes(line) if channels == 3 else bytes(b for i, b in enumerate(line) if i % 4 != 3))
         previous = line
@@ -136,8 +147,11 @@ def _unfilter_line(kind: int, line: bytearray, previous: bytearray, step: int) -
             upper_left = previous[i - step] if i >= step else 0
             guess = left + up - upper_left
             distances = (abs(guess - left), abs(guess - up), abs(guess - upper_left))
-            nearest = left if distances[0] <= distances[1] and distances[0] <= distances[2] else (
-                up if distances[1] <= distances[2] else upper_left)
+            nearest = (
+                left
+                if distances[0] <= distances[1] and distances[0] <= distances[2]
+                else (up if distances[1] <= distances[2] else upper_left)
+            )
             line[i] = (line[i] + nearest) & 255
         else:
             raise AssertionError(f"unknown PNG filter {kind}")

@@ -4,9 +4,10 @@ writes, and the errors a user can act on."""
 import yaml
 from typer.testing import CliRunner
 
+import hwfit.cli.report  # noqa: F401 - registers the command on the app the test invokes
+
 # Import only our command module so this test does not depend on other commands mid-edit.
 from hwfit.cli._app import app
-import hwfit.cli.report  # noqa: F401,E402
 from hwfit.store import open_store
 
 runner = CliRunner()

@@ -27,9 +27,11 @@ def test_unknown_and_missing_runs_are_clear_errors(tmp_path, store, example_plan
     data["search"]["run_ids"] = [1, 42]
     with pytest.raises(ReportError, match="unknown run id 42 \\(named by the plan's search.run_ids\\)"):
         choose_run_ids(store, None, parse_plan(data))
-    with open_store(tmp_path / "empty.db") as empty:
-        with pytest.raises(ReportError, match="no runs in .*hwfit profile MODEL"):
-            choose_run_ids(empty, None, None)
+    with (
+        open_store(tmp_path / "empty.db") as empty,
+        pytest.raises(ReportError, match="no runs in .*hwfit profile MODEL"),
+    ):
+        choose_run_ids(empty, None, None)
 
 
 def test_bad_plan_file_is_a_report_error(tmp_path):

@@ -79,16 +79,30 @@ def test_header_shows_model_run_status_and_the_plans_answer(page, example_plan):
 
 def test_numbers_are_shown(page):
     for text in (
-        "fp32 200 GFLOP/s", "bf16 380 GFLOP/s", "42 GB/s", "no NVIDIA driver",  # ceilings
+        "fp32 200 GFLOP/s",
+        "bf16 380 GFLOP/s",
+        "42 GB/s",
+        "no NVIDIA driver",  # ceilings
         "fp32 4.76",  # ridge point
-        "615", "800", "19.5",  # samples/s of b4, int8 b1; p99 of fp32 b8
-        "max_accuracy_loss", "accuracy loss 0.021 &gt; 0.01", "252", "0.46",  # candidates
+        "615",
+        "800",
+        "19.5",  # samples/s of b4, int8 b1; p99 of fp32 b8
+        "max_accuracy_loss",
+        "accuracy loss 0.021 &gt; 0.01",
+        "252",
+        "0.46",  # candidates
         "throughput rose only 0.0% from batch 4 to 8",  # sweet spot
-        "RAPL package counter", "TDP 65 W x latency / batch",  # energy provenance
+        "RAPL package counter",
+        "TDP 65 W x latency / batch",  # energy provenance
         "0.0417",  # electricity $/1M of fp32 b1: 1 J x 1e6 / 3.6e6 x $0.15
-        "0.993700", "0.981000",  # cosine mean / min of int8
-        "Test CPU &lt;8 cores&gt; @ 2.0GHz", "2.13.0+cpu", "extra.os", "hostname_hash",  # environment
-        "openvino is not installed", "p50 differs by 9.1% across 2 processes",  # problem points
+        "0.993700",
+        "0.981000",  # cosine mean / min of int8
+        "Test CPU &lt;8 cores&gt; @ 2.0GHz",
+        "2.13.0+cpu",
+        "extra.os",
+        "hostname_hash",  # environment
+        "openvino is not installed",
+        "p50 differs by 9.1% across 2 processes",  # problem points
     ):
         assert text in page, text
 
@@ -124,9 +138,17 @@ def test_run_with_nothing_measured_says_why_in_every_section(tmp_path, samples):
     with open_store(path) as store:
         page = build_report(store, [1])
     assert charts_in(page) == set()
-    for reason in ("no ceilings: the runs recorded none", "no latency curves:", "no roofline:",
-                   "no Pareto frontier: no plan given", "no batch-size curves:", "no energy figures:",
-                   "no cost figures: no plan given", "no accuracy figures:", "model crashed"):
+    for reason in (
+        "no ceilings: the runs recorded none",
+        "no latency curves:",
+        "no roofline:",
+        "no Pareto frontier: no plan given",
+        "no batch-size curves:",
+        "no energy figures:",
+        "no cost figures: no plan given",
+        "no accuracy figures:",
+        "model crashed",
+    ):
         assert reason in page, reason
 
 
@@ -167,7 +189,7 @@ def test_several_runs_are_told_apart(tmp_path, samples):
         store.record(second.id, samples.timed("ort/cpu/fp32/b1/t1", "fp32", 1, 3.0))
         page = build_report(store, [1, second.id])
     assert "run 1 · ort/cpu/fp32/t2 p50" in page and "run 2 · ort/cpu/fp32/t1 p50" in page
-    assert "<td>run 2 · ort/cpu/fp32/b1/t1</td><td class=\"num\">3</td>" in page  # roofline table row
+    assert '<td>run 2 · ort/cpu/fp32/b1/t1</td><td class="num">3</td>' in page  # roofline table row
     assert page.count("<h3>Runs ") == 2  # two environments, each listed once
 
 

@@ -7,7 +7,16 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 from hwfit.report.svg import (
-    Bar, BarChart, Chart, Point, Rule, Series, make_scale, render_bar_chart, render_chart, tick_text,
+    Bar,
+    BarChart,
+    Chart,
+    Point,
+    Rule,
+    Series,
+    make_scale,
+    render_bar_chart,
+    render_chart,
+    tick_text,
 )
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -47,10 +56,17 @@ def test_tick_text_uses_si_prefixes():
 
 
 def test_chart_places_marks_and_counts_them():
-    chart = Chart("c1", "title", "x", "y", (
-        Series("a", (Point(1, 10, "first"), Point(2, 20, "second")), "#123456"),
-        Series("b", (Point(2, 5, "third"),), "#654321", line=False, marker="diamond"),
-    ), y_zero=True)
+    chart = Chart(
+        "c1",
+        "title",
+        "x",
+        "y",
+        (
+            Series("a", (Point(1, 10, "first"), Point(2, 20, "second")), "#123456"),
+            Series("b", (Point(2, 5, "third"),), "#654321", line=False, marker="diamond"),
+        ),
+        y_zero=True,
+    )
     root = parse(render_chart(chart))
     found = marks(root)
     assert [m.get("data-tip") for m in found] == ["first", "second", "third"]
@@ -77,7 +93,7 @@ def test_rule_that_does_not_extend_is_drawn_only_inside_the_data():
 
 
 def test_text_is_escaped():
-    evil = "<script>alert(1)</script> & \"q\""
+    evil = '<script>alert(1)</script> & "q"'
     chart = Chart("c5", evil, evil, evil, (Series(evil, (Point(1, 2, evil, evil),), "#000"),))
     svg = render_chart(chart)
     assert "<script>" not in svg

@@ -77,8 +77,8 @@ def tiny_inputs():
 def tiny_server(tiny_model):
     """An open server (no token) for one test module; drained and stopped after it."""
     from hwfit.core import Variant
-    from hwfit.serve.scheduler.direct import DirectDispatcher
     from hwfit.serve.frontend.server import ServerConfig, start_in_thread
+    from hwfit.serve.scheduler.direct import DirectDispatcher
 
     dispatcher = DirectDispatcher(
         tiny_model, Variant("ort", "cpu", "fp32", 1, threads=1), max_batch_size=TINY_MAX_BATCH
@@ -113,7 +113,9 @@ def shed_low_priority_dispatcher(model):
     class ShedLowPriority(DirectDispatcher):
         async def infer(self, request):
             if request.options.priority_level >= 9:
-                raise Rejected(f"priority level {request.options.priority_level} is 9 or lower: shed", retry_after_s=2.0)
+                raise Rejected(
+                    f"priority level {request.options.priority_level} is 9 or lower: shed", retry_after_s=2.0
+                )
             return await super().infer(request)
 
     return ShedLowPriority(model, Variant("ort", "cpu", "fp32", 1, threads=1), max_batch_size=TINY_MAX_BATCH)

@@ -7,9 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwfit.simulate import capacity_rps
-
 from hwfit.plan import Plan, parse_plan
+from hwfit.simulate import capacity_rps
 
 
 @dataclass(frozen=True)
@@ -36,29 +35,55 @@ class EmulatedPool:
     def to_plan_pool(self) -> dict:
         capacity = capacity_rps(self.curve_ms, self.replicas, self.max_batch_size)
         return {
-            "name": self.name, "role": self.role, "tier": self.tier, "variant": self.variant_key, "backend": "emulated",
-            "device": f"emulated:{self.name}", "precision": "fp32", "threads": None, "knobs": {},
-            "devices": 1, "replicas_per_device": self.replicas, "max_batch_size": self.max_batch_size,
-            "max_queue_delay_ms": self.max_queue_delay_ms, "service_ms": dict(self.curve_ms),
-            "expected": {"rate_rps": 0.0, "capacity_rps": capacity, "p99_ms": self.expected_p99_ms,
-                         "how": "EMULATED device: the given curve"},
+            "name": self.name,
+            "role": self.role,
+            "tier": self.tier,
+            "variant": self.variant_key,
+            "backend": "emulated",
+            "device": f"emulated:{self.name}",
+            "precision": "fp32",
+            "threads": None,
+            "knobs": {},
+            "devices": 1,
+            "replicas_per_device": self.replicas,
+            "max_batch_size": self.max_batch_size,
+            "max_queue_delay_ms": self.max_queue_delay_ms,
+            "service_ms": dict(self.curve_ms),
+            "expected": {
+                "rate_rps": 0.0,
+                "capacity_rps": capacity,
+                "p99_ms": self.expected_p99_ms,
+                "how": "EMULATED device: the given curve",
+            },
         }
 
 
-def emulated_plan(model_name: str, model_source: str, pools: list[EmulatedPool], latency_p99_ms: float,
-                  fallback: list[str] | None = None, expected_p99_ms: float | None = None) -> Plan:
+def emulated_plan(
+    model_name: str,
+    model_source: str,
+    pools: list[EmulatedPool],
+    latency_p99_ms: float,
+    fallback: list[str] | None = None,
+    expected_p99_ms: float | None = None,
+) -> Plan:
     """A plan serving `model_source` on emulated pools; `fallback` defaults to the pools in order."""
-    capacity = sum(pool.to_plan_pool()["expected"]["capacity_rps"] for pool in pools
-                   if pool.role in ("primary", "overflow") and pool.tier == "full")
+    capacity = sum(
+        pool.to_plan_pool()["expected"]["capacity_rps"]
+        for pool in pools
+        if pool.role in ("primary", "overflow") and pool.tier == "full"
+    )
     data = {
         "model": {"name": model_name, "source": model_source, "hash": "emulated"},
-        "slo": {"latency_p99_ms": latency_p99_ms, "throughput_rps": max(capacity * 0.5, 1e-3), "objective": "latency",
-                "devices": {"emulated": {"count": len(pools)}}},
+        "slo": {
+            "latency_p99_ms": latency_p99_ms,
+            "throughput_rps": max(capacity * 0.5, 1e-3),
+            "objective": "latency",
+            "devices": {"emulated": {"count": len(pools)}},
+        },
         "feasible": any(pool.role == "primary" for pool in pools),
         "pools": [pool.to_plan_pool() for pool in pools],
         "fallback": fallback if fallback is not None else [pool.name for pool in pools],
-        "expected": {"rate_rps": 0.0, "capacity_rps": capacity, "p99_ms": expected_p99_ms,
-                     "how": "EMULATED devices"},
+        "expected": {"rate_rps": 0.0, "capacity_rps": capacity, "p99_ms": expected_p99_ms, "how": "EMULATED devices"},
         "answer": "EMULATED pools: " + ", ".join(f"{p.name} ({p.curve_knob} ms)" for p in pools),
         "search": {"grid_size": 0, "measured": 0, "reused": 0, "method": "emulated"},
     }

@@ -17,8 +17,10 @@ from hwfit.serve.scheduler.batcher import (
     slice_outputs,
 )
 
-TOKENS = InputSpec((TensorSpec("ids", "int64", ("B", "S"), fill="token_ids"),
-                    TensorSpec("mask", "int64", ("B", "S"), fill="mask")), {"S": 8})
+TOKENS = InputSpec(
+    (TensorSpec("ids", "int64", ("B", "S"), fill="token_ids"), TensorSpec("mask", "int64", ("B", "S"), fill="mask")),
+    {"S": 8},
+)
 FEATURES = InputSpec((TensorSpec("x", "float32", ("B", 3)),))
 
 

@@ -21,8 +21,9 @@ def test_keys_differ_by_values_dtype_shape_name_and_model():
     assert base != inputs_key("m", "1", {"x": x.reshape(2, 3)})
     assert base != inputs_key("m", "1", {"z": x})
     assert base != inputs_key("other", "1", {"x": x})
-    assert inputs_key("m", "1", {"s": np.array([b"ab", b"c"], dtype=object)}) != \
-        inputs_key("m", "1", {"s": np.array([b"a", b"bc"], dtype=object)})
+    assert inputs_key("m", "1", {"s": np.array([b"ab", b"c"], dtype=object)}) != inputs_key(
+        "m", "1", {"s": np.array([b"a", b"bc"], dtype=object)}
+    )
 
 
 @pytest.mark.timeout(10)

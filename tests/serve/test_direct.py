@@ -9,9 +9,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from hwfit.core import Variant
-
 from hwfit.backends import load_variant
+from hwfit.core import Variant
 from hwfit.serve.api import (
     BadRequest,
     DeadlineExceeded,

@@ -17,9 +17,9 @@ from hwfit.serve.api import (
     Unavailable,
 )
 from hwfit.serve.scheduler.dispatcher import DispatcherConfig, PlanDispatcher
-from tests.serve.emulation import EmulatedPool, emulated_plan, write_small_onnx_model
 from hwfit.serve.scheduler.inprocess import InProcess
 from hwfit.serve.scheduler.pools import PoolConfig
+from tests.serve.emulation import EmulatedPool, emulated_plan, write_small_onnx_model
 
 FAST = EmulatedPool("fast", {1: 10.0, 8: 20.0}, replicas=1, max_batch_size=8, max_queue_delay_ms=2.0)
 SLOW = EmulatedPool("slow", {1: 40.0, 8: 80.0}, replicas=1, max_batch_size=8, max_queue_delay_ms=2.0, role="overflow")
@@ -103,8 +103,10 @@ def test_a_deadline_no_pool_can_meet_is_rejected_at_once_with_the_reason(server)
     # at once: refused at admission, before any pool queued or ran it (on any machine)
     for name in ("nv_inference_exec_count", "nv_inference_count", "hwfit_batch_size_count"):
         assert total(after, name) == total(before, name), name
-    assert total(after, "hwfit_requests_total", outcome="rejected") == total(before, "hwfit_requests_total",
-                                                                            outcome="rejected") + 1
+    assert (
+        total(after, "hwfit_requests_total", outcome="rejected")
+        == total(before, "hwfit_requests_total", outcome="rejected") + 1
+    )
 
 
 @pytest.mark.timeout(60)
@@ -174,8 +176,10 @@ def test_metrics_count_what_happened(tmp_path):
         assert total(text, "hwfit_requests_total", outcome="success", pool="slow") >= 1  # it overflowed
         batches = total(text, "nv_inference_exec_count")
         assert 8 < batches < total(text, "nv_inference_count") == 32  # some batches held several requests
-        assert total(text, "hwfit_batch_size_count", pool="fast") + total(text, "hwfit_batch_size_count",
-                                                                           pool="slow") == batches
+        assert (
+            total(text, "hwfit_batch_size_count", pool="fast") + total(text, "hwfit_batch_size_count", pool="slow")
+            == batches
+        )
 
         low = [running.infer_async(request()) for _ in range(60)]
         high = [running.infer_async(request(priority=1)) for _ in range(8)]
@@ -207,9 +211,13 @@ def test_a_degraded_tier_pool_serves_only_requests_that_allow_it(tmp_path):
     assert [pool.tier for pool in plan.pools] == ["full", "degraded"]
     running = InProcess(PlanDispatcher(plan))
     try:
+
         def ask(timeout_ms, tier):
-            return InferRequest("small", {"x": _rng.random((1, 4), dtype=np.float32)},
-                                options=RequestOptions(timeout_ms=timeout_ms, tier=tier))
+            return InferRequest(
+                "small",
+                {"x": _rng.random((1, 4), dtype=np.float32)},
+                options=RequestOptions(timeout_ms=timeout_ms, tier=tier),
+            )
 
         assert running.infer(ask(None, "degraded")).pool == "accurate"  # the full tier first when it is in time
         assert running.infer(ask(20, "degraded")).pool == "int8-cheap"  # only the degraded pool meets 20 ms
@@ -235,34 +243,54 @@ def test_stop_answers_what_was_accepted_then_refuses(server):
 def _minilm_plan(max_queue_delay_ms):
     from hwfit.plan import parse_plan
 
-    return parse_plan({
-        "model": {"name": "minilm", "source": "minilm", "hash": "x"},
-        "slo": {"latency_p99_ms": 5000, "throughput_rps": 1, "objective": "latency", "devices": {"cpu": {"count": 1}}},
-        "feasible": True,
-        "pools": [{"name": "cpu", "role": "primary", "variant": "ort/cpu/fp32/b4/t1", "backend": "ort",
-                   "device": "cpu", "precision": "fp32", "threads": 1, "max_batch_size": 4,
-                   "max_queue_delay_ms": max_queue_delay_ms, "service_ms": {1: 5.0, 4: 15.0},
-                   "expected": {"rate_rps": 1, "capacity_rps": 200}}],
-        "fallback": ["cpu"],
-        "search": {"grid_size": 1, "measured": 1, "reused": 0},
-    })
+    return parse_plan(
+        {
+            "model": {"name": "minilm", "source": "minilm", "hash": "x"},
+            "slo": {
+                "latency_p99_ms": 5000,
+                "throughput_rps": 1,
+                "objective": "latency",
+                "devices": {"cpu": {"count": 1}},
+            },
+            "feasible": True,
+            "pools": [
+                {
+                    "name": "cpu",
+                    "role": "primary",
+                    "variant": "ort/cpu/fp32/b4/t1",
+                    "backend": "ort",
+                    "device": "cpu",
+                    "precision": "fp32",
+                    "threads": 1,
+                    "max_batch_size": 4,
+                    "max_queue_delay_ms": max_queue_delay_ms,
+                    "service_ms": {1: 5.0, 4: 15.0},
+                    "expected": {"rate_rps": 1, "capacity_rps": 200},
+                }
+            ],
+            "fallback": ["cpu"],
+            "search": {"grid_size": 1, "measured": 1, "reused": 0},
+        }
+    )
 
 
 @pytest.mark.timeout(120)
 def test_padded_batches_give_the_same_embeddings_as_unpadded_runs(minilm):
-    from hwfit.core import Variant
     from hwfit.backends import load_variant
+    from hwfit.core import Variant
 
     inputs = minilm.sample_inputs(2)[0]  # real sentences, padded to 128 by the tokenizer
     lengths = [int(mask.sum()) for mask in inputs["attention_mask"]]
-    requests = [{name: array[i:i + 1, :lengths[i]] for name, array in inputs.items()} for i in range(2)]
+    requests = [{name: array[i : i + 1, : lengths[i]] for name, array in inputs.items()} for i in range(2)]
     assert requests[0]["input_ids"].shape != requests[1]["input_ids"].shape
     with load_variant(minilm, Variant("ort", "cpu", "fp32", 1, threads=1)) as runner:
         expected = [runner.run(r)["sentence_embedding"] for r in requests]
     with InProcess(PlanDispatcher(_minilm_plan(max_queue_delay_ms=300.0), model=minilm)) as server:
         info = server.dispatcher.models()[0]
         assert [(t.name, t.datatype, t.shape) for t in info.inputs] == [
-            ("input_ids", "INT64", (-1, -1)), ("attention_mask", "INT64", (-1, -1))]
+            ("input_ids", "INT64", (-1, -1)),
+            ("attention_mask", "INT64", (-1, -1)),
+        ]
         assert [(t.name, t.datatype, t.shape) for t in info.outputs] == [("sentence_embedding", "FP32", (-1, 384))]
         futures = [server.infer_async(InferRequest("minilm", r)) for r in requests]
         responses = [f.result(timeout=60) for f in futures]

@@ -13,34 +13,51 @@ from prometheus_client.parser import text_string_to_metric_families
 from hwfit.plan import parse_plan
 from hwfit.serve.api import InferRequest
 from hwfit.serve.scheduler.dispatcher import DispatcherConfig, PlanDispatcher
-from tests.serve.emulation import write_small_onnx_model
 from hwfit.serve.scheduler.inprocess import InProcess
 from hwfit.serve.scheduler.pools import HealthPolicy, PoolConfig
 from hwfit.serve.scheduler.workers import WatchdogPolicy
+from tests.serve.emulation import write_small_onnx_model
 
-WATCHDOG = WatchdogPolicy(timeout_multiple=5.0, timeout_margin_s=1.0, start_timeout_s=60.0,
-                          backoff_initial_s=0.1, backoff_max_s=0.5)
+WATCHDOG = WatchdogPolicy(
+    timeout_multiple=5.0, timeout_margin_s=1.0, start_timeout_s=60.0, backoff_initial_s=0.1, backoff_max_s=0.5
+)
 HEALTH = HealthPolicy(failures_to_mark_down=3, failure_window_s=60.0, down_for_s=2.0)
 
 
 def ort_pool(name, role, service_ms):
-    return {"name": name, "role": role, "variant": "ort/cpu/fp32/b4/t1", "backend": "ort", "device": "cpu",
-            "precision": "fp32", "threads": 1, "max_batch_size": 4, "max_queue_delay_ms": 1.0,
-            "service_ms": service_ms, "expected": {"rate_rps": 1, "capacity_rps": 100}}
+    return {
+        "name": name,
+        "role": role,
+        "variant": "ort/cpu/fp32/b4/t1",
+        "backend": "ort",
+        "device": "cpu",
+        "precision": "fp32",
+        "threads": 1,
+        "max_batch_size": 4,
+        "max_queue_delay_ms": 1.0,
+        "service_ms": service_ms,
+        "expected": {"rate_rps": 1, "capacity_rps": 100},
+    }
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     path = write_small_onnx_model(tmp_path_factory.mktemp("model") / "small.onnx")
-    plan = parse_plan({
-        "model": {"name": "small", "source": str(path), "hash": "x"},
-        "slo": {"latency_p99_ms": 10000, "throughput_rps": 1, "objective": "latency",
-                "devices": {"cpu": {"count": 1}}},
-        "feasible": True,
-        "pools": [ort_pool("main", "primary", {1: 2.0, 4: 4.0}), ort_pool("spare", "fallback", {1: 5.0, 4: 10.0})],
-        "fallback": ["main", "spare"],
-        "search": {"grid_size": 1, "measured": 1, "reused": 0},
-    })
+    plan = parse_plan(
+        {
+            "model": {"name": "small", "source": str(path), "hash": "x"},
+            "slo": {
+                "latency_p99_ms": 10000,
+                "throughput_rps": 1,
+                "objective": "latency",
+                "devices": {"cpu": {"count": 1}},
+            },
+            "feasible": True,
+            "pools": [ort_pool("main", "primary", {1: 2.0, 4: 4.0}), ort_pool("spare", "fallback", {1: 5.0, 4: 10.0})],
+            "fallback": ["main", "spare"],
+            "search": {"grid_size": 1, "measured": 1, "reused": 0},
+        }
+    )
     config = DispatcherConfig(pool=PoolConfig(watchdog=WATCHDOG, health=HEALTH))
     running = InProcess(PlanDispatcher(plan, config=config))
     yield running
@@ -70,8 +87,12 @@ def wait_until(condition, timeout_s=20.0):
 
 def counter(server, name, **labels):
     text = server.dispatcher.metrics_text()
-    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
-               if s.name == name and set(labels.items()) <= set(s.labels.items()))
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and set(labels.items()) <= set(s.labels.items())
+    )
 
 
 @pytest.mark.timeout(60)
@@ -109,7 +130,9 @@ def test_a_hanging_worker_is_cut_by_the_watchdog_and_its_request_answered_elsewh
 
 @pytest.mark.timeout(90)
 def test_a_device_whose_workers_keep_failing_is_marked_down_until_it_recovers(server):
-    pool_up = lambda: server.run_on_loop(lambda: server.dispatcher.pools["main"].up)
+    def pool_up():
+        return server.run_on_loop(lambda: server.dispatcher.pools["main"].up)
+
     for _ in range(HEALTH.failures_to_mark_down):
         assert wait_until(lambda: main_ready(server) or not pool_up())
         if not pool_up():

@@ -228,7 +228,7 @@ def test_bad_parameters_are_invalid_argument(tiny_server, tiny_inputs):
 
 
 def test_checked_in_stubs_match_the_proto(tmp_path):
-    import grpc_tools  # noqa: F401  (grpcio-tools, in the test extra, regenerates the stubs: imported, not skipped)
+    import grpc_tools  # noqa: F401 - grpcio-tools (test extra) regenerates the stubs: imported, not skipped
 
     from hwfit.serve.frontend.proto import generate
 

@@ -13,7 +13,13 @@ from hwfit.serve.scheduler.loop_lag import LoopLag
 def test_a_blocked_loop_shows_its_block_and_an_idle_one_next_to_none():
     async def probe(block_s):
         seen = []
-        lag = LoopLag(interval_s=0.005, window=100, quantile=0.95, refresh_every=5, on_sample=lambda lag_s, reserve_s: seen.append(lag_s))
+        lag = LoopLag(
+            interval_s=0.005,
+            window=100,
+            quantile=0.95,
+            refresh_every=5,
+            on_sample=lambda lag_s, reserve_s: seen.append(lag_s),
+        )
         loop = asyncio.get_running_loop()
         started = loop.time()
         lag.start()
@@ -22,13 +28,13 @@ def test_a_blocked_loop_shows_its_block_and_an_idle_one_next_to_none():
         idle = list(seen)
         idle_s = loop.time() - started
         for _ in range(5):
-            time.sleep(block_s)  # noqa: ASYNC251 -- a handler that holds the loop, on purpose
+            time.sleep(block_s)  # a handler that holds the loop, on purpose
             await asyncio.sleep(0.01)
         lag.stop()
         count = len(seen)
         await asyncio.sleep(0.05)
         assert len(seen) == count  # stopped means stopped
-        return idle, idle_s, seen[len(idle):], lag.reserve_s()
+        return idle, idle_s, seen[len(idle) :], lag.reserve_s()
 
     idle, idle_s, blocked, reserve = asyncio.run(probe(0.03))
     # one sample per 5 ms plus its lateness: none doubled, none skipped (counted against the time
@@ -47,8 +53,13 @@ def test_the_timers_resolution_is_taken_off_each_sample():
     loop = asyncio.new_event_loop()
     now = [100.0]
     loop.time = lambda: now[0]
-    lag = LoopLag(interval_s=0.005, window=10, quantile=0.5, refresh_every=1,
-                  on_sample=lambda lag_s, reserve_s: seen.append(lag_s))
+    lag = LoopLag(
+        interval_s=0.005,
+        window=10,
+        quantile=0.5,
+        refresh_every=1,
+        on_sample=lambda lag_s, reserve_s: seen.append(lag_s),
+    )
 
     async def turn():
         await asyncio.sleep(0)

@@ -37,12 +37,19 @@ def test_hwfit_families_carry_pools_outcomes_and_the_latency_split():
     record_some(metrics)
     text = metrics.text()
     found = families(text)
-    requests = {(s.labels["pool"], s.labels["outcome"]): s.value for s in found["hwfit_requests"].samples
-                if s.name == "hwfit_requests_total"}
+    requests = {
+        (s.labels["pool"], s.labels["outcome"]): s.value
+        for s in found["hwfit_requests"].samples
+        if s.name == "hwfit_requests_total"
+    }
     assert requests[("gpu", "success")] == 2 and requests[("", "rejected")] == 1
     assert requests[("gpu", "shed")] == 1 and requests[("gpu", "failed")] == 1 and requests[("sim", "success")] == 0
-    for name, expected_sum in (("hwfit_request_queue_seconds", 0.030), ("hwfit_request_batch_formation_seconds", 0.004),
-                               ("hwfit_request_compute_seconds", 0.046), ("hwfit_request_duration_seconds", 0.080)):
+    for name, expected_sum in (
+        ("hwfit_request_queue_seconds", 0.030),
+        ("hwfit_request_batch_formation_seconds", 0.004),
+        ("hwfit_request_compute_seconds", 0.046),
+        ("hwfit_request_duration_seconds", 0.080),
+    ):
         sums = [s.value for s in found[name].samples if s.name == name + "_sum"]
         assert sums == [pytest.approx(expected_sum)], name
     assert 'hwfit_padding_elements_total{input="input_ids",model="bert",pool="gpu"} 7.0' in text

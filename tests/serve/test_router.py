@@ -244,4 +244,6 @@ def test_a_long_queue_is_predicted_as_batch_by_batch_list_scheduling_would():
         free = [rng.choice([0.0, rng.random() * 0.3]) for _ in range(rng.randint(1, 5))]
         heapq.heapify(free)
         count, batch_s = rng.randint(0, 80), rng.choice([0.001, 0.05, rng.random() * 0.1 + 1e-4])
-        assert sorted(_after_equal_batches(list(free), count, batch_s)) == pytest.approx(one_by_one(free, count, batch_s))
+        assert sorted(_after_equal_batches(list(free), count, batch_s)) == pytest.approx(
+            one_by_one(free, count, batch_s)
+        )

@@ -18,8 +18,8 @@ import urllib.request
 import pytest
 
 from hwfit.core import Variant
-from hwfit.serve.scheduler.direct import DirectDispatcher
 from hwfit.serve.frontend.server import ServerConfig, start_in_thread
+from hwfit.serve.scheduler.direct import DirectDispatcher
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -153,9 +153,8 @@ def test_run_server_sets_started_and_stops_on_the_event(tiny_model):
         config = ServerConfig(http_port=0, grpc_port=0, drain_s=1.0)
         task = asyncio.create_task(run_server(dispatcher, config, started, stop, on_started=bound.append))
         await asyncio.wait_for(started.wait(), 30)
-        async with aiohttp.ClientSession() as session:
-            async with session.get(bound[0].http_url + "/v2/health/ready") as response:
-                status = response.status
+        async with aiohttp.ClientSession() as session, session.get(bound[0].http_url + "/v2/health/ready") as response:
+            status = response.status
         stop.set()
         await asyncio.wait_for(task, 30)
         return status

@@ -11,8 +11,8 @@ import urllib.request
 
 import pytest
 
-from tests.serve.emulation import write_small_onnx_model
 from hwfit.cli.top_view import histogram_quantile, metrics_url, parse_metrics, snapshot
+from tests.serve.emulation import write_small_onnx_model
 
 BEFORE = """
 hwfit_requests_total{model="m",pool="gpu",outcome="success"} 100
@@ -71,9 +71,13 @@ def _hwfit(*args):
 @pytest.mark.timeout(120)
 def test_serve_a_model_on_the_default_plan_watch_it_with_top_and_drain_on_ctrl_c(tmp_path):
     model = write_small_onnx_model(tmp_path / "small.onnx")
-    server = subprocess.Popen(_hwfit("serve", str(model), "--http-port", "0", "--grpc-port", "0"),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, "COLUMNS": "200"})
+    server = subprocess.Popen(
+        _hwfit("serve", str(model), "--http-port", "0", "--grpc-port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     try:
         lines = []
         for line in server.stdout:
@@ -83,16 +87,24 @@ def test_serve_a_model_on_the_default_plan_watch_it_with_top_and_drain_on_ctrl_c
         output = "".join(lines)
         assert "default plan:" in output and "measured at startup" in output, output
         url = re.search(r"HTTP (http://127\.0\.0\.1:\d+)", output).group(1)
-        body = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4],
-                                       "data": [1, 2, 3, 4, 0, 0, 0, 1]}]}).encode()
+        body = json.dumps(
+            {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4], "data": [1, 2, 3, 4, 0, 0, 0, 1]}]}
+        ).encode()
         for _ in range(5):
-            reply = urllib.request.urlopen(urllib.request.Request(
-                f"{url}/v2/models/small/infer", body, {"Content-Type": "application/json"}), timeout=30)
+            reply = urllib.request.urlopen(
+                urllib.request.Request(f"{url}/v2/models/small/infer", body, {"Content-Type": "application/json"}),
+                timeout=30,
+            )
             answer = json.loads(reply.read())
         assert answer["outputs"][0]["shape"] == [2, 2]
         assert answer["outputs"][0]["data"] == pytest.approx([5.0, 6.25, 0.75, 0.875])  # relu(x @ W), W = arange(8) / 8
-        top = subprocess.run(_hwfit("top", url, "--once", "--interval", "0.2"), capture_output=True, text=True,
-                             timeout=60, env={**os.environ, "COLUMNS": "200"})
+        top = subprocess.run(
+            _hwfit("top", url, "--once", "--interval", "0.2"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         assert top.returncode == 0, top.stderr
         assert "cpu-ort-fp32" in top.stdout and "primary" in top.stdout and "up" in top.stdout
         assert "devices" in top.stdout and "cpu" in top.stdout
@@ -108,8 +120,7 @@ def test_serve_a_model_on_the_default_plan_watch_it_with_top_and_drain_on_ctrl_c
 
 @pytest.mark.timeout(30)
 def test_top_against_no_server_says_what_to_check():
-    result = subprocess.run(_hwfit("top", "http://127.0.0.1:9", "--once"), capture_output=True, text=True,
-                            timeout=30)
+    result = subprocess.run(_hwfit("top", "http://127.0.0.1:9", "--once"), capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "cannot read metrics from http://127.0.0.1:9/metrics" in result.stderr
     assert "is `hwfit serve` running there" in result.stderr

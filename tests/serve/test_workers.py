@@ -9,7 +9,6 @@ import pytest
 
 from hwfit.core import Variant
 from hwfit.models import load_model
-from tests.serve.emulation import write_small_onnx_model
 from hwfit.serve.scheduler.workers import (
     WatchdogPolicy,
     Worker,
@@ -18,6 +17,7 @@ from hwfit.serve.scheduler.workers import (
     is_out_of_memory,
     run_splitting_on_oom,
 )
+from tests.serve.emulation import write_small_onnx_model
 
 
 class EmulatedOutOfMemory(RuntimeError):
@@ -29,9 +29,11 @@ def runs_up_to(limit, calls):
         size = inputs["x"].shape[0]
         calls.append(size)
         if size > limit:
-            raise EmulatedOutOfMemory(f"[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : CUDA failure 2: out of memory "
-                                      f"(emulated at batch {size})")
+            raise EmulatedOutOfMemory(
+                f"[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : CUDA failure 2: out of memory (emulated at batch {size})"
+            )
         return {"y": inputs["x"] * 2}
+
     return run
 
 
@@ -63,10 +65,14 @@ def small_model(tmp_path_factory):
     return load_model(str(write_small_onnx_model(tmp_path_factory.mktemp("model") / "small.onnx")))
 
 
-def ort_worker(model, policy=WatchdogPolicy(timeout_multiple=2.0, timeout_margin_s=0.5, start_timeout_s=60)):
+PROMPT_WATCHDOG = WatchdogPolicy(timeout_multiple=2.0, timeout_margin_s=0.5, start_timeout_s=60)
+
+
+def ort_worker(model, policy=PROMPT_WATCHDOG):
     variant = Variant("ort", "cpu", "fp32", 4, threads=1)
-    return Worker(WorkerSpec("p", 0, "cpu", model.source, model.inputs, variant), policy, input_bytes=64,
-                  output_bytes=64)
+    return Worker(
+        WorkerSpec("p", 0, "cpu", model.source, model.inputs, variant), policy, input_bytes=64, output_bytes=64
+    )
 
 
 @pytest.mark.timeout(60)

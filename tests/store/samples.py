@@ -7,9 +7,19 @@ from hwfit.store import Environment, LatencyStats, Measurement
 
 def environment(**changes) -> Environment:
     values = dict(
-        hwfit_version="0.1.0", hwfit_commit="abc123", python="3.11.7", numpy="2.0.0", onnxruntime="1.18.0",
-        torch=None, openvino=None, cuda=None, nvidia_driver=None, cpu_model="Test CPU @ 2.0GHz",
-        gpu_names=(), hostname_hash="0123456789ab", extra={"os": "Linux"},
+        hwfit_version="0.1.0",
+        hwfit_commit="abc123",
+        python="3.11.7",
+        numpy="2.0.0",
+        onnxruntime="1.18.0",
+        torch=None,
+        openvino=None,
+        cuda=None,
+        nvidia_driver=None,
+        cpu_model="Test CPU @ 2.0GHz",
+        gpu_names=(),
+        hostname_hash="0123456789ab",
+        extra={"os": "Linux"},
     )
     values.update(changes)
     return Environment(**values)
@@ -19,16 +29,35 @@ def full_measurement(key: str = "ort/cpu/fp32/b8/t2", scale: float = 1.0) -> Mea
     """Every field set, with values that catch type and precision slips (ints, tiny and huge floats, NaN)."""
     return Measurement(
         variant_key=key,
-        variant={"backend": "ort", "device": "cpu", "precision": "fp32", "batch_size": 8, "threads": 2,
-                 "knobs": {"graph_opt": "all", "arena": True}},
+        variant={
+            "backend": "ort",
+            "device": "cpu",
+            "precision": "fp32",
+            "batch_size": 8,
+            "threads": 2,
+            "knobs": {"graph_opt": "all", "arena": True},
+        },
         status="ok",
         reason=None,
-        latency=LatencyStats(count=200, p50_ms=1.2345678901234567 * scale, p90_ms=1.5, p99_ms=2.25, p999_ms=3.0,
-                             mean_ms=1.3, std_ms=0.1, min_ms=1.0, max_ms=3.5, ci95_low_ms=1.2, ci95_high_ms=1.27),
+        latency=LatencyStats(
+            count=200,
+            p50_ms=1.2345678901234567 * scale,
+            p90_ms=1.5,
+            p99_ms=2.25,
+            p999_ms=3.0,
+            mean_ms=1.3,
+            std_ms=0.1,
+            min_ms=1.0,
+            max_ms=3.5,
+            ci95_low_ms=1.2,
+            ci95_high_ms=1.27,
+        ),
         samples_per_s=6480.123456789 * scale,
         peak_rss_delta_bytes=123_456_789_012,
         device_memory_peak_bytes=0,
-        h2d_ms=0.01, compute_ms=1.1, d2h_ms=0.02,
+        h2d_ms=0.01,
+        compute_ms=1.1,
+        d2h_ms=0.02,
         flops_per_sample=2.2e9,
         achieved_flops_per_s=1.4256e13,
         mfu_vs_measured=0.4321,
@@ -43,7 +72,10 @@ def full_measurement(key: str = "ort/cpu/fp32/b8/t2", scale: float = 1.0) -> Mea
         cosine_min=0.99991,
         top1_agreement=1.0,
         task_accuracy=0.915,
-        load_s=0.5, convert_s=2.0, compile_s=0.0, wall_s=12.75,
+        load_s=0.5,
+        convert_s=2.0,
+        compile_s=0.0,
+        wall_s=12.75,
         started_at="2026-01-02T03:04:05.678+00:00",
         details={"stop_rule": "ci_narrow", "warmup_runs": [3.1, 1.4], "nested": {"a": [1, 2, {"b": None}]}},
     )
@@ -52,8 +84,14 @@ def full_measurement(key: str = "ort/cpu/fp32/b8/t2", scale: float = 1.0) -> Mea
 def failed_measurement(key: str = "ort/cpu/int8-static/b8/t2") -> Measurement:
     return Measurement(
         variant_key=key,
-        variant={"backend": "ort", "device": "cpu", "precision": "int8-static", "batch_size": 8, "threads": 2,
-                 "knobs": {}},
+        variant={
+            "backend": "ort",
+            "device": "cpu",
+            "precision": "int8-static",
+            "batch_size": 8,
+            "threads": 2,
+            "knobs": {},
+        },
         status="failed",
         reason="calibration failed: no calibration inputs",
         wall_s=0.8,

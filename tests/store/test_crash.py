@@ -12,8 +12,12 @@ from hwfit.store import open_store
 
 
 def _start_writer(writer_script, db_path, count=0):
-    return subprocess.Popen([sys.executable, str(writer_script), str(db_path), str(count)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(writer_script), str(db_path), str(count)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _read_lines(process, count, timeout_s=20.0):

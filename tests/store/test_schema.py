@@ -59,7 +59,8 @@ def test_a_failing_migration_leaves_the_old_version(db_path, monkeypatch):
         schema.migrate(connection, db_path, up_to=SCHEMA_VERSION + 1)
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     assert "extra_table" not in tables and "writer_pid" not in {
-        row[1] for row in connection.execute("PRAGMA table_info(runs)")}  # migration 2 rolled back too
+        row[1] for row in connection.execute("PRAGMA table_info(runs)")
+    }  # migration 2 rolled back too
     assert schema.current_version(connection, db_path) == 1
 
 

@@ -174,7 +174,9 @@ def test_run_extra(store, sample, db_path):
     store.set_run_extra(run.id, "note", "quiet machine")
     with open_store(db_path) as reopened:
         assert reopened.run_extra(run.id) == {
-            "ceilings": [{"metric": "matmul_flops", "value": 1.5e11}], "note": "quiet machine"}
+            "ceilings": [{"metric": "matmul_flops", "value": 1.5e11}],
+            "note": "quiet machine",
+        }
 
 
 def test_export_json_and_csv(store, sample):
@@ -199,7 +201,7 @@ def test_export_json_and_csv(store, sample):
 
 def test_to_frame(sample):
     try:
-        import pandas  # noqa: F401
+        import pandas  # noqa: F401 - imported only to check that it is installed and imports
     except ImportError:
         with pytest.raises(StoreError, match="pip install pandas"):
             to_frame([sample.full_measurement()])

@@ -8,16 +8,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from samples import environment, failed_measurement, full_measurement  # noqa: E402
+from samples import environment, failed_measurement, full_measurement
 
-from hwfit.store import open_store  # noqa: E402
+from hwfit.store import open_store
 
 
 def main() -> None:
     db_path, count = sys.argv[1], int(sys.argv[2])
     with open_store(db_path) as store:
-        run = store.start_run("writer-model", "builtin:writer", "feedface" * 8, "sweep-1", {"argv": sys.argv[1:]},
-                              environment())
+        run = store.start_run(
+            "writer-model", "builtin:writer", "feedface" * 8, "sweep-1", {"argv": sys.argv[1:]}, environment()
+        )
         print(f"run {run.id}", flush=True)
         index = 0
         while count == 0 or index < count:

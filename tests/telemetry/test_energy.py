@@ -64,7 +64,7 @@ def test_no_estimate_gives_null_with_the_reason():
 def test_missing_powercap_root_is_reported(tmp_path):
     reading = measure(EnergyMeter("cpu", allow_estimate=False, powercap_root=tmp_path / "none"), lambda: None)
     assert str(tmp_path / "none") in reading.reason
-    assert DEFAULT_POWERCAP_ROOT == Path("/sys/class/powercap")
+    assert Path("/sys/class/powercap") == DEFAULT_POWERCAP_ROOT
 
 
 def test_joules_per_and_invariants():
@@ -93,9 +93,8 @@ def test_misuse_and_bad_device_names():
 
 def test_window_keeps_its_reading_when_the_work_fails():
     meter = EnergyMeter("cpu")
-    with pytest.raises(RuntimeError):
-        with meter.window() as window:
-            raise RuntimeError("work failed")
+    with pytest.raises(RuntimeError), meter.window() as window:
+        raise RuntimeError("work failed")
     assert window.reading is not None and window.reading.seconds >= 0
     meter.begin()  # the meter is usable again
     meter.end()

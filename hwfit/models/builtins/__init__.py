@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from hwfit.core import ModelSourceError
 from hwfit.models.model import Model
@@ -54,12 +54,16 @@ def _resnet50_reason() -> str | None:
 
 
 BUILTINS: dict[str, Builtin] = {
-    "minilm": Builtin("minilm", "all-MiniLM-L6-v2 sentence encoder (22.7M params, 384-d embeddings)",
-                      _minilm, _minilm_reason),
+    "minilm": Builtin(
+        "minilm", "all-MiniLM-L6-v2 sentence encoder (22.7M params, 384-d embeddings)", _minilm, _minilm_reason
+    ),
     "cnn": Builtin("cnn", "small CNN trained on scikit-learn's digits (8x8 images, 10 classes)", _cnn, _cnn_reason),
-    "resnet50": Builtin("resnet50", "ResNet-50 (torchvision's architecture in plain torch, 25.6M params), "
-                        "seeded random weights (224x224 images)",
-                        _resnet50, _resnet50_reason),
+    "resnet50": Builtin(
+        "resnet50",
+        "ResNet-50 (torchvision's architecture in plain torch, 25.6M params), seeded random weights (224x224 images)",
+        _resnet50,
+        _resnet50_reason,
+    ),
 }
 
 DEFAULT_MODEL = "minilm"

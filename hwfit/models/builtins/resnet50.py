@@ -17,7 +17,7 @@ PARAMETERS = 25_557_032  # torchvision's resnet50 has exactly this many
 
 def resnet50_unavailable_reason() -> str | None:
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401 - imported only to check that it is installed and imports
     except ImportError:
         return "torch is not installed: pip install 'hwfit[torch]'"
     return None

@@ -114,7 +114,8 @@ def text_encoder_model(folder: Path, name: str, source: str, kind: str, descript
         output_names=("sentence_embedding",),
         content_hash=_weights_hash(folder),
         task="embedding",
-        description=description or f"{config.get('model_type', 'transformer')} encoder, {pooling} pooling"
+        description=description
+        or f"{config.get('model_type', 'transformer')} encoder, {pooling} pooling"
         + (", L2-normalised" if normalize else ""),
         module_factory=lambda: _make_encoder(folder, pooling, normalize),
         real_inputs_factory=_real_inputs(folder),
@@ -125,7 +126,7 @@ def _real_inputs(folder: Path):
     if not (folder / "tokenizer.json").exists():
         return None
     try:
-        import tokenizers  # noqa: F401
+        import tokenizers  # noqa: F401 - imported only to check that it is installed and imports
     except ImportError:
         return None
     return lambda count: tokenized_sentences(folder, count, DEFAULT_SEQUENCE_LENGTH)

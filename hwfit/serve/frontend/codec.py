@@ -76,9 +76,11 @@ def _timeout_ms(parameters: Mapping[str, Any]) -> float | None:
 def _priority(parameters: Mapping[str, Any]) -> int:
     value = parameters.get("priority", 0)
     if not _is_integer(value) or value < 0:
-        raise BadRequest(f"parameter 'priority' must be a priority level, an integer >= 0 (1 is the highest, "
-                         f"larger numbers are lower, 0 = the default level {DEFAULT_PRIORITY_LEVEL} of "
-                         f"1..{PRIORITY_LEVELS}), got {value!r}")
+        raise BadRequest(
+            f"parameter 'priority' must be a priority level, an integer >= 0 (1 is the highest, "
+            f"larger numbers are lower, 0 = the default level {DEFAULT_PRIORITY_LEVEL} of "
+            f"1..{PRIORITY_LEVELS}), got {value!r}"
+        )
     return int(value)
 
 

@@ -26,8 +26,8 @@ from hwfit.serve.frontend.codec import (
     request_options,
     tensor_header,
 )
-from hwfit.serve.frontend.proto import grpc_service_pb2 as pb
 from hwfit.serve.frontend.common import FrontEnd, ServerConfig
+from hwfit.serve.frontend.proto import grpc_service_pb2 as pb
 
 log = logging.getLogger("hwfit.serve.grpc")
 

@@ -26,8 +26,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from hwfit.serve.api import ModelInfo, PayloadTooLarge, ServeError, Unauthenticated
 from hwfit.serve.frontend.codec import HEADER_LENGTH, decode_http_request, encode_http_response
-from hwfit.serve.frontend.openapi import Served, example_request, openapi_document
 from hwfit.serve.frontend.common import FrontEnd, ServerConfig
+from hwfit.serve.frontend.openapi import Served, example_request, openapi_document
 
 log = logging.getLogger("hwfit.serve.frontend.http")
 

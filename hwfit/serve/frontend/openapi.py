@@ -187,9 +187,12 @@ def _schemas() -> dict[str, Any]:
                     "description": "deadline from arrival",
                 },
                 "timeout": {"type": "integer", "minimum": 1, "description": "Triton's deadline, microseconds"},
-                "priority": {"type": "integer", "minimum": 0,
-                             "description": "Triton's priority level: 1 is the highest (shed last), larger numbers "
-                                            "are lower, 0 = the default level"},
+                "priority": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Triton's priority level: 1 is the highest (shed last), larger numbers "
+                    "are lower, 0 = the default level",
+                },
                 "tier": {"type": "string", "enum": list(TIERS)},
                 "binary_data_output": {"type": "boolean", "description": "every output as binary data"},
             },

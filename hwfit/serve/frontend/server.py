@@ -16,6 +16,7 @@ from hwfit.serve.frontend.common import FrontEnd, ServerAddresses, ServerConfig,
 from hwfit.serve.frontend.grpc_server import start_grpc_server
 from hwfit.serve.frontend.http import start_http_server
 
+
 @dataclass
 class Server:
     """HTTP + gRPC over one dispatcher, in the running asyncio loop."""

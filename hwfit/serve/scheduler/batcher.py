@@ -10,8 +10,8 @@ import asyncio
 import bisect
 import itertools
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -102,8 +102,7 @@ def pack_batch(jobs: list[Job], spec: InputSpec) -> PackedBatch:
     for tensor in spec.tensors:
         arrays = [job.request.inputs[tensor.name] for job in jobs]
         inputs[tensor.name], padded[tensor.name] = _join_padded(arrays, tensor.shape, padded_sizes)
-    return PackedBatch(inputs, size, offsets, padded_sizes,
-                       {name: count for name, count in padded.items() if count})
+    return PackedBatch(inputs, size, offsets, padded_sizes, {name: count for name, count in padded.items() if count})
 
 
 def _join_padded(arrays: list[np.ndarray], dims: tuple, padded_sizes: dict[str, int]) -> tuple[np.ndarray, int]:
@@ -120,8 +119,12 @@ def _join_padded(arrays: list[np.ndarray], dims: tuple, padded_sizes: dict[str, 
     return joined, int(joined.size - sum(array.size for array in arrays))
 
 
-def slice_outputs(outputs: Mapping[str, np.ndarray], packed: PackedBatch, jobs: list[Job],
-                  output_dims: Mapping[str, Mapping[int, str]]) -> list[dict[str, np.ndarray]]:
+def slice_outputs(
+    outputs: Mapping[str, np.ndarray],
+    packed: PackedBatch,
+    jobs: list[Job],
+    output_dims: Mapping[str, Mapping[int, str]],
+) -> list[dict[str, np.ndarray]]:
     """Each job's rows of every output; an output axis that follows a padded input dim is cut back
     to the job's own size (`output_dims`: output name -> {axis: input dim name})."""
     if len(jobs) == 1 and not packed.padded_elements:
@@ -163,8 +166,9 @@ class Batch:
 class DynamicBatcher:
     """Bounded priority queue (higher priority first, FIFO within one) and batch formation."""
 
-    def __init__(self, max_batch_size: int, max_queue_delay_s: float, limit_samples: int,
-                 one_request_per_batch: bool = False):
+    def __init__(
+        self, max_batch_size: int, max_queue_delay_s: float, limit_samples: int, one_request_per_batch: bool = False
+    ):
         self.max_batch_size = max_batch_size
         self.max_queue_delay_s = max_queue_delay_s
         self.limit_samples = limit_samples
@@ -300,8 +304,10 @@ class DynamicBatcher:
             room_needed -= queued.samples
             if room_needed <= 0:
                 return victims
-        raise QueueFull(f"the queue holds {self.queued_samples} samples (limit {self.limit_samples}) "
-                        f"and none of lower priority than level {level_of(job.priority)} to shed")
+        raise QueueFull(
+            f"the queue holds {self.queued_samples} samples (limit {self.limit_samples}) "
+            f"and none of lower priority than level {level_of(job.priority)} to shed"
+        )
 
     def _insert(self, job: Job) -> None:
         key = (-job.priority, job.seq)

@@ -8,12 +8,11 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from hwfit.core import Variant
-
 from hwfit.backends import load_variant
+from hwfit.core import Variant
 from hwfit.models import Model
-from hwfit.simulate import approximate_p99_ms, capacity_rps
 from hwfit.plan import Plan, parse_plan
+from hwfit.simulate import approximate_p99_ms, capacity_rps
 
 DEFAULT_MAX_BATCH = 8
 DEFAULT_QUEUE_DELAY_MS = 2.0
@@ -38,32 +37,54 @@ def default_plan(model: Model) -> DefaultPlan:
     p99_ms = approximate_p99_ms(service_ms, 1, DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_MS, rate)
     how = f"measured at startup: median of {TIMED_RUNS} runs per batch size"
     pool = {
-        "name": "cpu-ort-fp32", "role": "primary", "variant": variant.key, "backend": "ort", "device": "cpu",
-        "precision": "fp32", "threads": threads, "max_batch_size": DEFAULT_MAX_BATCH,
-        "max_queue_delay_ms": DEFAULT_QUEUE_DELAY_MS, "service_ms": service_ms,
-        "expected": {"rate_rps": rate, "capacity_rps": capacity, "p99_ms": p99_ms, "utilization": HEADROOM,
-                     "how": f"approximation (queueing model) from service times {how}"},
+        "name": "cpu-ort-fp32",
+        "role": "primary",
+        "variant": variant.key,
+        "backend": "ort",
+        "device": "cpu",
+        "precision": "fp32",
+        "threads": threads,
+        "max_batch_size": DEFAULT_MAX_BATCH,
+        "max_queue_delay_ms": DEFAULT_QUEUE_DELAY_MS,
+        "service_ms": service_ms,
+        "expected": {
+            "rate_rps": rate,
+            "capacity_rps": capacity,
+            "p99_ms": p99_ms,
+            "utilization": HEADROOM,
+            "how": f"approximation (queueing model) from service times {how}",
+        },
         "measured_from": [variant.key],
     }
-    plan = parse_plan({
-        "model": {"name": model.name, "source": model.source, "hash": model.content_hash},
-        "slo": {"latency_p99_ms": DEFAULT_LATENCY_P99_MS, "throughput_rps": rate, "objective": "latency",
-                "devices": {"cpu": {"count": 1}}},
-        "feasible": True,
-        "pools": [pool],
-        "fallback": [pool["name"]],
-        "expected": pool["expected"],
-        "answer": f"default plan: {model.name} on ONNX Runtime fp32 CPU, 1 replica x {threads} threads, "
-                  f"max batch {DEFAULT_MAX_BATCH}, {DEFAULT_QUEUE_DELAY_MS:g} ms queue delay",
-        "assumptions": ["no plan was given: defaults, not a search against an SLO",
-                        f"requests without a timeout are admitted if predicted to finish within "
-                        f"{DEFAULT_LATENCY_P99_MS:g} ms"],
-        "search": {"grid_size": 1, "measured": 1, "reused": 0, "method": "default (no search)"},
-    }, source="<default plan>")
+    plan = parse_plan(
+        {
+            "model": {"name": model.name, "source": model.source, "hash": model.content_hash},
+            "slo": {
+                "latency_p99_ms": DEFAULT_LATENCY_P99_MS,
+                "throughput_rps": rate,
+                "objective": "latency",
+                "devices": {"cpu": {"count": 1}},
+            },
+            "feasible": True,
+            "pools": [pool],
+            "fallback": [pool["name"]],
+            "expected": pool["expected"],
+            "answer": f"default plan: {model.name} on ONNX Runtime fp32 CPU, 1 replica x {threads} threads, "
+            f"max batch {DEFAULT_MAX_BATCH}, {DEFAULT_QUEUE_DELAY_MS:g} ms queue delay",
+            "assumptions": [
+                "no plan was given: defaults, not a search against an SLO",
+                f"requests without a timeout are admitted if predicted to finish within {DEFAULT_LATENCY_P99_MS:g} ms",
+            ],
+            "search": {"grid_size": 1, "measured": 1, "reused": 0, "method": "default (no search)"},
+        },
+        source="<default plan>",
+    )
     timings = ", ".join(f"b{b} {ms:.2f} ms" for b, ms in service_ms.items())
-    description = (f"{plan.answer}; service times {how} ({timings}); capacity ~{capacity:.0f} req/s; "
-                   f"requests without a timeout are admitted if predicted within {DEFAULT_LATENCY_P99_MS:g} ms. "
-                   f"Run `hwfit profile` and serve a plan for a configuration chosen against your SLO.")
+    description = (
+        f"{plan.answer}; service times {how} ({timings}); capacity ~{capacity:.0f} req/s; "
+        f"requests without a timeout are admitted if predicted within {DEFAULT_LATENCY_P99_MS:g} ms. "
+        f"Run `hwfit profile` and serve a plan for a configuration chosen against your SLO."
+    )
     return DefaultPlan(plan, description)
 
 

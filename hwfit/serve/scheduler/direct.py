@@ -14,10 +14,8 @@ from dataclasses import replace
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-from hwfit.core import Variant
-
 from hwfit.backends import Runner, load_variant
-from hwfit.core import InputSpecError
+from hwfit.core import InputSpecError, Variant
 from hwfit.models import BATCH, InputSpec, Model, output_shapes
 from hwfit.serve.api import (
     BadRequest,

@@ -97,9 +97,20 @@ class PlanDispatcher:
         for pool_plan in self.plan.pools:
             io_bytes = (input_bytes(self.model, pool_plan.max_batch_size), OUTPUT_ARENA_BYTES)
             timeout_ms = _default_timeout_ms(self.config, self.plan)
-            pool_config = replace(self.config.pool, default_deadline_s=None if timeout_ms is None else timeout_ms / 1000)
-            pools[pool_plan.name] = Pool(pool_plan, self.model.source, spec, self.io.output_dims, self.metrics,
-                                         self._reroute, pool_config, io_bytes, one_per_batch)
+            pool_config = replace(
+                self.config.pool, default_deadline_s=None if timeout_ms is None else timeout_ms / 1000
+            )
+            pools[pool_plan.name] = Pool(
+                pool_plan,
+                self.model.source,
+                spec,
+                self.io.output_dims,
+                self.metrics,
+                self._reroute,
+                pool_config,
+                io_bytes,
+                one_per_batch,
+            )
         return pools
 
     # --- the Dispatcher protocol
@@ -111,8 +122,9 @@ class PlanDispatcher:
         info = self.io.info
         if name != info.name or (version not in (None, "") and version not in info.versions):
             wanted = name if version in (None, "") else f"{name} version {version}"
-            raise ModelNotFound(f"no model {wanted!r} here; this server serves {info.name!r} "
-                                f"version(s) {', '.join(info.versions)}")
+            raise ModelNotFound(
+                f"no model {wanted!r} here; this server serves {info.name!r} version(s) {', '.join(info.versions)}"
+            )
         return info
 
     def live(self) -> bool:
@@ -141,9 +153,17 @@ class PlanDispatcher:
         self._accepting = True
         for summary in self.pool_summaries():
             state = "up" if summary.up else f"DOWN: {summary.down_reason}"
-            log.info("pool %s (%s, %s on %s%s): %d/%d replicas, %s", summary.name, summary.role, summary.variant,
-                     summary.device, ", EMULATED" if summary.emulated else "", summary.ready_replicas,
-                     summary.replicas, state)
+            log.info(
+                "pool %s (%s, %s on %s%s): %d/%d replicas, %s",
+                summary.name,
+                summary.role,
+                summary.variant,
+                summary.device,
+                ", EMULATED" if summary.emulated else "",
+                summary.ready_replicas,
+                summary.replicas,
+                state,
+            )
 
     async def stop(self, drain_s: float) -> None:
         """Stop accepting; answer what was accepted (up to drain_s); then stop every worker."""
@@ -157,8 +177,11 @@ class PlanDispatcher:
             await asyncio.wait(pending, timeout=max(0.0, drain_s))
         for job in list(self._jobs):
             self.metrics.request_refused(job.pool or "", "failed", "other")
-            job.fail(Unavailable(f"the server stopped before answering (drain limit {drain_s:g} s); retry",
-                                 retry_after_s=1.0))
+            job.fail(
+                Unavailable(
+                    f"the server stopped before answering (drain limit {drain_s:g} s); retry", retry_after_s=1.0
+                )
+            )
         await asyncio.gather(*(pool.stop() for pool in self.pools.values()))
         self.loop_lag.stop()
         self._stopped = True
@@ -185,8 +208,9 @@ class PlanDispatcher:
     async def _infer(self, request: InferRequest) -> InferResponse:
         self.model_info(request.model_name, request.model_version)
         if not self._accepting:
-            raise Unavailable("the server is not accepting requests (starting or stopping); retry shortly",
-                              retry_after_s=1.0)
+            raise Unavailable(
+                "the server is not accepting requests (starting or stopping); retry shortly", retry_after_s=1.0
+            )
         job = self._job_for(request)
         cached = self._cached_response(request)
         if cached is not None:
@@ -213,15 +237,17 @@ class PlanDispatcher:
         unseen_s = self.loop_lag.reserve_s()
         deadline = None if not timeout_ms else request.arrived + timeout_ms / 1000.0 - unseen_s
         future = asyncio.get_running_loop().create_future()
-        return Job(request, samples, sizes, future, next(self._seq), deadline, hard_deadline=own_timeout,
-                   unseen_s=unseen_s)
+        return Job(
+            request, samples, sizes, future, next(self._seq), deadline, hard_deadline=own_timeout, unseen_s=unseen_s
+        )
 
     def _place(self, job: Job, exclude: frozenset[str], count_refusal: bool = True, retry: bool = False) -> None:
         """Route and queue; raises Rejected / Unavailable (counted) when no pool takes it. A retried job
         with only the server's default deadline is placed regardless of it: it was accepted."""
         deadline = None if retry and not job.hard_deadline else job.deadline
-        route_request = RouteRequest(job.samples, job.priority, job.request.options.tier, job.request.arrived,
-                                     deadline, job.unseen_s)
+        route_request = RouteRequest(
+            job.samples, job.priority, job.request.options.tier, job.request.arrived, deadline, job.unseen_s
+        )
         pool_name = ""
         try:
             route = self.router.choose(route_request, time.perf_counter(), exclude)
@@ -245,8 +271,13 @@ class PlanDispatcher:
             job.retried = True
             self.metrics.request_retried(failed_pool)
         if job.hard_deadline and job.deadline is not None and time.perf_counter() >= job.deadline:
-            self._fail(job, failed_pool, DeadlineExceeded(
-                f"pool {failed_pool} failed this request ({failure or 'pool down'}) and its deadline has passed"))
+            self._fail(
+                job,
+                failed_pool,
+                DeadlineExceeded(
+                    f"pool {failed_pool} failed this request ({failure or 'pool down'}) and its deadline has passed"
+                ),
+            )
             return
         try:
             self._place(job, exclude=frozenset({failed_pool}), count_refusal=False, retry=True)
@@ -270,10 +301,12 @@ class PlanDispatcher:
         self.metrics.request_succeeded(result.pool, done - request.arrived, queue_s, formation_s, result.compute_s)
         if self.cache is not None:
             self.cache.put(inputs_key(request.model_name, self.config.version, request.inputs), result.outputs)
-        timings = Timings(queue_ms=queue_s * 1000.0, batch_ms=formation_s * 1000.0,
-                          compute_ms=result.compute_s * 1000.0)
-        return InferResponse(self.io.info.name, self.config.version, _selected(result.outputs, request),
-                             request.id, result.pool, timings)
+        timings = Timings(
+            queue_ms=queue_s * 1000.0, batch_ms=formation_s * 1000.0, compute_ms=result.compute_s * 1000.0
+        )
+        return InferResponse(
+            self.io.info.name, self.config.version, _selected(result.outputs, request), request.id, result.pool, timings
+        )
 
     def _cached_response(self, request: InferRequest) -> InferResponse | None:
         if self.cache is None:
@@ -284,17 +317,30 @@ class PlanDispatcher:
             return None
         self.metrics.cache_hits.labels(self.metrics.model).inc()
         self.metrics.request_succeeded("cache", time.perf_counter() - request.arrived, 0.0, 0.0, 0.0)
-        return InferResponse(self.io.info.name, self.config.version, _selected(outputs, request), request.id,
-                             "cache", Timings())
+        return InferResponse(
+            self.io.info.name, self.config.version, _selected(outputs, request), request.id, "cache", Timings()
+        )
 
     # --- reporting
 
     def pool_summaries(self) -> list[PoolSummary]:
-        return [PoolSummary(pool.name, pool.role, pool.plan.variant, pool.plan.device, len(pool.slots),
-                            pool.ready_replicas, pool.max_batch_size, pool.plan.max_queue_delay_ms, pool.up,
-                            pool.down_reason, pool.plan.device.startswith("emulated") or pool.plan.backend == "emulated",
-                            pool.degraded)
-                for pool in self.pools.values()]
+        return [
+            PoolSummary(
+                pool.name,
+                pool.role,
+                pool.plan.variant,
+                pool.plan.device,
+                len(pool.slots),
+                pool.ready_replicas,
+                pool.max_batch_size,
+                pool.plan.max_queue_delay_ms,
+                pool.up,
+                pool.down_reason,
+                pool.plan.device.startswith("emulated") or pool.plan.backend == "emulated",
+                pool.degraded,
+            )
+            for pool in self.pools.values()
+        ]
 
     def _refine_model_info(self) -> None:
         """Fill output sizes the ONNX graph leaves symbolic from what a started replica produced."""
@@ -332,4 +378,3 @@ def _telemetry_devices(plan: Plan) -> tuple[str, ...]:
         if device.is_gpu:
             devices += [unit.name for unit in device.offset(pool.devices)]
     return tuple(dict.fromkeys(devices))
-

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable
 from concurrent.futures import Future
-from typing import Any, Awaitable, TypeVar
+from typing import Any, TypeVar
 
 from hwfit.core import HwfitError
 from hwfit.serve.api import Dispatcher, InferRequest, InferResponse
@@ -43,6 +44,7 @@ class InProcess:
 
     def run_on_loop(self, function: Any, *args: Any) -> Any:
         """Call a plain function on the loop thread (the dispatcher's state lives there)."""
+
         async def wrapper() -> Any:
             return function(*args)
 
@@ -63,7 +65,7 @@ class InProcess:
             raise HwfitError("the dispatcher's loop thread did not stop within 30 s")
         self.loop.close()
 
-    def __enter__(self) -> "InProcess":
+    def __enter__(self) -> InProcess:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -23,8 +23,14 @@ class LoopLag:
     """A probe on the running loop; `reserve_s()` is the `quantile` of the last `window` lags.
     `on_sample(lag_s, reserve_s)` sees every sample (the server's metrics)."""
 
-    def __init__(self, interval_s: float = 0.01, window: int = 500, quantile: float = 0.99,
-                 refresh_every: int = 25, on_sample: Callable[[float, float], None] | None = None):
+    def __init__(
+        self,
+        interval_s: float = 0.01,
+        window: int = 500,
+        quantile: float = 0.99,
+        refresh_every: int = 25,
+        on_sample: Callable[[float, float], None] | None = None,
+    ):
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0; got {interval_s}")
         self.interval_s = interval_s

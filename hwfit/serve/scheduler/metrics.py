@@ -25,8 +25,30 @@ from hwfit.telemetry import DeviceSample, TelemetryError, sample_device
 log = logging.getLogger("hwfit.serve")
 
 OUTCOMES = ("success", "rejected", "shed", "failed", "retried")
-LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1,
-                     0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
+LATENCY_BUCKETS_S = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+)
 LOOP_LAG_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
@@ -81,46 +103,87 @@ class ServeMetrics:
     def _make_metrics(self) -> None:
         labels = ("model", "pool")
         reg = self.registry
-        self.requests = Counter("hwfit_requests", "Requests by pool and outcome (success, rejected, shed, "
-                                "failed, retried); rejections at admission have pool=\"\"", labels + ("outcome",),
-                                registry=reg)
-        self.latency = Histogram("hwfit_request_duration_seconds", "Arrival to answer, successful requests",
-                                 labels, buckets=LATENCY_BUCKETS_S, registry=reg)
-        self.queue_time = Histogram("hwfit_request_queue_seconds", "Waiting while every replica was busy",
-                                    labels, buckets=LATENCY_BUCKETS_S, registry=reg)
-        self.formation_time = Histogram("hwfit_request_batch_formation_seconds",
-                                        "Waiting for the batch to fill while a replica was free", labels,
-                                        buckets=LATENCY_BUCKETS_S, registry=reg)
-        self.compute_time = Histogram("hwfit_request_compute_seconds", "The batch's run, worker round trip included",
-                                      labels, buckets=LATENCY_BUCKETS_S, registry=reg)
-        self.batch_size = Histogram("hwfit_batch_size", "Samples per executed batch", labels,
-                                    buckets=BATCH_BUCKETS, registry=reg)
+        self.requests = Counter(
+            "hwfit_requests",
+            "Requests by pool and outcome (success, rejected, shed, "
+            'failed, retried); rejections at admission have pool=""',
+            labels + ("outcome",),
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "hwfit_request_duration_seconds",
+            "Arrival to answer, successful requests",
+            labels,
+            buckets=LATENCY_BUCKETS_S,
+            registry=reg,
+        )
+        self.queue_time = Histogram(
+            "hwfit_request_queue_seconds",
+            "Waiting while every replica was busy",
+            labels,
+            buckets=LATENCY_BUCKETS_S,
+            registry=reg,
+        )
+        self.formation_time = Histogram(
+            "hwfit_request_batch_formation_seconds",
+            "Waiting for the batch to fill while a replica was free",
+            labels,
+            buckets=LATENCY_BUCKETS_S,
+            registry=reg,
+        )
+        self.compute_time = Histogram(
+            "hwfit_request_compute_seconds",
+            "The batch's run, worker round trip included",
+            labels,
+            buckets=LATENCY_BUCKETS_S,
+            registry=reg,
+        )
+        self.batch_size = Histogram(
+            "hwfit_batch_size", "Samples per executed batch", labels, buckets=BATCH_BUCKETS, registry=reg
+        )
         self.queue_depth = Gauge("hwfit_queue_depth", "Requests queued", labels, registry=reg)
         self.queue_samples = Gauge("hwfit_queue_samples", "Samples queued", labels, registry=reg)
-        self.padding = Counter("hwfit_padding_elements", "Elements added by padding dynamic axes",
-                               labels + ("input",), registry=reg)
-        self.worker_failures = Counter("hwfit_worker_failures", "Worker faults: died, hung, raised, oom, load",
-                                       labels + ("kind",), registry=reg)
-        self.worker_restarts = Counter("hwfit_worker_restarts", "Workers restarted after a fault", labels,
-                                       registry=reg)
-        self.oom_splits = Counter("hwfit_oom_splits", "Batches split in two after running out of memory", labels,
-                                  registry=reg)
+        self.padding = Counter(
+            "hwfit_padding_elements", "Elements added by padding dynamic axes", labels + ("input",), registry=reg
+        )
+        self.worker_failures = Counter(
+            "hwfit_worker_failures", "Worker faults: died, hung, raised, oom, load", labels + ("kind",), registry=reg
+        )
+        self.worker_restarts = Counter("hwfit_worker_restarts", "Workers restarted after a fault", labels, registry=reg)
+        self.oom_splits = Counter(
+            "hwfit_oom_splits", "Batches split in two after running out of memory", labels, registry=reg
+        )
         self.pool_up = Gauge("hwfit_pool_up", "1 while the pool takes requests", labels, registry=reg)
-        self.ready_replicas = Gauge("hwfit_pool_ready_replicas", "Replicas loaded and in rotation", labels,
-                                    registry=reg)
-        self.service_ratio = Gauge("hwfit_pool_service_time_ratio",
-                                   "Observed / planned service time (EWMA, all batch sizes)", labels, registry=reg)
-        self.pool_info = Gauge("hwfit_pool_info", "The pool's plan; emulated=\"true\" for emulated devices",
-                               labels + ("role", "variant", "device", "emulated"), registry=reg)
+        self.ready_replicas = Gauge(
+            "hwfit_pool_ready_replicas", "Replicas loaded and in rotation", labels, registry=reg
+        )
+        self.service_ratio = Gauge(
+            "hwfit_pool_service_time_ratio",
+            "Observed / planned service time (EWMA, all batch sizes)",
+            labels,
+            registry=reg,
+        )
+        self.pool_info = Gauge(
+            "hwfit_pool_info",
+            'The pool\'s plan; emulated="true" for emulated devices',
+            labels + ("role", "variant", "device", "emulated"),
+            registry=reg,
+        )
         self.cache_hits = Counter("hwfit_cache_hits", "Answers from the result cache", ("model",), registry=reg)
-        self.cache_misses = Counter("hwfit_cache_misses", "Result-cache lookups that missed", ("model",),
-                                    registry=reg)
+        self.cache_misses = Counter("hwfit_cache_misses", "Result-cache lookups that missed", ("model",), registry=reg)
         self.cache_bytes = Gauge("hwfit_cache_bytes", "Bytes held by the result cache", ("model",), registry=reg)
-        self.loop_lag = Histogram("hwfit_event_loop_lag_seconds", "How late the front end's event loop ran a "
-                                  "timer, beyond its 1 ms resolution: what an arriving request waits unseen",
-                                  buckets=LOOP_LAG_BUCKETS_S, registry=reg)
-        self.deadline_reserve = Gauge("hwfit_deadline_reserve_seconds", "Taken off every deadline at admission: "
-                                      "the p99 of the event loop's lag", registry=reg)
+        self.loop_lag = Histogram(
+            "hwfit_event_loop_lag_seconds",
+            "How late the front end's event loop ran a "
+            "timer, beyond its 1 ms resolution: what an arriving request waits unseen",
+            buckets=LOOP_LAG_BUCKETS_S,
+            registry=reg,
+        )
+        self.deadline_reserve = Gauge(
+            "hwfit_deadline_reserve_seconds",
+            "Taken off every deadline at admission: the p99 of the event loop's lag",
+            registry=reg,
+        )
 
     # --- recording
 
@@ -136,15 +199,21 @@ class ServeMetrics:
         series = self._pool_series.get(pool)
         if series is None:
             series = self._pool_series[pool] = _PoolSeries(
-                self.requests.labels(self.model, pool, "success"), self.latency.labels(self.model, pool),
-                self.queue_time.labels(self.model, pool), self.formation_time.labels(self.model, pool),
-                self.compute_time.labels(self.model, pool), self.batch_size.labels(self.model, pool),
-                self.queue_depth.labels(self.model, pool), self.queue_samples.labels(self.model, pool),
-                self.service_ratio.labels(self.model, pool))
+                self.requests.labels(self.model, pool, "success"),
+                self.latency.labels(self.model, pool),
+                self.queue_time.labels(self.model, pool),
+                self.formation_time.labels(self.model, pool),
+                self.compute_time.labels(self.model, pool),
+                self.batch_size.labels(self.model, pool),
+                self.queue_depth.labels(self.model, pool),
+                self.queue_samples.labels(self.model, pool),
+                self.service_ratio.labels(self.model, pool),
+            )
         return series
 
-    def request_succeeded(self, pool: str, total_s: float, queue_s: float, formation_s: float,
-                          compute_s: float) -> None:
+    def request_succeeded(
+        self, pool: str, total_s: float, queue_s: float, formation_s: float, compute_s: float
+    ) -> None:
         series = self._series(pool)
         series.success.inc()
         series.latency.observe(total_s)
@@ -168,8 +237,9 @@ class ServeMetrics:
     def request_retried(self, pool: str) -> None:
         self.requests.labels(self.model, pool, "retried").inc()
 
-    def batch_executed(self, pool: str, samples: int, padded: dict[str, int], oom_splits: int,
-                       service_ratio: float) -> None:
+    def batch_executed(
+        self, pool: str, samples: int, padded: dict[str, int], oom_splits: int, service_ratio: float
+    ) -> None:
         series = self._series(pool)
         series.batch_size.observe(samples)
         series.service_ratio.set(service_ratio)
@@ -217,23 +287,65 @@ class ServeMetrics:
         labels = f'model="{_escape(self.model)}",version="{_escape(self.version)}"'
         tally = self.triton
         lines = []
-        _family(lines, "nv_inference_request_success", "counter", "Number of successful inference requests",
-                [(labels, tally.success)])
-        _family(lines, "nv_inference_request_failure", "counter", "Number of failed inference requests",
-                [(f'{labels},reason="{reason}"', tally.failure.get(reason, 0))
-                 for reason in ("REJECTED", "CANCELED", "BACKEND", "OTHER")])
-        _family(lines, "nv_inference_count", "counter", "Number of inferences performed (samples)",
-                [(labels, tally.inference_count)])
-        _family(lines, "nv_inference_exec_count", "counter", "Number of model executions (batches)",
-                [(labels, tally.exec_count)])
-        _family(lines, "nv_inference_request_duration_us", "counter", "Cumulative request duration in us",
-                [(labels, tally.request_duration_us)])
-        _family(lines, "nv_inference_queue_duration_us", "counter", "Cumulative queue duration in us",
-                [(labels, tally.queue_duration_us)])
-        _family(lines, "nv_inference_compute_infer_duration_us", "counter",
-                "Cumulative compute inference duration in us", [(labels, tally.compute_infer_duration_us)])
-        _family(lines, "nv_inference_pending_request_count", "gauge",
-                "Instantaneous number of pending requests awaiting execution", [(labels, self.pending_requests)])
+        _family(
+            lines,
+            "nv_inference_request_success",
+            "counter",
+            "Number of successful inference requests",
+            [(labels, tally.success)],
+        )
+        _family(
+            lines,
+            "nv_inference_request_failure",
+            "counter",
+            "Number of failed inference requests",
+            [
+                (f'{labels},reason="{reason}"', tally.failure.get(reason, 0))
+                for reason in ("REJECTED", "CANCELED", "BACKEND", "OTHER")
+            ],
+        )
+        _family(
+            lines,
+            "nv_inference_count",
+            "counter",
+            "Number of inferences performed (samples)",
+            [(labels, tally.inference_count)],
+        )
+        _family(
+            lines,
+            "nv_inference_exec_count",
+            "counter",
+            "Number of model executions (batches)",
+            [(labels, tally.exec_count)],
+        )
+        _family(
+            lines,
+            "nv_inference_request_duration_us",
+            "counter",
+            "Cumulative request duration in us",
+            [(labels, tally.request_duration_us)],
+        )
+        _family(
+            lines,
+            "nv_inference_queue_duration_us",
+            "counter",
+            "Cumulative queue duration in us",
+            [(labels, tally.queue_duration_us)],
+        )
+        _family(
+            lines,
+            "nv_inference_compute_infer_duration_us",
+            "counter",
+            "Cumulative compute inference duration in us",
+            [(labels, tally.compute_infer_duration_us)],
+        )
+        _family(
+            lines,
+            "nv_inference_pending_request_count",
+            "gauge",
+            "Instantaneous number of pending requests awaiting execution",
+            [(labels, self.pending_requests)],
+        )
         self._triton_device_text(lines)
         return "\n".join(lines) + "\n"
 
@@ -244,16 +356,30 @@ class ServeMetrics:
             ("nv_gpu_utilization", "gauge", "GPU utilization rate [0.0 - 1.0)", "utilization"),
             ("nv_gpu_memory_used_bytes", "gauge", "GPU used memory, in bytes", "memory_used_bytes"),
             ("nv_gpu_power_usage", "gauge", "GPU power usage in watts", "power_w"),
-            ("nv_energy_consumption", "counter", "GPU energy consumption in joules since the driver loaded",
-             "energy_j_total"),
+            (
+                "nv_energy_consumption",
+                "counter",
+                "GPU energy consumption in joules since the driver loaded",
+                "energy_j_total",
+            ),
         ):
             values = [(f'gpu_uuid="{device}"', getattr(sample, attribute)) for device, sample in gpus.items()]
             _family(lines, name, kind, doc, [(lab, v) for lab, v in values if v is not None])
         if cpu is not None:
-            _family(lines, "nv_cpu_utilization", "gauge", "CPU utilization rate [0.0 - 1.0]",
-                    [("", cpu.utilization)] if cpu.utilization is not None else [])
-            _family(lines, "nv_cpu_memory_used_bytes", "gauge", "CPU used memory, in bytes",
-                    [("", cpu.memory_used_bytes)] if cpu.memory_used_bytes is not None else [])
+            _family(
+                lines,
+                "nv_cpu_utilization",
+                "gauge",
+                "CPU utilization rate [0.0 - 1.0]",
+                [("", cpu.utilization)] if cpu.utilization is not None else [],
+            )
+            _family(
+                lines,
+                "nv_cpu_memory_used_bytes",
+                "gauge",
+                "CPU used memory, in bytes",
+                [("", cpu.memory_used_bytes)] if cpu.memory_used_bytes is not None else [],
+            )
 
 
 class _DeviceCollector:
@@ -268,15 +394,20 @@ class _DeviceCollector:
     def collect(self):
         samples = self.metrics.device_samples()
         families = {
-            "utilization": GaugeMetricFamily("hwfit_device_utilization_ratio",
-                                             "Busy share 0-1 (cpu: system-wide; cuda: NVML)", labels=["device"]),
-            "memory_used_bytes": GaugeMetricFamily("hwfit_device_memory_used_bytes",
-                                                   "Used memory, device-wide", labels=["device"]),
-            "power_w": GaugeMetricFamily("hwfit_device_power_watts", "Power draw (measured: NVML or RAPL)",
-                                         labels=["device"]),
-            "energy_j_total": CounterMetricFamily("hwfit_device_energy_joules",
-                                                  "Energy counter (NVML: since driver load; RAPL: since first read)",
-                                                  labels=["device"]),
+            "utilization": GaugeMetricFamily(
+                "hwfit_device_utilization_ratio", "Busy share 0-1 (cpu: system-wide; cuda: NVML)", labels=["device"]
+            ),
+            "memory_used_bytes": GaugeMetricFamily(
+                "hwfit_device_memory_used_bytes", "Used memory, device-wide", labels=["device"]
+            ),
+            "power_w": GaugeMetricFamily(
+                "hwfit_device_power_watts", "Power draw (measured: NVML or RAPL)", labels=["device"]
+            ),
+            "energy_j_total": CounterMetricFamily(
+                "hwfit_device_energy_joules",
+                "Energy counter (NVML: since driver load; RAPL: since first read)",
+                labels=["device"],
+            ),
         }
         for device, sample in samples.items():
             for attribute, family in families.items():

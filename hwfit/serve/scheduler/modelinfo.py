@@ -5,8 +5,8 @@ axes follow which input dimension, so padded outputs can be cut back per request
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 import numpy as np
 
@@ -18,8 +18,19 @@ from hwfit.serve.api import ModelInfo, TensorInfo, datatype_of
 log = logging.getLogger("hwfit.serve")
 
 # ONNX TensorProto element types -> numpy dtype names (outputs models commonly return)
-ONNX_ELEM_TO_NUMPY = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
-                      10: "float16", 11: "float64", 12: "uint32", 13: "uint64"}
+ONNX_ELEM_TO_NUMPY = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
+}
 
 
 @dataclass(frozen=True)
@@ -30,8 +41,10 @@ class ModelIO:
 
 def describe_model(model: Model, plan: Plan, version: str = "1") -> ModelIO:
     """Metadata from the input spec and the ONNX graph's outputs (no inference is run)."""
-    inputs = tuple(TensorInfo(t.name, datatype_of(t.dtype), tuple(-1 if isinstance(d, str) else d for d in t.shape))
-                   for t in model.inputs.tensors)
+    inputs = tuple(
+        TensorInfo(t.name, datatype_of(t.dtype), tuple(-1 if isinstance(d, str) else d for d in t.shape))
+        for t in model.inputs.tensors
+    )
     outputs, output_dims = _outputs_from_graph(model)
     backends = sorted({pool.backend for pool in plan.pools})
     platform = "hwfit/" + ",".join(backends) + (" (EMULATED)" if "emulated" in backends else "")
@@ -50,8 +63,14 @@ def refine_outputs(io: ModelIO, observed: Mapping[str, tuple[tuple[int, ...], st
             continue
         shape, dtype = observed[tensor.name]
         dynamic_axes = {0, *io.output_dims.get(tensor.name, {})}
-        dims = tuple(-1 if axis in dynamic_axes else (size if tensor.shape[axis] == -1 else tensor.shape[axis])
-                     for axis, size in enumerate(shape)) if len(shape) == len(tensor.shape) else tensor.shape
+        dims = (
+            tuple(
+                -1 if axis in dynamic_axes else (size if tensor.shape[axis] == -1 else tensor.shape[axis])
+                for axis, size in enumerate(shape)
+            )
+            if len(shape) == len(tensor.shape)
+            else tensor.shape
+        )
         datatype = tensor.datatype or datatype_of(dtype)
         outputs.append(TensorInfo(tensor.name, datatype, dims))
     return replace(io, info=replace(io.info, outputs=tuple(outputs)))
@@ -67,8 +86,12 @@ def _outputs_from_graph(model: Model) -> tuple[tuple[TensorInfo, ...], dict[str,
     try:
         proto = _graph(model)
     except HwfitError as error:
-        log.warning("model %s: no ONNX graph to read output metadata from (%s); outputs are listed "
-                    "with unknown shapes until a replica answers", model.name, error)
+        log.warning(
+            "model %s: no ONNX graph to read output metadata from (%s); outputs are listed "
+            "with unknown shapes until a replica answers",
+            model.name,
+            error,
+        )
         return tuple(TensorInfo(name, "", (-1,)) for name in model.output_names), {}
     dim_names = _input_dim_names(model, proto)
     outputs = []
@@ -107,7 +130,11 @@ def _input_dim_names(model: Model, proto) -> dict[str, str]:
         except HwfitError:
             continue  # an initializer listed as an input by an old exporter
         for axis, dim in enumerate(value.type.tensor_type.shape.dim):
-            if axis < len(spec.shape) and dim.dim_param and isinstance(spec.shape[axis], str) \
-                    and spec.shape[axis] != BATCH:
+            if (
+                axis < len(spec.shape)
+                and dim.dim_param
+                and isinstance(spec.shape[axis], str)
+                and spec.shape[axis] != BATCH
+            ):
                 names[dim.dim_param] = spec.shape[axis]
     return names

@@ -13,12 +13,11 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping
 
 from hwfit.core import Device, Variant
 from hwfit.models import InputSpec
-from hwfit.simulate import capacity_rps
 from hwfit.plan import PoolPlan
 from hwfit.serve.api import DeadlineExceeded, InternalError, Rejected, level_of
 from hwfit.serve.scheduler.batcher import (
@@ -37,6 +36,7 @@ from hwfit.serve.scheduler.router import (
     predict_completion_s,
 )
 from hwfit.serve.scheduler.workers import WatchdogPolicy, Worker, WorkerFailure, WorkerSpec
+from hwfit.simulate import capacity_rps
 
 log = logging.getLogger("hwfit.serve")
 
@@ -82,8 +82,10 @@ class DeviceHealth:
         if len(self.failures) < policy.failures_to_mark_down:
             return False
         self.down_until = now + policy.down_for_s
-        self.reason = (f"{len(self.failures)} worker failures in {policy.failure_window_s:g} s "
-                       f"(last: {reason}); marked down for {policy.down_for_s:g} s")
+        self.reason = (
+            f"{len(self.failures)} worker failures in {policy.failure_window_s:g} s "
+            f"(last: {reason}); marked down for {policy.down_for_s:g} s"
+        )
         self.failures.clear()
         return True
 
@@ -151,10 +153,18 @@ Reroute = Callable[[Job, str, WorkerFailure | None], None]
 class Pool:
     """See module docstring. Runs on the dispatcher's asyncio loop."""
 
-    def __init__(self, plan: PoolPlan, model_source: str, input_spec: InputSpec,
-                 output_dims: Mapping[str, Mapping[int, str]], metrics: ServeMetrics, reroute: Reroute,
-                 config: PoolConfig = PoolConfig(), io_bytes: tuple[int, int] = (1 << 20, 1 << 20),
-                 one_request_per_batch: bool = False):
+    def __init__(
+        self,
+        plan: PoolPlan,
+        model_source: str,
+        input_spec: InputSpec,
+        output_dims: Mapping[str, Mapping[int, str]],
+        metrics: ServeMetrics,
+        reroute: Reroute,
+        config: PoolConfig = PoolConfig(),
+        io_bytes: tuple[int, int] = (1 << 20, 1 << 20),
+        one_request_per_batch: bool = False,
+    ):
         self.plan = plan
         self.name = plan.name
         self.role = plan.role
@@ -169,11 +179,14 @@ class Pool:
         self.metrics = metrics
         self.reroute = reroute
         limit = queue_limit_samples(plan, config)
-        self.batcher = DynamicBatcher(plan.max_batch_size, plan.max_queue_delay_ms / 1000.0, limit,
-                                      one_request_per_batch)
+        self.batcher = DynamicBatcher(
+            plan.max_batch_size, plan.max_queue_delay_ms / 1000.0, limit, one_request_per_batch
+        )
         self.units = device_units(plan)
-        self.slots = [self._slot(unit, index, model_source, io_bytes)
-                      for index, unit in enumerate(u for u in self.units for _ in range(plan.replicas_per_device))]
+        self.slots = [
+            self._slot(unit, index, model_source, io_bytes)
+            for index, unit in enumerate(u for u in self.units for _ in range(plan.replicas_per_device))
+        ]
         self.start_failure: str | None = None
         self.started = False
         self.running_batches = 0
@@ -182,8 +195,9 @@ class Pool:
         metrics.describe_pool(self.name, self.role, plan.variant, plan.device)
 
     def _slot(self, unit: DeviceHealth, index: int, model_source: str, io_bytes: tuple[int, int]) -> Slot:
-        spec = WorkerSpec(self.name, index, unit.device, model_source, self.input_spec,
-                          pool_variant(self.plan, unit.device))
+        spec = WorkerSpec(
+            self.name, index, unit.device, model_source, self.input_spec, pool_variant(self.plan, unit.device)
+        )
         return Slot(Worker(spec, self.config.watchdog, *io_bytes), unit)
 
     # --- state the router reads
@@ -221,10 +235,16 @@ class Pool:
 
     def load(self, priority: int) -> PoolLoad:
         now = time.perf_counter()
-        busy = tuple(max(0.0, s.busy_since + s.busy_predicted_s - now) for s in self.slots
-                     if s.busy_since is not None)
-        return PoolLoad(self.ready_replicas, busy, self._restart_delay_s(now), self.batcher.samples_ahead(priority),
-                        self.max_batch_size, self.batcher.max_queue_delay_s, self.arrivals.rate(now))
+        busy = tuple(max(0.0, s.busy_since + s.busy_predicted_s - now) for s in self.slots if s.busy_since is not None)
+        return PoolLoad(
+            self.ready_replicas,
+            busy,
+            self._restart_delay_s(now),
+            self.batcher.samples_ahead(priority),
+            self.max_batch_size,
+            self.batcher.max_queue_delay_s,
+            self.arrivals.rate(now),
+        )
 
     def _restart_delay_s(self, now: float) -> float | None:
         """Predicted time until a restarting replica is back: its backoff left + its last load time."""
@@ -239,7 +259,7 @@ class Pool:
 
     def predicted_drain_s(self) -> float:
         """How long the queue would take to empty: a fair Retry-After for a full queue."""
-        load = self.load(priority=-(2 ** 62))
+        load = self.load(priority=-(2**62))
         return predict_completion_s(load, 1, self.predict_s)
 
     # --- lifecycle
@@ -263,8 +283,10 @@ class Pool:
         else:
             for failure in failures:
                 log.warning("pool %s: %s (it will be restarted)", self.name, failure)
-            self._tasks = [asyncio.create_task(self._serve_slot(slot), name=f"hwfit-{self.name}-{i}")
-                           for i, slot in enumerate(self.slots)]
+            self._tasks = [
+                asyncio.create_task(self._serve_slot(slot), name=f"hwfit-{self.name}-{i}")
+                for i, slot in enumerate(self.slots)
+            ]
         self._publish_state()
 
     async def stop(self) -> None:
@@ -288,7 +310,9 @@ class Pool:
         try:
             shed = self.batcher.admit(job, now)
         except QueueFull as full:
-            raise Rejected(f"pool {self.name}: {full}; retry later", retry_after_s=round(self.predicted_drain_s(), 3))
+            raise Rejected(
+                f"pool {self.name}: {full}; retry later", retry_after_s=round(self.predicted_drain_s(), 3)
+            ) from full
         job.pool = self.name
         self.arrivals.add(job.samples, now)
         for victim in shed:
@@ -299,6 +323,7 @@ class Pool:
 
     def _shed_displaced(self, priority: int, now: float) -> None:
         """Lower-priority jobs that a higher-priority arrival pushed past their deadlines."""
+
         def still_in_time(job: Job, samples_ahead: int) -> bool:
             if job.deadline is None:
                 return True
@@ -307,12 +332,18 @@ class Pool:
             return now + predict_completion_s(load, job.samples, self.predict_s) + self.lateness_s() <= job.deadline
 
         for victim in self.batcher.shed_lower(priority, still_in_time):
-            self._shed(victim, f"displaced by requests of priority level {level_of(priority)} and would now miss its deadline")
+            self._shed(
+                victim, f"displaced by requests of priority level {level_of(priority)} and would now miss its deadline"
+            )
 
     def _shed(self, job: Job, why: str) -> None:
         self.metrics.request_refused(self.name, "shed", "shed")
-        job.fail(Rejected(f"shed by pool {self.name}: {why}; retry later",
-                          retry_after_s=round(max(0.05, self.predicted_drain_s()), 3)))
+        job.fail(
+            Rejected(
+                f"shed by pool {self.name}: {why}; retry later",
+                retry_after_s=round(max(0.05, self.predicted_drain_s()), 3),
+            )
+        )
 
     def evacuate(self) -> list[Job]:
         """Take every queued job out (the pool is going down)."""
@@ -382,8 +413,11 @@ class Pool:
             self._deliver(slot, jobs, packed, result)
         except Exception as error:  # outputs that cannot be split back: answer with the reason, never hang
             log.exception("pool %s: could not deliver a batch's outputs", self.name)
-            self._fail_all(jobs, f"pool {self.name} could not split the batch's outputs back per request: "
-                                 f"{type(error).__name__}: {error}")
+            self._fail_all(
+                jobs,
+                f"pool {self.name} could not split the batch's outputs back per request: "
+                f"{type(error).__name__}: {error}",
+            )
 
     def _deliver(self, slot: Slot, jobs: list[Job], packed, result) -> None:
         now = time.perf_counter()
@@ -392,8 +426,9 @@ class Pool:
         self.curve.observe(packed.size, elapsed_s + self._turnaround_s(slot, jobs[0]))
         slot.freed_at = now if len(self.batcher) else None
         slot.consecutive_failures = 0
-        self.metrics.batch_executed(self.name, packed.size, packed.padded_elements, result.oom_splits,
-                                    self.curve.ratio(packed.size))
+        self.metrics.batch_executed(
+            self.name, packed.size, packed.padded_elements, result.oom_splits, self.curve.ratio(packed.size)
+        )
         for job, outputs in zip(jobs, parts):
             if job.predicted_completion is not None and not job.retried:  # a retry's delay is the fault's
                 self.lateness.add(now - job.predicted_completion)
@@ -416,8 +451,12 @@ class Pool:
         for job in jobs:
             self.metrics.request_refused(self.name, "failed", "other")
             waited_ms = (time.perf_counter() - job.request.arrived) * 1000.0
-            job.fail(DeadlineExceeded(f"deadline passed after {waited_ms:.0f} ms in pool {self.name}'s queue "
-                                      f"(the pool ran slower than predicted); retry, or allow a longer timeout"))
+            job.fail(
+                DeadlineExceeded(
+                    f"deadline passed after {waited_ms:.0f} ms in pool {self.name}'s queue "
+                    f"(the pool ran slower than predicted); retry, or allow a longer timeout"
+                )
+            )
 
     # --- supervision
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import heapq
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
-from hwfit.simulate import ServiceCurve
 from hwfit.serve.api import Rejected, Unavailable, level_of
 from hwfit.serve.scheduler.recent import RecentQuantile
+from hwfit.simulate import ServiceCurve
 
 EWMA_ALPHA = 0.2  # weight of the newest observation: ~5 batches to follow a shift
 # What a pool learned about itself fades when nothing new is learned: a pool that refused every
@@ -32,6 +33,8 @@ def freshness(learned_at: float | None, tau_s: float) -> float:
         return 1.0
     quiet_s = time.perf_counter() - learned_at
     return 1.0 if quiet_s <= tau_s else math.exp(-(quiet_s - tau_s) / tau_s)
+
+
 ROUTED_ROLES = ("primary", "overflow")  # fallback pools take traffic only when these are all down
 MIN_RETRY_AFTER_S = 0.05
 
@@ -145,8 +148,9 @@ class Lateness:
     against a deadline, so the model's misses on this machine (scheduling noise, a loaded event
     loop) are learned rather than paid by the requests admitted at the edge."""
 
-    def __init__(self, window: int = 256, quantile: float = 0.95, refresh_every: int = 32,
-                 stale_tau_s: float = STALE_TAU_S):
+    def __init__(
+        self, window: int = 256, quantile: float = 0.95, refresh_every: int = 32, stale_tau_s: float = STALE_TAU_S
+    ):
         self.stale_tau_s = stale_tau_s
         self._late = RecentQuantile(window, quantile, refresh_every, refresh_while_filling=True)  # seconds late
         self._added_at: float | None = None
@@ -263,8 +267,11 @@ class Router:
         return pool.up and pool.name not in exclude and pool.max_batch_size >= request.samples
 
     def _routed_candidates(self, request: RouteRequest, exclude: frozenset[str]) -> list[RoutablePool]:
-        return [pool for pool in self.pools
-                if pool.role in ROUTED_ROLES and not pool.degraded and self._usable(pool, request, exclude)]
+        return [
+            pool
+            for pool in self.pools
+            if pool.role in ROUTED_ROLES and not pool.degraded and self._usable(pool, request, exclude)
+        ]
 
     def _fallback_candidates(self, request: RouteRequest, exclude: frozenset[str]) -> list[RoutablePool]:
         """The plan's fallback chain, then fallback pools it does not list, in plan order."""
@@ -293,11 +300,16 @@ class Router:
         best = min(routes, key=lambda r: r.completion)
         assert request.deadline is not None  # without a deadline the earliest route is always in time
         budget_ms = (request.deadline - request.arrived + request.unseen_s) * 1000.0
-        unseen = (f" ({request.unseen_s * 1000.0:.1f} ms of it spent before the server could read the request: "
-                  f"its event loop's recent lag)" if request.unseen_s >= 0.0005 else "")
+        unseen = (
+            f" ({request.unseen_s * 1000.0:.1f} ms of it spent before the server could read the request: "
+            f"its event loop's recent lag)"
+            if request.unseen_s >= 0.0005
+            else ""
+        )
         if best.completion == float("inf"):
-            return Rejected(f"no pool can answer within {budget_ms:.0f} ms{unseen}: every pool is restarting",
-                            retry_after_s=1.0)
+            return Rejected(
+                f"no pool can answer within {budget_ms:.0f} ms{unseen}: every pool is restarting", retry_after_s=1.0
+            )
         earliest_ms = (best.completion - request.arrived) * 1000.0
         late_s = best.completion - request.deadline
         return Rejected(
@@ -309,8 +321,11 @@ class Router:
     def _queues_full(self, pools: list[RoutablePool], request: RouteRequest, now: float) -> Rejected:
         drain_s = min(predict_completion_s(pool.load(request.priority), 1, pool.predict_s) for pool in pools)
         detail = ", ".join(f"{pool.name}: {pool.queue_text()}" for pool in pools)
-        return Rejected(f"every pool's queue is full ({detail}) with nothing of lower priority than "
-                        f"level {level_of(request.priority)} to shed; retry later", retry_after_s=round(max(MIN_RETRY_AFTER_S, drain_s), 3))
+        return Rejected(
+            f"every pool's queue is full ({detail}) with nothing of lower priority than "
+            f"level {level_of(request.priority)} to shed; retry later",
+            retry_after_s=round(max(MIN_RETRY_AFTER_S, drain_s), 3),
+        )
 
     def _nothing_up_message(self, exclude: frozenset[str]) -> str:
         reasons = []

@@ -9,9 +9,9 @@ dtype, KServe BYTES) and outputs larger than the arena go through the pipe inste
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing import shared_memory
-from typing import Mapping
 
 import numpy as np
 

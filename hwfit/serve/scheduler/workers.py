@@ -16,13 +16,13 @@ import os
 import pickle
 import signal
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from hwfit.core import Variant
-from hwfit.core import HwfitError
+from hwfit.core import HwfitError, Variant
 from hwfit.models import InputSpec
 from hwfit.serve.scheduler.shm import (
     Arena,
@@ -40,8 +40,13 @@ log = logging.getLogger("hwfit.serve")
 # ("done", batch_id, layout | None, inline outputs | None, compute_s, oom_splits, output bytes),
 # ("raised", batch_id, kind, reason).
 
-OOM_MARKERS = ("out of memory", "cuda_error_out_of_memory", "cudaerrormemoryallocation",
-               "failed to allocate memory", "outofmemory")
+OOM_MARKERS = (
+    "out of memory",
+    "cuda_error_out_of_memory",
+    "cudaerrormemoryallocation",
+    "failed to allocate memory",
+    "outofmemory",
+)
 
 
 @dataclass(frozen=True)
@@ -123,8 +128,7 @@ def batch_size_of(inputs: Mapping[str, np.ndarray]) -> int:
 
 
 def split_inputs(inputs: Mapping[str, np.ndarray], at: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    return ({name: array[:at] for name, array in inputs.items()},
-            {name: array[at:] for name, array in inputs.items()})
+    return ({name: array[:at] for name, array in inputs.items()}, {name: array[at:] for name, array in inputs.items()})
 
 
 def run_splitting_on_oom(
@@ -233,8 +237,15 @@ def _run_one(runner, batch_id: int, inputs, output_arena: AttachedArena | None) 
     compute_s = time.perf_counter() - started
     outputs = {name: np.ascontiguousarray(array) for name, array in outputs.items()}
     out_layout = None if output_arena is None else write_tensors(output_arena.buffer, outputs)
-    return ("done", batch_id, out_layout, None if out_layout is not None else outputs,
-            compute_s, splits, bytes_needed(outputs))
+    return (
+        "done",
+        batch_id,
+        out_layout,
+        None if out_layout is not None else outputs,
+        compute_s,
+        splits,
+        bytes_needed(outputs),
+    )
 
 
 # --- the server's handle on one worker --------------------------------------------------------
@@ -281,11 +292,21 @@ class Worker:
         self._ensure_arenas()
         context = multiprocessing.get_context("spawn")
         parent_end, child_end = context.Pipe(duplex=True)
-        process = context.Process(target=worker_main, args=(self.spec, child_end), daemon=True,
-                                  name=f"hwfit-worker-{self.spec.pool}-{self.spec.index}")
+        process = context.Process(
+            target=worker_main,
+            args=(self.spec, child_end),
+            daemon=True,
+            name=f"hwfit-worker-{self.spec.pool}-{self.spec.index}",
+        )
         try:
             process.start()
-        except (OSError, ValueError, TypeError, AttributeError, pickle.PicklingError) as error:  # fork limits, unpicklable spec
+        except (
+            OSError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            pickle.PicklingError,
+        ) as error:  # fork limits, unpicklable spec
             parent_end.close()
             child_end.close()
             self.last_failure = WorkerFailure("load", f"worker {self.spec.label} could not be started: {error}")
@@ -298,8 +319,9 @@ class Worker:
         try:
             self.info = await asyncio.wait_for(self._waiter, self.policy.start_timeout_s)
         except asyncio.TimeoutError:
-            raise self._cut("hung", f"worker {self.spec.label} did not load within "
-                                    f"{self.policy.start_timeout_s:.0f} s; killed") from None
+            raise self._cut(
+                "hung", f"worker {self.spec.label} did not load within {self.policy.start_timeout_s:.0f} s; killed"
+            ) from None
         except WorkerFailure as failure:
             self.last_failure = failure
             raise
@@ -329,9 +351,12 @@ class Worker:
 
     def _on_batch_timeout(self, waiter: asyncio.Future, timeout_s: float, predicted_s: float) -> None:
         if waiter is self._waiter and not waiter.done():  # _cut fails the waiter with the reason
-            self._cut("hung", f"worker {self.spec.label} gave no answer within {timeout_s:.2f} s "
-                              f"({self.policy.timeout_multiple:g}x its predicted {predicted_s * 1000:.1f} ms "
-                              f"+ {self.policy.timeout_margin_s:g} s); killed")
+            self._cut(
+                "hung",
+                f"worker {self.spec.label} gave no answer within {timeout_s:.2f} s "
+                f"({self.policy.timeout_multiple:g}x its predicted {predicted_s * 1000:.1f} ms "
+                f"+ {self.policy.timeout_margin_s:g} s); killed",
+            )
 
     def _run_message(self, inputs: dict[str, np.ndarray]) -> tuple:
         assert self._input_arena is not None and self._output_arena is not None
@@ -410,8 +435,7 @@ class Worker:
             if self._process is not None:
                 self._process.join(0.2)  # EOF comes as it exits: the exit code is a moment away
                 code = self._process.exitcode
-            self._mark_dead(WorkerFailure("died", f"worker {self.spec.label} (pid {self.pid}) died"
-                                                  f"{_exit_text(code)}"))
+            self._mark_dead(WorkerFailure("died", f"worker {self.spec.label} (pid {self.pid}) died{_exit_text(code)}"))
 
     def _on_message(self, message: tuple) -> None:
         kind = message[0]

@@ -4,6 +4,7 @@ input specs, synthetic and real inputs, FLOP and byte counts, and judging output
 from hwfit.models.builtins import BUILTINS, DEFAULT_MODEL, builtin_status
 from hwfit.models.cost import ModelCost, output_shapes
 from hwfit.models.model import EvalSet, Model, outputs_to_numpy, torch_inputs
+from hwfit.models.onnx_graph import ONNX_TO_NUMPY
 from hwfit.models.quality import (
     TOLERANCES,
     Agreement,
@@ -24,6 +25,7 @@ __all__ = [
     "Agreement",
     "EvalSet",
     "InputSpec",
+    "ONNX_TO_NUMPY",
     "Model",
     "ModelCost",
     "TensorSpec",

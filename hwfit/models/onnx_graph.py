@@ -7,7 +7,7 @@ from pathlib import Path
 from hwfit.core import ModelSourceError
 from hwfit.models.spec import BATCH, InputSpec, TensorSpec
 
-# ONNX TensorProto element types to numpy dtype names (the ones models use as inputs).
+# ONNX TensorProto element types to numpy dtype names (those models take and return).
 ONNX_TO_NUMPY = {
     1: "float32",
     2: "uint8",
@@ -18,6 +18,8 @@ ONNX_TO_NUMPY = {
     9: "bool",
     10: "float16",
     11: "float64",
+    12: "uint32",
+    13: "uint64",
     16: "bfloat16",
 }
 

@@ -11,26 +11,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hwfit.core import HwfitError
-from hwfit.models import BATCH, Model
+from hwfit.models import BATCH, ONNX_TO_NUMPY, Model
 from hwfit.plan import Plan
-from hwfit.serve.api import ModelInfo, TensorInfo, datatype_of
+from hwfit.serve.api import NUMPY_TO_DATATYPE, ModelInfo, TensorInfo, datatype_of
 
 log = logging.getLogger("hwfit.serve")
-
-# ONNX TensorProto element types -> numpy dtype names (outputs models commonly return)
-ONNX_ELEM_TO_NUMPY = {
-    1: "float32",
-    2: "uint8",
-    3: "int8",
-    5: "int16",
-    6: "int32",
-    7: "int64",
-    9: "bool",
-    10: "float16",
-    11: "float64",
-    12: "uint32",
-    13: "uint64",
-}
 
 
 @dataclass(frozen=True)
@@ -97,7 +82,7 @@ def _outputs_from_graph(model: Model) -> tuple[tuple[TensorInfo, ...], dict[str,
     outputs = []
     output_dims: dict[str, dict[int, str]] = {}
     for value in proto.graph.output:
-        dtype = ONNX_ELEM_TO_NUMPY.get(value.type.tensor_type.elem_type)
+        dtype = ONNX_TO_NUMPY.get(value.type.tensor_type.elem_type)
         dims = []
         for axis, dim in enumerate(value.type.tensor_type.shape.dim):
             if dim.HasField("dim_value") and dim.dim_value > 0 and axis > 0:
@@ -106,7 +91,7 @@ def _outputs_from_graph(model: Model) -> tuple[tuple[TensorInfo, ...], dict[str,
             dims.append(-1)
             if axis > 0 and dim.dim_param in dim_names:
                 output_dims.setdefault(value.name, {})[axis] = dim_names[dim.dim_param]
-        outputs.append(TensorInfo(value.name, datatype_of(dtype) if dtype else "", tuple(dims)))
+        outputs.append(TensorInfo(value.name, NUMPY_TO_DATATYPE.get(dtype, ""), tuple(dims)))
     return tuple(outputs), output_dims
 
 

@@ -198,7 +198,12 @@ def _sweep_family(
         result.reused += reused
         result.measured += not reused
         stop = _growth_stop(spec, measurement, previous, best)
-        if is_usable(measurement.status) and (best is None or measurement.samples_per_s > best.samples_per_s):
+        within_cap = not _over_latency_cap(spec, measurement)  # a batch over the cap is no sweet spot
+        if (
+            is_usable(measurement.status)
+            and within_cap
+            and (best is None or measurement.samples_per_s > best.samples_per_s)
+        ):
             best = measurement
         if is_usable(measurement.status):
             previous = measurement
@@ -222,7 +227,7 @@ def _growth_stop(
         )
     if not spec.grows:
         return None
-    if spec.max_latency_ms and measurement.latency and measurement.latency.p50_ms > spec.max_latency_ms:
+    if _over_latency_cap(spec, measurement):
         return (
             f"batch {batch} takes {measurement.latency.p50_ms:.0f} ms (p50), above the {spec.max_latency_ms:.0f} ms cap"
         )
@@ -235,6 +240,12 @@ def _growth_stop(
             f"(growth needs +{spec.min_gain:.0%}): sweet spot found"
         )
     return None
+
+
+def _over_latency_cap(spec: SweepSpec, measurement: Measurement) -> bool:
+    """Whether a point's p50 is past the sweep's latency cap (never, without a cap)."""
+    latency = measurement.latency
+    return bool(spec.max_latency_ms and latency and latency.p50_ms > spec.max_latency_ms)
 
 
 def _measure_or_reuse(model, spec, store, run_id, variant, done, ceilings, reference, observer):

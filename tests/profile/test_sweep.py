@@ -247,4 +247,6 @@ def test_batch_growth_stops_at_the_latency_cap(tmp_path, monkeypatch):
     assert points[2].samples_per_s > 1.03 * points[1].samples_per_s  # not the throughput rule
     (family,) = result.families
     assert re.fullmatch(r"batch 2 takes \d+ ms \(p50\), above the 7 ms cap", family.stop_reason), family.stop_reason
+    # the faster batch 2 is over the cap, so the sweet spot is batch 1, the best within it
+    assert family.sweet_spot_batch == 1 and family.best_samples_per_s == points[1].samples_per_s
     assert recorded == [family.to_dict()]

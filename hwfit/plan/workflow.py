@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from hwfit.core import Device, HwfitError, Variant, is_gpu, usable_threads
+from hwfit.core import Device, HwfitError, Variant, is_gpu, is_usable, usable_threads
 from hwfit.hardware import discover_gpus, gpu_for_cuda_index, load_catalog, spec_for_gpu
 from hwfit.plan.evaluate import DeviceOffer
 from hwfit.plan.planner import PlanRequest, make_plan
@@ -92,7 +92,7 @@ def choose_baseline(known: list[Measurement], measure: Measure) -> Measurement |
         if measurement.variant_key == baseline.key:
             return measurement
     found = measure([baseline])
-    return found[0] if found and found[0].status in ("ok", "unstable") else None
+    return found[0] if found and is_usable(found[0].status) else None
 
 
 def device_offers(slo: Slo) -> dict[str, DeviceOffer]:

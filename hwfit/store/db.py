@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hwfit.core import cache_dir
+from hwfit.core import USABLE_POINT_STATUSES, cache_dir
 from hwfit.store import export as _export
 from hwfit.store._errors import StoreError
 from hwfit.store.metrics import apply_rows, metric_rows
@@ -267,7 +267,7 @@ class ResultsStore:
             return self._load_measurements(sql, "points.run_id = ?", (run_id,))
 
     def measurements_for_model(
-        self, model_hash: str, status: tuple[str, ...] = ("ok", "unstable")
+        self, model_hash: str, status: tuple[str, ...] = USABLE_POINT_STATUSES
     ) -> list[tuple[Run, Measurement]]:
         """Every point of every run of this model with one of `status`: newest run first."""
         marks = ", ".join("?" for _ in status)

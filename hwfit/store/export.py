@@ -7,6 +7,7 @@ import io
 import json
 from typing import Any
 
+from hwfit.core import POINT_STATUSES
 from hwfit.store._errors import StoreError
 from hwfit.store.records import LatencyStats, Measurement, Run
 
@@ -95,7 +96,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "model_hash": run.model_hash,
         "sweep_key": run.sweep_key,
         "points": run.point_count,
-        **{f"points_{status}": run.status_counts.get(status, 0) for status in ("ok", "unstable", "failed", "skipped")},
+        **{f"points_{status}": run.status_counts.get(status, 0) for status in POINT_STATUSES},
         "hwfit_version": environment.hwfit_version,
         "hwfit_commit": environment.hwfit_commit,
         "cpu_model": environment.cpu_model,

@@ -42,10 +42,11 @@ def plan(
     """Choose device, backend, precision, batching and replicas for MODEL so that the SLO is met
     at the best objective; measure (through the profiler) only the points that can still win.
 
-    Example:
+    Examples:
 
-        hwfit plan minilm --slo examples/slo-latency.yaml --report report.html \
-            --export triton --export-dir triton-repo
+        hwfit plan minilm --slo examples/slo-latency.yaml --report report.html
+
+        hwfit plan minilm --slo examples/slo-latency.yaml --export triton --export-dir triton-repo
     """
     from hwfit.models import load_model
     from hwfit.plan import load_slo

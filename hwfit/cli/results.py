@@ -131,7 +131,7 @@ def _runs_table(runs: list[Run], path: Path) -> Table:
             f"{escape(run.model_name)} [dim]{run.model_hash[:8]}[/]",
             _styled(run.status),
             f"{counts.get('ok', 0)}/{counts.get('unstable', 0)}/{counts.get('failed', 0)}",
-            _hwfit_version(run),
+            run.environment.hwfit_label,
             escape(_hardware(run)),
         )
     return table
@@ -215,14 +215,7 @@ def _environment_table(run: Run) -> Table:
     table.add_column("what", style="bold")
     table.add_column("value")
     rows = [
-        ("hwfit", _hwfit_version(run)),
-        ("Python", environment.python),
-        ("numpy", environment.numpy),
-        ("ONNX Runtime", environment.onnxruntime),
-        ("PyTorch", environment.torch),
-        ("OpenVINO", environment.openvino),
-        ("CUDA", environment.cuda),
-        ("NVIDIA driver", environment.nvidia_driver),
+        *environment.software(),
         ("CPU", environment.cpu_model),
         ("GPUs", ", ".join(environment.gpu_names) or None),
         ("host (hash)", environment.hostname_hash),
@@ -238,16 +231,6 @@ def _environment_table(run: Run) -> Table:
 def _styled(status: str) -> str:
     style = STATUS_STYLE.get(status, "white")
     return f"[{style}]{escape(status)}[/]"
-
-
-def _hwfit_version(run: Run) -> str:
-    environment = run.environment
-    commit = (
-        f" ({environment.hwfit_commit[:7]}{'+dirty' if environment.extra.get('hwfit_dirty') else ''})"
-        if environment.hwfit_commit
-        else ""
-    )
-    return f"{environment.hwfit_version}{commit}"
 
 
 def _hardware(run: Run) -> str:

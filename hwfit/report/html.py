@@ -281,20 +281,7 @@ def _environment_brief(report: shaped.ReportData) -> Markup:
         return Markup("")
     rows = []
     for environment, run_ids in _environments(report):
-        versions = ", ".join(
-            f"{name} {value}"
-            for name, value in (
-                ("hwfit", environment.hwfit_version),
-                ("Python", environment.python),
-                ("numpy", environment.numpy),
-                ("ONNX Runtime", environment.onnxruntime),
-                ("PyTorch", environment.torch),
-                ("OpenVINO", environment.openvino),
-                ("CUDA", environment.cuda),
-                ("NVIDIA driver", environment.nvidia_driver),
-            )
-            if value
-        )
+        versions = ", ".join(f"{name} {value}" for name, value in environment.software() if value)
         rows.append(
             [
                 ", ".join(str(i) for i in run_ids),

@@ -119,6 +119,26 @@ class Environment:
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    @property
+    def hwfit_label(self) -> str:
+        """hwfit's version with its commit (and '+dirty') where known: `0.1.0 (b2cbfde)`."""
+        if not self.hwfit_commit:
+            return self.hwfit_version
+        return f"{self.hwfit_version} ({self.hwfit_commit[:7]}{'+dirty' if self.extra.get('hwfit_dirty') else ''})"
+
+    def software(self) -> list[tuple[str, str | None]]:
+        """(name, version) of each piece of software the run measured with, as reports list them."""
+        return [
+            ("hwfit", self.hwfit_label),
+            ("Python", self.python),
+            ("numpy", self.numpy),
+            ("ONNX Runtime", self.onnxruntime),
+            ("PyTorch", self.torch),
+            ("OpenVINO", self.openvino),
+            ("CUDA", self.cuda),
+            ("NVIDIA driver", self.nvidia_driver),
+        ]
+
     def __hash__(self) -> int:  # the generated hash would fail on the `extra` dict
         return hash(self.key())
 

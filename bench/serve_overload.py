@@ -14,51 +14,21 @@ Prints one row per round and each figure beside its old test threshold.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.serve.emulation builds the emulated plan
 
-from hwfit.serve import InferRequest, InProcess, PlanDispatcher, Rejected  # noqa: E402 - after the path above
+from hwfit.serve import InProcess, PlanDispatcher  # noqa: E402 - after the path above
 from hwfit.simulate import approximate_p99_ms  # noqa: E402 - after the path above
-from tests.serve.emulation import EmulatedPool, emulated_plan, write_small_onnx_model  # noqa: E402 - after the path above
+from tests.serve.emulation import EmulatedPool, emulated_plan, open_loop, write_small_onnx_model  # noqa: E402 - after the path above
 
 CURVE_MS = {1: 20.0, 4: 40.0}
 REPLICAS, MAX_BATCH, DELAY_MS = 2, 4, 2.0
 CAPACITY_RPS = REPLICAS * MAX_BATCH / 0.040  # 200
 PLANNED_RPS = 0.7 * CAPACITY_RPS
-
-
-async def open_loop(dispatcher, rate_rps: float, duration_s: float):
-    """Send at a fixed rate whatever happens to earlier requests; (outcome, seconds) per request."""
-    results = []
-    x = np.ones((1, 4), np.float32)
-
-    async def one():
-        request = InferRequest("small", {"x": x})
-        try:
-            await dispatcher.infer(request)
-            results.append(("answered", time.perf_counter() - request.arrived))
-        except Rejected:
-            results.append(("refused", time.perf_counter() - request.arrived))
-        except Exception as error:  # anything else is a lost request
-            results.append((f"lost: {type(error).__name__}", time.perf_counter() - request.arrived))
-
-    tasks = []
-    started = time.perf_counter()
-    for index in range(int(rate_rps * duration_s)):
-        delay = started + index / rate_rps - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one()))
-    await asyncio.gather(*tasks)
-    return results, time.perf_counter() - started
 
 
 def quantile_ms(seconds: list[float], q: float) -> float | None:
@@ -71,11 +41,11 @@ def one_round(folder: Path, seconds: float, plan_p99_ms: float) -> dict:
     path = write_small_onnx_model(folder / "small.onnx")
     plan = emulated_plan("small", str(path), [pool], latency_p99_ms=100.0, expected_p99_ms=plan_p99_ms)
     with InProcess(PlanDispatcher(plan)) as server:
-        results, elapsed_s = server.call(open_loop(server.dispatcher, 2 * CAPACITY_RPS, seconds), seconds + 60)
+        results, _, elapsed_s = server.call(open_loop(server.dispatcher, 2 * CAPACITY_RPS, seconds), seconds + 60)
         batcher = server.dispatcher.pools["cpu-like"].batcher
         peak_queued, limit = batcher.peak_queued_samples, batcher.limit_samples
-    answered = [s for outcome, s in results if outcome == "answered"]
-    refused = [s for outcome, s in results if outcome == "refused"]
+    answered = [s for outcome, s, _ in results if outcome == "answered"]
+    refused = [s for outcome, s, _ in results if outcome == "rejected"]
     return {
         "offered": len(results),
         "answered": len(answered),

@@ -53,10 +53,6 @@ class Device:
     def is_cpu(self) -> bool:
         return self.kind == "cpu"
 
-    @property
-    def is_emulated(self) -> bool:
-        return self.kind == "emulated"
-
     def offset(self, units: int) -> list[Device]:
         """This device and the `units - 1` GPUs after it (a pool spread over several GPUs)."""
         if not self.is_gpu:

@@ -4,10 +4,15 @@ two-layer ONNX model small enough to load in a blink, for the emulated pools to 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from hwfit.plan import Plan, parse_plan
+from hwfit.serve import InferRequest, Rejected
 from hwfit.simulate import capacity_rps
 
 
@@ -109,3 +114,33 @@ def write_small_onnx_model(path: str | Path, features: int = 4, outputs: int = 2
     path = Path(path)
     onnx.save(model, str(path))
     return path
+
+
+async def open_loop(dispatcher, rate_rps: float, duration_s: float):
+    """Send requests for the small model (`write_small_onnx_model`) at a fixed rate, whatever happens
+    to earlier ones, straight to `dispatcher` (no HTTP): (outcome, seconds, message) per request
+    (outcome "answered", "rejected" or the error that lost it; seconds from arrival), the peak of
+    requests pending, and the seconds the arrivals took."""
+    results, peak_pending = [], 0
+    x = np.ones((1, 4), np.float32)
+
+    async def one():
+        request = InferRequest("small", {"x": x})
+        try:
+            await dispatcher.infer(request)
+            results.append(("answered", time.perf_counter() - request.arrived, ""))
+        except Rejected as refusal:
+            results.append(("rejected", time.perf_counter() - request.arrived, str(refusal)))
+        except Exception as error:  # anything else is a lost request: the test reports it
+            results.append((f"{type(error).__name__}: {error}", time.perf_counter() - request.arrived, ""))
+
+    tasks = []
+    started = time.perf_counter()
+    for index in range(int(rate_rps * duration_s)):
+        delay = started + index / rate_rps - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(one()))
+        peak_pending = max(peak_pending, dispatcher.pending_requests)
+    await asyncio.gather(*tasks)
+    return results, peak_pending, time.perf_counter() - started

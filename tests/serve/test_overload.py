@@ -3,51 +3,18 @@ or refused (none lost), the excess is refused at admission rather than queued, r
 before answers do, and the queue never grows past its bound. Each holds on any machine: how fast
 this machine serves (answered near capacity, refusal and accepted latency) is bench/serve_overload.py's."""
 
-import asyncio
-import time
-
-import numpy as np
 import pytest
 
-from hwfit.serve.api import InferRequest, Rejected
 from hwfit.serve.scheduler.dispatcher import PlanDispatcher
 from hwfit.serve.scheduler.inprocess import InProcess
 from hwfit.simulate import approximate_p99_ms
-from tests.serve.emulation import EmulatedPool, emulated_plan, write_small_onnx_model
+from tests.serve.emulation import EmulatedPool, emulated_plan, open_loop, write_small_onnx_model
 
 CURVE_MS = {1: 20.0, 4: 40.0}
 REPLICAS, MAX_BATCH, DELAY_MS = 2, 4, 2.0
 CAPACITY_RPS = REPLICAS * MAX_BATCH / 0.040  # 200: the emulated device is never faster than its curve
 PLANNED_RPS = 0.7 * CAPACITY_RPS
 DURATION_S = 3.0
-
-
-async def open_loop(dispatcher, rate_rps, duration_s):
-    """Send at a fixed rate whatever happens to earlier requests: (outcome, seconds, message) per
-    request, the peak of requests pending, and the seconds the arrivals took."""
-    results, peak_pending = [], 0
-    x = np.ones((1, 4), np.float32)
-
-    async def one():
-        request = InferRequest("small", {"x": x})
-        try:
-            await dispatcher.infer(request)
-            results.append(("answered", time.perf_counter() - request.arrived, ""))
-        except Rejected as refusal:
-            results.append(("rejected", time.perf_counter() - request.arrived, str(refusal)))
-        except Exception as error:  # anything else is a lost request: the test reports it
-            results.append((f"{type(error).__name__}: {error}", time.perf_counter() - request.arrived, ""))
-
-    tasks = []
-    started = time.perf_counter()
-    for index in range(int(rate_rps * duration_s)):
-        delay = started + index / rate_rps - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one()))
-        peak_pending = max(peak_pending, dispatcher.pending_requests)
-    await asyncio.gather(*tasks)
-    return results, peak_pending, time.perf_counter() - started
 
 
 @pytest.mark.timeout(90)

@@ -1,6 +1,6 @@
 """The nouns every layer shares, defined once: `Variant` (and its family, layout and
 configuration), `Device`, how a figure was obtained (provenance and `Figure`), which way each
-metric is better, the status vocabularies, and the error types. Imports no other hwfit package."""
+metric is better, the status vocabularies, traffic shapes, and the error types. Imports no other hwfit package."""
 
 from hwfit.core.device import Device, UnknownDevice, is_gpu
 from hwfit.core.errors import BackendError, HwfitError, InputSpecError, ModelSourceError, VariantUnavailable
@@ -22,6 +22,19 @@ from hwfit.core.status import (
     USABLE_POINT_STATUSES,
     is_usable,
 )
+from hwfit.core.traffic import (
+    Burst,
+    Constant,
+    Diurnal,
+    Poisson,
+    Steps,
+    Trace,
+    Traffic,
+    TrafficError,
+    parse_duration_s,
+    parse_traffic,
+    read_trace,
+)
 from hwfit.core.variant import (
     PRECISIONS,
     REPLICAS_KNOB,
@@ -35,10 +48,13 @@ from hwfit.core.variant import (
 
 __all__ = [
     "BackendError",
+    "Burst",
     "CHECK_STATUSES",
     "Config",
+    "Constant",
     "DIRECTIONS",
     "Device",
+    "Diurnal",
     "ENERGY_PROVENANCE",
     "FIGURE_PROVENANCE",
     "Family",
@@ -52,8 +68,13 @@ __all__ = [
     "POINT_STATUSES",
     "PRECISIONS",
     "PROVENANCE",
+    "Poisson",
     "REPLICAS_KNOB",
     "RUN_STATUSES",
+    "Steps",
+    "Trace",
+    "Traffic",
+    "TrafficError",
     "USABLE_POINT_STATUSES",
     "UnknownDevice",
     "Variant",
@@ -65,6 +86,9 @@ __all__ = [
     "format_si",
     "is_gpu",
     "is_usable",
+    "parse_duration_s",
+    "parse_traffic",
+    "read_trace",
     "short_provenance",
     "to_minimise",
     "usable_threads",

@@ -5,9 +5,12 @@ Pure functions of service-time curves; imports only `hwfit.core`."""
 from hwfit.simulate.approximation import ApproxStats, approximate_p99_ms, approximate_pool, mean_batch_size
 from hwfit.simulate.curve import QueueingError, ServiceCurve, as_curve, capacity_rps, check_pool, load_ratio
 from hwfit.simulate.events import PoolStats, simulate_pool
+from hwfit.simulate.prediction import ArrivalRate, PoolLoad, predict_completion_s
 
 __all__ = [
     "ApproxStats",
+    "ArrivalRate",
+    "PoolLoad",
     "PoolStats",
     "QueueingError",
     "ServiceCurve",
@@ -18,5 +21,6 @@ __all__ = [
     "check_pool",
     "load_ratio",
     "mean_batch_size",
+    "predict_completion_s",
     "simulate_pool",
 ]

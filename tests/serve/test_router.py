@@ -6,15 +6,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from hwfit.serve.api import Rejected, Unavailable
-from hwfit.serve.scheduler.router import (
-    ArrivalRate,
-    Lateness,
-    OnlineCurve,
-    PoolLoad,
-    Router,
-    RouteRequest,
-    predict_completion_s,
-)
+from hwfit.serve.scheduler.router import Lateness, OnlineCurve, Router, RouteRequest
+from hwfit.simulate import ArrivalRate, PoolLoad, predict_completion_s
 
 
 @dataclass
@@ -230,7 +223,7 @@ def test_a_long_queue_is_predicted_as_batch_by_batch_list_scheduling_would():
     import heapq
     import random
 
-    from hwfit.serve.scheduler.router import _after_equal_batches
+    from hwfit.simulate.prediction import _after_equal_batches
 
     def one_by_one(free, count, batch_s):
         free = list(free)

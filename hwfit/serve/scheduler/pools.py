@@ -28,15 +28,9 @@ from hwfit.serve.scheduler.batcher import (
     slice_outputs,
 )
 from hwfit.serve.scheduler.metrics import ServeMetrics
-from hwfit.serve.scheduler.router import (
-    ArrivalRate,
-    Lateness,
-    OnlineCurve,
-    PoolLoad,
-    predict_completion_s,
-)
+from hwfit.serve.scheduler.router import Lateness, OnlineCurve
 from hwfit.serve.scheduler.workers import WatchdogPolicy, Worker, WorkerFailure, WorkerSpec
-from hwfit.simulate import capacity_rps
+from hwfit.simulate import ArrivalRate, PoolLoad, capacity_rps, predict_completion_s
 
 log = logging.getLogger("hwfit.serve")
 

@@ -71,6 +71,25 @@ def load_ratio(curve: ServiceCurve | dict[int, float], replicas: int, max_batch:
     return rate_rps / capacity_rps(curve, replicas, max_batch)
 
 
+QUEUE_BATCHES_PER_REPLICA = 8  # serve's queue bound: at least this many full batches per replica
+
+
+def queue_bound_samples(
+    curve: ServiceCurve | dict[int, float],
+    replicas: int,
+    max_batch: int,
+    deadline_s: float | None,
+    batches_per_replica: int = QUEUE_BATCHES_PER_REPLICA,
+) -> int:
+    """A pool's queue bound in samples, as `hwfit serve` sets it: `batches_per_replica` full batches
+    per replica, or what the pool serves at capacity within the default deadline if that is more (a
+    pool with a long deadline and max batch 1 must not refuse a queue it could serve in time)."""
+    batches = replicas * max_batch * batches_per_replica
+    if deadline_s is None:
+        return batches
+    return max(batches, math.ceil(capacity_rps(curve, replicas, max_batch) * deadline_s))
+
+
 def check_pool(replicas: int, max_batch: int, max_queue_delay_ms: float, rate_rps: float) -> None:
     """Raise QueueingError when a pool's configuration or rate cannot be modelled."""
     if int(replicas) != replicas or replicas < 1:

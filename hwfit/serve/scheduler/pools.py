@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -30,7 +29,7 @@ from hwfit.serve.scheduler.batcher import (
 from hwfit.serve.scheduler.metrics import ServeMetrics
 from hwfit.serve.scheduler.router import Lateness, OnlineCurve
 from hwfit.serve.scheduler.workers import WatchdogPolicy, Worker, WorkerFailure, WorkerSpec
-from hwfit.simulate import ArrivalRate, PoolLoad, capacity_rps, predict_completion_s
+from hwfit.simulate import QUEUE_BATCHES_PER_REPLICA, ArrivalRate, PoolLoad, predict_completion_s, queue_bound_samples
 
 log = logging.getLogger("hwfit.serve")
 
@@ -50,8 +49,8 @@ class HealthPolicy:
 class PoolConfig:
     watchdog: WatchdogPolicy = WatchdogPolicy()
     health: HealthPolicy = HealthPolicy()
-    queue_batches_per_replica: int = 8  # queue bound: at least this many full batches per replica ...
-    # ... and at least what the pool serves within the default deadline (None: no deadline)
+    queue_batches_per_replica: int = QUEUE_BATCHES_PER_REPLICA  # queue bound: at least this many full batches per
+    # replica, and at least what the pool serves within the default deadline (None: no deadline)
     default_deadline_s: float | None = None
 
 
@@ -108,14 +107,10 @@ class JobResult:
 
 
 def queue_limit_samples(plan: PoolPlan, config: PoolConfig) -> int:
-    """The pool's queue bound in samples: `queue_batches_per_replica` full batches per replica, or what
-    the pool can serve at its planned capacity within the default deadline if that is more (a plan
-    with a long deadline and max batch 1 must not refuse a queue it could serve in time)."""
-    batches = plan.replicas * plan.max_batch_size * config.queue_batches_per_replica
-    if config.default_deadline_s is None:
-        return batches
-    capacity = capacity_rps(plan.service_ms, plan.replicas, plan.max_batch_size)
-    return max(batches, math.ceil(capacity * config.default_deadline_s))
+    """The pool's queue bound in samples (`simulate.queue_bound_samples`: the simulator uses the same rule)."""
+    return queue_bound_samples(
+        plan.service_ms, plan.replicas, plan.max_batch_size, config.default_deadline_s, config.queue_batches_per_replica
+    )
 
 
 def is_degraded(plan: PoolPlan) -> bool:

@@ -4,11 +4,13 @@ import sys
 
 # Importing a command module registers its commands on `app`.
 from hwfit.cli import devices as _devices  # noqa: F401 - registers its commands
+from hwfit.cli import forecast as _forecast  # noqa: F401 - registers its commands
 from hwfit.cli import plan as _plan  # noqa: F401 - registers its commands
 from hwfit.cli import profile as _profile  # noqa: F401 - registers its commands
 from hwfit.cli import report as _report  # noqa: F401 - registers its commands
 from hwfit.cli import results as _results  # noqa: F401 - registers its commands
 from hwfit.cli import serve as _serve  # noqa: F401 - registers its commands
+from hwfit.cli import simulate as _simulate  # noqa: F401 - registers its commands
 from hwfit.cli import top as _top  # noqa: F401 - registers its commands
 from hwfit.cli import variants as _variants  # noqa: F401 - registers its commands
 from hwfit.cli._app import app

@@ -15,6 +15,7 @@ PROVENANCE: dict[str, str] = {
     "counted": "counted from the model's graph (operations, bytes)",
     "spec": "from the datasheet figures in hwfit's spec catalog",
     "planned": "predicted by the planner from the measurements",
+    "simulated": "predicted by the discrete-event model of hwfit serve, from measured service-time curves",
     "emulated": "produced by an emulated device that follows a given latency curve",
     "derived": "computed by this report from stored measurements",
 }

@@ -1,5 +1,6 @@
 """The report layer: one self-contained HTML page (inline CSS, inline SVG charts, a tiny inline
-script) for profile runs and/or a plan. Imports only hwfit.core, hwfit.store and hwfit.plan."""
+script) for profile runs and/or a plan, and the page of a simulated plan (`simulation_page`).
+Imports hwfit.core, hwfit.store, hwfit.plan and hwfit.forecast."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from hwfit.plan import Plan
 from hwfit.report.data import ReportData, ReportError, choose_run_ids, load_report_data, read_plan
 from hwfit.report.html import SECTIONS, render_page
+from hwfit.report.simulation import simulation_page
 from hwfit.store import ResultsStore
 
 
@@ -24,6 +26,17 @@ def build_report(
     return render_page(data)
 
 
+def write_page(html: str, path: str | Path, what: str = "report") -> Path:
+    """Write a page (folders made as needed); returns the path written."""
+    target = Path(path).expanduser()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(html, encoding="utf-8")
+    except OSError as error:
+        raise ReportError(f"cannot write the {what} to {target}: {error.strerror or error}") from None
+    return target
+
+
 def write_report(
     store: ResultsStore | None,
     run_ids: list[int],
@@ -32,14 +45,7 @@ def write_report(
     plan_source: str | None = None,
 ) -> Path:
     """Build the report and write it to `path` (folders made as needed); returns the path written."""
-    html = build_report(store, run_ids, plan, plan_source)
-    target = Path(path).expanduser()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(html, encoding="utf-8")
-    except OSError as error:
-        raise ReportError(f"cannot write the report to {target}: {error.strerror or error}") from None
-    return target
+    return write_page(build_report(store, run_ids, plan, plan_source), path)
 
 
 __all__ = [
@@ -50,5 +56,7 @@ __all__ = [
     "choose_run_ids",
     "load_report_data",
     "read_plan",
+    "simulation_page",
+    "write_page",
     "write_report",
 ]

@@ -473,17 +473,18 @@ def _result(states, arrivals_s, warmup_s, answers, refused, refused_at, queue_se
     seen = np.asarray(queue_seen, dtype=float).reshape(-1, len(states) + 1)
     for state in states:
         state.batch_spans = np.asarray(state.batch_log, dtype=float).reshape(-1, 2)
-    energy = 0.0 if all(s.spec.j_per_inference is not None for s in states) else None
-    cost = 0.0 if all(s.spec.cost_per_hour is not None for s in states) else None
+    # sums over the pools that have a figure (None when none has): a standby pool with no price adds nothing
+    energy = 0.0 if any(s.spec.j_per_inference is not None for s in states) else None
+    cost = 0.0 if any(s.spec.cost_per_hour is not None for s in states) else None
     pools = []
     for column, state in enumerate(states, 1):
         lat = np.array(state.latencies)
         pp50, pp99 = _percentiles(lat, [50, 99])
         pool_energy = None if state.spec.j_per_inference is None else state.spec.j_per_inference * len(lat)
         pool_cost = None if state.spec.cost_per_hour is None else state.spec.cost_per_hour * window_s / 3600.0
-        if energy is not None:
+        if pool_energy is not None:
             energy += pool_energy
-        if cost is not None:
+        if pool_cost is not None:
             cost += pool_cost
         queued = seen[:, column]
         pools.append(

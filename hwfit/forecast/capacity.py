@@ -20,6 +20,7 @@ from hwfit.store import ResultsStore
 
 MAX_REFUSED_SHARE = 0.001
 MIN_CHECK_S = 10.0
+SATURATED = 3.0  # capacity, in multiples of what the headroom rule asks, past which a search stops
 DEFAULT_GROWTH = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0)
 
 
@@ -135,8 +136,8 @@ def devices_needed(
         check = check_at(with_devices(plan, devices), peak, store, host, seed)
         if check.holds:
             return CapacityAnswer(pool.name, pool.device, pool.devices, devices, peak, check)
-        if devices - lowest >= 8 and check.p99_ms is not None and not check.refused_share:
-            break  # more devices no longer help: the latency floor is above the SLO
+        if check.capacity_rps >= SATURATED * peak / plan.slo.headroom:
+            break  # queues are short at a third of the headroom: more devices only add idle capacity
     return CapacityAnswer(pool.name, pool.device, pool.devices, None, peak, check)
 
 

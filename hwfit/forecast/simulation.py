@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from hwfit.core import HwfitError, Traffic, parse_traffic
+from hwfit.core import Device, HwfitError, Traffic, parse_traffic
 from hwfit.plan import Plan, PoolPlan
 from hwfit.simulate import HostModel, ServingResult, SimPool, jitter_sigma_from, simulate_serving
 from hwfit.store import ResultsStore
@@ -124,6 +124,7 @@ def sim_pools(
                 j_per_inference=energy,
                 cost_per_hour=cost,
                 outages=tuple(outages.get(pool.name, ())),
+                cores_per_replica=float(pool.threads or 1) if Device.parse(pool.device).is_cpu else 0.0,
             )
         )
         sources.append(PoolSource(pool.name, jitter_how, energy_how, cost_how))

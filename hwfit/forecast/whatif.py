@@ -161,14 +161,14 @@ def _points_of(pool: PoolPlan, store: ResultsStore, model_hash: str) -> dict[int
 
 
 def fixed_overhead_ms(curve: dict[int, float]) -> float:
-    """The intercept of the least-squares line through s(b), within [0, s(smallest b) / 2]: the part of
-    a batch's time that does not grow with the batch."""
+    """The intercept of the least-squares line through s(b), within [0, s(smallest b)]: the part of a
+    batch's time that does not grow with the batch."""
     if len(curve) < 2:
         return 0.0
     batches = np.array(sorted(curve), dtype=float)
     times = np.array([curve[int(b)] for b in batches])
     slope, intercept = np.polyfit(batches, times, 1)
-    return float(np.clip(intercept, 0.0, times[0] / 2.0))
+    return float(np.clip(intercept, 0.0, times[0]))
 
 
 def estimate_curve(
@@ -234,7 +234,7 @@ def with_curve(pool: PoolPlan, estimate: WhatIfCurve) -> PoolPlan:
     update = {
         "service_ms": estimate.service_ms,
         "replicas_per_device": pool.replicas_per_device * estimate.rates.replicas,
-        "device": pool.device if estimate.target.startswith("cpu") else estimate.target,
+        "device": pool.device if estimate.target.startswith("cpu") else "cuda:0",  # the target GPU, one per unit
     }
     match = _CPU_TARGET.fullmatch(estimate.target.strip().lower())
     if match and match.group(1) in ("threads", "cores"):

@@ -45,6 +45,7 @@ class SimPool:
     j_per_inference: float | None = None
     cost_per_hour: float | None = None
     outages: tuple[tuple[float, float], ...] = ()  # (start_s, end_s): the pool is down in between
+    cores_per_replica: float = 0.0  # CPU cores one busy replica keeps busy (its threads; 0 for a GPU's)
 
     def __post_init__(self) -> None:
         if self.role not in ("primary", "overflow", "fallback"):
@@ -83,8 +84,10 @@ class HostModel:
     deadline_ms: the server's default deadline (its plan's SLO p99): a request predicted to miss it
       on every pool is refused at once. None: no deadline (nothing refused for time).
     host_cpu_ms_per_request / cores: CPU the front end and a load generator on the same machine
-      spend per request, on `cores` cores that the replicas also use: service times stretch by
-      1 / (1 - rate · cpu / cores) at the current arrival rate (capped at 5×).
+      spend per request, and the machine's cores. The cores are shared as a processor-sharing
+      system: host work (rate × CPU per request) and the busy replicas' cores (`cores_per_replica`
+      each) run at full speed while they fit in `cores`; beyond that every batch stretches by
+      (busy replica cores + host cores) / cores.
     degraded_share: share of requests that allow the degraded tier.
     """
 
@@ -94,11 +97,13 @@ class HostModel:
     cores: float | None = None
     degraded_share: float = 0.0
 
-    def contention(self, rate_rps: float) -> float:
-        if not self.host_cpu_ms_per_request or not self.cores:
+    def contention(self, rate_rps: float, busy_cores: float) -> float:
+        """How much longer a batch takes than alone: processor sharing of `cores` between the busy
+        replicas' cores (this batch's included) and the host's work at the current rate."""
+        if not self.cores:
             return 1.0
-        share = rate_rps * self.host_cpu_ms_per_request / 1000.0 / self.cores
-        return 1.0 / max(0.2, 1.0 - share)
+        host_cores = rate_rps * self.host_cpu_ms_per_request / 1000.0
+        return max(1.0, (busy_cores + host_cores) / self.cores)
 
 
 @dataclass(frozen=True)
@@ -337,7 +342,9 @@ def simulate_serving(
             size = min(len(state.queue), state.spec.max_batch)
             jobs = [state.queue.popleft() for _ in range(size)]
             replica = state.free.pop()
-            took_s = state.service_s(size, host.contention(server_rate.rate(now)))
+            busy_cores = sum(len(s.busy_until_predicted) * s.spec.cores_per_replica for s in states)
+            busy_cores += state.spec.cores_per_replica
+            took_s = state.service_s(size, host.contention(server_rate.rate(now), busy_cores))
             state.busy_until_predicted[replica] = now + state.predict_s(size)
             state.batch_log.append((now, now + took_s))
             state.batches += 1

@@ -108,12 +108,14 @@ def test_degraded_tier_serves_only_requests_that_allow_it_when_full_tier_would_m
 
 def test_host_cpu_stretches_service_and_overhead_adds_latency():
     arrivals = parse_traffic("poisson:50").arrivals(60, seed=8)
-    plain = simulate_serving([_pool()], arrivals)
-    shared = simulate_serving(
-        [_pool()], arrivals, HostModel(overhead_ms=3.0, host_cpu_ms_per_request=4.0, cores=1.0)
-    )  # 50/s × 4 ms = 20% of the core: service × 1.25
-    assert shared.pools[0].utilization == pytest.approx(plain.pools[0].utilization * 1.25, rel=0.05)
+    plain = simulate_serving([_pool(cores_per_replica=1.0)], arrivals)
+    host = HostModel(overhead_ms=3.0, host_cpu_ms_per_request=4.0, cores=1.0)
+    shared = simulate_serving([_pool(cores_per_replica=1.0)], arrivals, host)
+    # one core shared by the busy replica and the host's 50/s × 4 ms = 0.2 core: each batch × 1.2
+    assert shared.pools[0].utilization == pytest.approx(plain.pools[0].utilization * 1.2, rel=0.05)
     assert shared.p50_ms > plain.p50_ms + 3.0
+    roomy = simulate_serving([_pool(cores_per_replica=1.0)], arrivals, HostModel(host_cpu_ms_per_request=4.0, cores=2))
+    assert roomy.pools[0].utilization == pytest.approx(plain.pools[0].utilization, rel=0.02)  # a free core
 
 
 def test_timeline_shows_a_burst():

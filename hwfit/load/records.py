@@ -75,7 +75,9 @@ _NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 def reason_kind(reason: str) -> str:
     """A reason with its numbers replaced by N: refusals that differ only in a predicted
     millisecond count are one kind ("no pool can answer within N ms; the earliest is N ms ...")."""
-    return _NUMBER.sub("N", reason)
+    status = re.match(r"HTTP \d{3}(: )?", reason)  # the status stays: "HTTP 400: ..." is a kind of its own
+    head = status.group(0) if status else ""
+    return head + _NUMBER.sub("N", reason[len(head) :])
 
 
 def write_records_csv(records, path: str | Path) -> Path:

@@ -142,8 +142,9 @@ class _Run:
     def now(self) -> float:
         return time.perf_counter() - self.t0
 
-    async def send(self, index: int, scheduled_s: float, wait: asyncio.Semaphore | None = None) -> None:
-        """Send request `index` and record how it ended; a cancelled one (at the drain) is recorded too."""
+    async def send(self, index: int, scheduled_s: float | None, wait: asyncio.Semaphore | None = None) -> None:
+        """Send request `index` and record how it ended; a cancelled one (at the drain) is recorded too.
+        `scheduled_s` None: scheduled at the send (closed loop)."""
         sent_s = None
         try:
             if wait is not None:
@@ -152,7 +153,7 @@ class _Run:
                     self.sent += 1
                     answer = await self.target.post(index, self.timeout_s)
             else:
-                sent_s = self.now()
+                sent_s = scheduled_s = self.now()
                 self.sent += 1
                 answer = await self.target.post(index, self.timeout_s)
         except asyncio.CancelledError:
@@ -214,7 +215,7 @@ async def _closed_loop(run: _Run, config: LoadConfig) -> None:
         index = number
         while run.now() < config.duration_s and issued < config.max_requests:
             issued += 1
-            await run.send(index, run.now())
+            await run.send(index, None)
             index += clients
 
     delay = -run.now()

@@ -112,7 +112,9 @@ def run_load(config: LoadConfig, progress: Progress | None = None) -> LoadResult
     schedule = None
     if traffic is not None:
         schedule = traffic.arrivals(config.duration_s, config.seed)[: config.max_requests].tolist()
+    cpu_started = time.process_time()
     records = asyncio.run(_drive(config, payload, schedule, progress))
+    client_cpu_s = time.process_time() - cpu_started  # this process's CPU while sending (every thread)
     return LoadResult(
         records=records,
         mode=config.mode,
@@ -126,6 +128,7 @@ def run_load(config: LoadConfig, progress: Progress | None = None) -> LoadResult
         inputs=payload.description,
         planned_requests=len(schedule) if schedule is not None else None,
         late_threshold_ms=LATE_MS,
+        client_cpu_s=client_cpu_s,
     )
 
 

@@ -38,6 +38,7 @@ class LoadResult:
     inputs: str = ""
     planned_requests: int | None = None  # open loop: the schedule's length
     late_threshold_ms: float = 2.0
+    client_cpu_s: float | None = None  # CPU time of the sending process during the run (all its threads)
     _summary: dict | None = field(default=None, repr=False)
 
     @property
@@ -91,6 +92,12 @@ class LoadResult:
             "late": sum(1 for ms in lateness if ms > self.late_threshold_ms),
             "max_late_ms": max(lateness) if lateness else None,
             "late_threshold_ms": self.late_threshold_ms,
+            "client_cpu_s": self.client_cpu_s,
+            "client_cpu_ms_per_request": (
+                self.client_cpu_s * 1000.0 / len(self.records)
+                if self.client_cpu_s is not None and self.records
+                else None
+            ),
         }
 
     def write_records_csv(self, path: str | Path) -> Path:
@@ -117,5 +124,7 @@ class LoadResult:
                 "offered_rps": "requests due (open) or sent (closed) in the window / window length",
                 "late": f"open loop: sent more than {self.late_threshold_ms:g} ms after the scheduled time",
                 "rejected": "HTTP 429 or 503, counted per reason (numbers in the reason replaced by N)",
+                "client_cpu_ms_per_request": "CPU time of the load generator's process while sending / requests "
+                "sent (warm-up included); measures the generator only when nothing else runs in its process",
             },
         }

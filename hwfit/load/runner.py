@@ -26,7 +26,7 @@ from hwfit.core import Traffic, parse_traffic
 from hwfit.load.client import Answer, Target
 from hwfit.load.records import Record, outcome_of
 from hwfit.load.summary import LoadResult
-from hwfit.load.target import LoadError, Payload, build_payload
+from hwfit.load.target import LoadError, Payload, build_payload, check_url
 
 LATE_MS = 2.0
 START_DELAY_S = 0.05  # between preparing the schedule and its first send time
@@ -109,6 +109,8 @@ def run_load(config: LoadConfig, progress: Progress | None = None) -> LoadResult
         allow_remote=config.allow_remote,
         timeout_s=min(config.timeout_s, 30.0),
     )
+    if config.payload is not None:
+        check_url(config.payload.url, config.allow_remote)  # prepared requests go to loopback too, unless allowed
     schedule = None
     if traffic is not None:
         schedule = traffic.arrivals(config.duration_s, config.seed)[: config.max_requests].tolist()

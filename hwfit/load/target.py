@@ -82,7 +82,10 @@ def check_url(url: str, allow_remote: bool) -> str:
             "(127.0.0.1, ::1, localhost) unless you pass --allow-remote (allow_remote=True) — "
             "only load a server you are allowed to"
         )
-    return url.strip().rstrip("/")
+    base = f"http://{parts.netloc}{parts.path}".rstrip("/")
+    if "/v2" in parts.path:  # a model's or the infer URL given: the server's base is what precedes /v2
+        base = f"http://{parts.netloc}{parts.path[: parts.path.index('/v2')]}".rstrip("/")
+    return base
 
 
 def is_loopback(host: str) -> bool:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hwfit.core import parse_traffic
-from hwfit.load import CSV_COLUMNS, LoadConfig, LoadError, run_load
+from hwfit.load import CSV_COLUMNS, LoadConfig, LoadError, Payload, check_url, run_load
 from hwfit.load.target import binary_body, json_body
 from tests.load.conftest import SLOW_CAPACITY_RPS, SLOW_CURVE_MS, slow_server
 
@@ -192,6 +192,13 @@ def test_a_host_that_is_not_loopback_is_refused_unless_allowed():
     for url in ("http://10.1.2.3:8000", "http://example.com:8000", "http://192.168.0.1"):
         with pytest.raises(LoadError, match="--allow-remote"):
             run_load(LoadConfig(url=url, concurrency=1, duration_s=0.5, warmup_s=0.1))
+    # prepared requests (the bench's) are held to the same rule
+    payload = Payload("http://10.1.2.3:8000/predict", {}, (b"{}",), "prepared")
+    with pytest.raises(LoadError, match="--allow-remote"):
+        run_load(LoadConfig(payload=payload, concurrency=1, duration_s=0.5, warmup_s=0.1))
+    # a model's or infer URL names the same server
+    assert check_url("http://127.0.0.1:8000/v2/models/tiny/infer", False) == "http://127.0.0.1:8000"
+    assert check_url("http://[::1]:8000/", False) == "http://[::1]:8000"
     # allowed, it goes on (and then fails to connect to a reserved address: TEST-NET-1)
     with pytest.raises(LoadError, match="cannot reach"):
         run_load(

@@ -17,12 +17,10 @@ from hwfit.cli._app import app
 
 @app.command(
     epilog="Examples:\n\n"
-    "  hwfit load http://127.0.0.1:8000 --traffic poisson:50 --duration 20      # open loop, 50 req/s\n\n"
-    "  hwfit load http://127.0.0.1:8000 --concurrency 8 --binary                 # closed loop, 8 clients\n\n"
-    "  hwfit load http://127.0.0.1:8000 --model minilm --shape input_ids=1,128 --shape "
-    "attention_mask=1,128 --shape token_type_ids=1,128 --traffic steps:20@10s,80@10s --records run.csv "
-    "--report run.html\n\n"
-    "  hwfit load http://127.0.0.1:8000 --traffic trace:run.csv --json           # replay recorded send times"
+    "  hwfit load http://127.0.0.1:8000 --traffic poisson:50 --duration 20\n\n"
+    "  hwfit load http://127.0.0.1:8000 --concurrency 8 --binary\n\n"
+    "  hwfit load --traffic steps:20@10s,80@10s --records run.csv --report run.html\n\n"
+    "  hwfit load --traffic trace:run.csv --shape input_ids=1,128 --json"
 )
 def load(
     url: str = typer.Argument("http://127.0.0.1:8000", help="The server's HTTP address (KServe v2)."),

@@ -756,6 +756,15 @@ def late_cell(run: dict) -> str:
     return f"{run['late_sends']} (max {run['max_late_ms']:.0f} ms)"
 
 
+def client_cpu_text(results: list[PeerResult]) -> str:
+    """The generator's own CPU per request, measured in every run (its process's CPU time / requests)."""
+    runs = [run for r in results for run in r.runs.values() if run.get("client_cpu_ms_per_request") is not None]
+    if not runs:
+        return "its CPU per request not measured in this run"
+    values = sorted(run["client_cpu_ms_per_request"] for run in runs)
+    return f"{values[0]:.2f}-{values[-1]:.2f} ms CPU per request over these {len(values)} runs"
+
+
 def best_raw(raw: dict) -> float | None:
     rows = [*raw.get("before", []), *raw.get("after", [])]
     return max((row["samples_per_s"] for row in rows), default=None)
@@ -859,8 +868,8 @@ def report(
         "before or after the servers, in this run "
         f"({settings.raw_warmup_s:g} s warm-up + {settings.raw_window_s:g} s window per batch size; samples/s "
         "= samples run in the window / its wall time).",
-        "- One load generator process (bench/_load.py's asyncio HTTP/1.1 client, ~0.3 ms CPU per request; "
-        "keep-alive connections, 127.0.0.1 only) shares the "
+        "- One load generator process (bench/_load.py: hwfit.load's asyncio HTTP/1.1 client, as `hwfit load` "
+        f"runs it; {client_cpu_text(results)}; keep-alive connections, 127.0.0.1 only) shares the "
         f"machine's {os.cpu_count()} cores with the server under test; servers ran one at a time in the "
         "order listed, each in its own process group and venv, torn down after its turn.",
         f"- Total wall time {elapsed_s:.0f} s.",

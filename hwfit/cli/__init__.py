@@ -5,6 +5,7 @@ import sys
 # Importing a command module registers its commands on `app`.
 from hwfit.cli import devices as _devices  # noqa: F401 - registers its commands
 from hwfit.cli import forecast as _forecast  # noqa: F401 - registers its commands
+from hwfit.cli import load as _load  # noqa: F401 - registers its commands
 from hwfit.cli import plan as _plan  # noqa: F401 - registers its commands
 from hwfit.cli import profile as _profile  # noqa: F401 - registers its commands
 from hwfit.cli import report as _report  # noqa: F401 - registers its commands

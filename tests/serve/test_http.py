@@ -289,3 +289,9 @@ def test_tritonclients_priority_argument_keeps_tritons_meaning(guarded_server, t
     assert client.infer("tiny", _inputs(tiny_inputs()), headers=good).as_numpy("y").shape == (2, 3)  # 0: default
     status, message = _error(client.infer, "tiny", _inputs(tiny_inputs()), headers=good, priority=9)
     assert status == "429" and "priority level 9 is 9 or lower" in message
+
+
+def test_repository_index_lists_the_model_served(tiny_server):
+    status, _, index = _request(tiny_server, "POST", "/v2/repository/index", body=b"{}")
+    assert status == 200
+    assert [entry["name"] for entry in index] == ["tiny"] and all(entry["state"] == "READY" for entry in index)

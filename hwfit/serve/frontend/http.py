@@ -94,6 +94,7 @@ class HttpRoutes:
             web.get("/v2/health/live", self.live),
             web.get("/v2/health/ready", self.ready),
             web.get("/v2", self.server_metadata),
+            web.post("/v2/repository/index", self.repository_index),
             web.get(model, self.model_metadata),
             web.get(version, self.model_metadata),
             web.get(model + "/ready", self.model_ready),
@@ -116,6 +117,20 @@ class HttpRoutes:
 
     async def server_metadata(self, request: web.Request) -> web.Response:
         return web.json_response(self.front.server_metadata())
+
+    async def repository_index(self, request: web.Request) -> web.Response:
+        """Triton's repository index (read-only: the models served, each READY or UNAVAILABLE), so a
+        client such as `hwfit load` can find the model without being told its name."""
+        index = [
+            {
+                "name": info.name,
+                "version": version,
+                "state": "READY" if self.front.model_ready(info.name, version) else "UNAVAILABLE",
+            }
+            for info in self.front.dispatcher.models()
+            for version in (info.versions or ("",))
+        ]
+        return web.json_response(index)
 
     async def model_metadata(self, request: web.Request) -> web.Response:
         info = self.front.model_info(*_model_path(request))

@@ -297,6 +297,29 @@ def openapi_document(served: Served = Served()) -> dict[str, Any]:
                     "responses": {"200": _json(_ref("ServerMetadata"), "name, version, extensions"), **COMMON_ERRORS},
                 }
             },
+            "/v2/repository/index": {
+                "post": {
+                    "summary": "the models served (Triton's repository index, read-only; any request body is ignored)",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "name": {"type": "string"},
+                                        "version": {"type": "string"},
+                                        "state": {"type": "string", "enum": ["READY", "UNAVAILABLE"]},
+                                    },
+                                    "required": ["name", "version", "state"],
+                                },
+                            },
+                            "name, version and state of each model",
+                        ),
+                        **COMMON_ERRORS,
+                    },
+                }
+            },
             model: _model_get("model metadata", "ModelMetadata", False, served),
             version: _model_get("model metadata", "ModelMetadata", True, served),
             model + "/ready": _model_ready(False, served),

@@ -65,6 +65,9 @@ class Runner(ABC):
         """Peak device memory this runner's framework allocated, where it keeps count."""
         return None
 
+    def reset_device_memory_peak(self) -> None:  # noqa: B027 - a hook with a do-nothing default, not an abstract method
+        """Start the peak-memory count afresh (from what is allocated now), where the framework keeps one."""
+
     def close(self) -> None:  # noqa: B027 - a hook with a do-nothing default, not an abstract method
         """Release sessions and device memory."""
 

@@ -1,5 +1,6 @@
 """ONNX conversions shared by ONNX Runtime and OpenVINO: int8 dynamic and static (QDQ) quantization
-with ONNX Runtime's quantizer, and fp16 casting. Results are cached by source hash and options."""
+with ONNX Runtime's quantizer (and a TensorRT form of the QDQ model), and fp16 casting. Results are
+cached by source hash and options."""
 
 from __future__ import annotations
 
@@ -128,6 +129,54 @@ def int8_static(model: Model, per_channel: bool) -> tuple[Path, float, bool]:
         )
 
     options = {"quant": "static-qdq", "per_channel": per_channel, "calibration": calibration_source, "v": 3}
+    return cached_conversion(model.content_hash, options, produce)
+
+
+# What TensorRT's explicit quantization reads from a QDQ graph: signed int8 with zero points of 0
+# (symmetric) for activations and weights alike; a Q/DQ pair per consumer, not shared; Q/DQ on the
+# weights too; float biases (TensorRT fuses them, it has no int32 DequantizeLinear). Anything else
+# (ORT's default uint8 asymmetric activations) leaves those nodes outside TensorRT, so "int8" would
+# not be TensorRT int8.
+TENSORRT_QDQ_OPTIONS = {
+    "ActivationSymmetric": True,
+    "WeightSymmetric": True,
+    "AddQDQPairToWeight": True,
+    "DedicatedQDQPair": True,
+    "QuantizeBias": False,
+    "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+}
+
+
+def int8_static_tensorrt(model: Model, per_channel: bool) -> tuple[Path, float, bool]:
+    """QDQ int8 for TensorRT: signed symmetric activations and weights (MinMax calibration on the
+    model's inputs), the layout TensorRT's explicit quantization builds int8 kernels from."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    _quiet_quantizer()
+    source = _preprocessed(model)
+    calibration_source = model.sample_inputs(1)[1]
+
+    def produce(tmp: Path) -> None:
+        quantize_static(
+            str(source),
+            str(tmp),
+            _Calibration(model),
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=QUANTIZED_OPS,
+            calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=static_exclusions(source),
+            extra_options=dict(TENSORRT_QDQ_OPTIONS),
+        )
+
+    options = {
+        "quant": "static-qdq-tensorrt",
+        "per_channel": per_channel,
+        "calibration": calibration_source,
+        "v": 1,
+    }
     return cached_conversion(model.content_hash, options, produce)
 
 

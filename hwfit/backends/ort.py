@@ -10,6 +10,7 @@ import numpy as np
 
 from hwfit.backends import onnx_convert
 from hwfit.backends.base import Backend, Runner
+from hwfit.backends.tf32 import ort_cuda_options, tf32_reason
 from hwfit.core import BackendError, Device, Variant, is_gpu
 from hwfit.models import Model
 
@@ -24,15 +25,12 @@ OPT_LEVELS = {
 def model_file_for(model: Model, variant: Variant, runner: Runner) -> Path:
     """The ONNX file for the variant's precision, converting (through the cache) when needed."""
     path, seconds, cached = onnx_file(model, variant)
-    if variant.precision in CONVERTED:
+    if path != model.onnx_path():
         runner.stats.convert_s, runner.stats.convert_cached = seconds, cached
         runner.stats.notes.append(
             f"converted to {variant.precision}" + (" (from cache)" if cached else f" in {seconds:.1f} s")
         )
     return path
-
-
-CONVERTED = ("int8-dynamic", "int8-static", "fp16")
 
 
 def onnx_file(model: Model, variant: Variant) -> tuple[Path, float, bool]:
@@ -43,6 +41,10 @@ def onnx_file(model: Model, variant: Variant) -> tuple[Path, float, bool]:
         "int8-static": lambda: onnx_convert.int8_static(model, per_channel),
         "fp16": lambda: onnx_convert.float16(model),
     }
+    if variant.backend == "ort-trt":
+        # TensorRT builds fp16 (and tf32) engines from the fp32 graph itself; int8 from a QDQ
+        # graph in the signed symmetric form its explicit quantization reads.
+        converters = {"int8-static": lambda: onnx_convert.int8_static_tensorrt(model, per_channel)}
     if variant.precision not in converters:
         return model.onnx_path(), 0.0, True
     return converters[variant.precision]()
@@ -123,7 +125,7 @@ class OrtRunner(Runner):
 class OrtBackend(Backend):
     name = "ort"
     summary = "ONNX Runtime: CPUExecutionProvider on the CPU, CUDAExecutionProvider (IOBinding) on NVIDIA GPUs"
-    precisions = ("fp32", "fp16", "int8-dynamic", "int8-static")
+    precisions = ("fp32", "tf32", "fp16", "int8-dynamic", "int8-static")
     runtime_modules = ("onnxruntime",)
 
     def devices(self) -> list[str]:
@@ -136,6 +138,8 @@ class OrtBackend(Backend):
         return found
 
     def precision_reason(self, model: Model, variant: Variant) -> str | None:
+        if variant.precision == "tf32":
+            return tf32_reason(variant.device)
         on_cpu = variant.device == "cpu"
         if variant.precision == "fp16" and on_cpu:
             return "fp16 on cpu: not supported by CPUExecutionProvider (most kernels are fp32-only)"
@@ -146,5 +150,9 @@ class OrtBackend(Backend):
     def _load(self, model: Model, variant: Variant) -> Runner:
         if variant.device == "cpu":
             return OrtRunner(model, variant, ["CPUExecutionProvider"])
-        options = {"device_id": cuda_index(variant.device)}
-        return OrtRunner(model, variant, [("CUDAExecutionProvider", options), "CPUExecutionProvider"])
+        # fp32 runs IEEE fp32: the CUDA provider's use_tf32 defaults to on for matmuls and convolutions.
+        options = ort_cuda_options(cuda_index(variant.device), variant.precision)
+        runner = OrtRunner(model, variant, [("CUDAExecutionProvider", options), "CPUExecutionProvider"])
+        if variant.precision in ("fp32", "tf32"):
+            runner.stats.notes.append(f"CUDAExecutionProvider use_tf32={options['use_tf32']}")
+        return runner

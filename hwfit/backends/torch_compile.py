@@ -34,7 +34,7 @@ class TorchCompileRunner(TorchRunner):
 class TorchCompileBackend(TorchEagerBackend):
     name = "torch-compile"
     summary = "torch.compile (Inductor), static shapes per batch size; compile time reported apart"
-    precisions = ("fp32", "bf16", "fp16")
+    precisions = ("fp32", "tf32", "bf16", "fp16")
     runner_class = TorchCompileRunner
 
     def precision_reason(self, model: Model, variant: Variant) -> str | None:

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 
 from hwfit.backends.base import Backend, Runner
+from hwfit.backends.tf32 import set_torch_fp32_math, tf32_reason
 from hwfit.core import BackendError, Variant
 from hwfit.models import Model
 
-TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8-dynamic": "float32"}
+TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8-dynamic": "float32"}
 # CPU ISA features that make a precision run natively rather than through slow emulation.
 CPU_FEATURES = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
 
@@ -48,6 +49,10 @@ class TorchRunner(Runner):
         self.device = torch.device(variant.device)
         self.dtype = getattr(torch, TORCH_DTYPES[variant.precision])
         torch.set_num_threads(variant.intra_op_threads)  # process-wide: one variant per process
+        if self.device.type == "cuda" and variant.precision in ("fp32", "tf32"):
+            # Also process-wide; cuDNN convolutions would otherwise run TF32 under the name fp32.
+            self.stats.notes.append(set_torch_fp32_math(torch, variant.precision))
+        self.reset_device_memory_peak()  # the accuracy runner's peak is not this runner's
         module = copy.deepcopy(model.torch_module()).eval()
         if variant.precision == "int8-dynamic":
             module = self._quantize_dynamic(module)
@@ -124,6 +129,10 @@ class TorchRunner(Runner):
             return None
         return int(self.torch.cuda.max_memory_allocated(self.device))
 
+    def reset_device_memory_peak(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.reset_peak_memory_stats(self.device)
+
     def close(self) -> None:
         self.module = None
         if self.device.type == "cuda":
@@ -133,7 +142,7 @@ class TorchRunner(Runner):
 class TorchEagerBackend(Backend):
     name = "torch"
     summary = "PyTorch eager under inference_mode (CPU, CUDA); int8 = torch.ao dynamic quantization"
-    precisions = ("fp32", "bf16", "fp16", "int8-dynamic")
+    precisions = ("fp32", "tf32", "bf16", "fp16", "int8-dynamic")
     runtime_modules = ("torch",)
     runner_class = TorchRunner
 
@@ -153,6 +162,10 @@ class TorchEagerBackend(Backend):
             return f"model '{model.name}' is an ONNX file: PyTorch backends need a PyTorch model"
         if variant.precision == "int8-dynamic" and variant.device != "cpu":
             return f"int8-dynamic on {variant.device}: torch.ao dynamic quantization runs on the CPU only"
+        if variant.precision == "tf32":
+            reason = tf32_reason(variant.device)
+            if reason:
+                return reason
         if variant.device == "cpu":
             return _cpu_reason(variant.precision)
         return _cuda_reason(variant.device, variant.precision)

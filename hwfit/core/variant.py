@@ -12,7 +12,8 @@ from typing import Any
 
 from hwfit.core.errors import HwfitError
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8-dynamic", "int8-static")
+# tf32: fp32 tensors with TF32 tensor-core math (NVIDIA Ampere+); fp32 on a GPU is IEEE fp32 (TF32 off).
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8-dynamic", "int8-static")
 REPLICAS_KNOB = "replicas"  # K processes of the same variant measured (and served) together
 
 

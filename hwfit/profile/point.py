@@ -70,6 +70,8 @@ def measure_point(plan: PointPlan, report: Callable[[dict], None] | None = None)
     if replicas > 1:
         return _measure_replicas(plan, measurement, report, wall_started)
     with load_variant(model, plan.variant) as runner:
+        # Peak device memory is this runner's, not the accuracy runner's (torch keeps one count per process).
+        runner.reset_device_memory_peak()
         inputs = model.synthetic_inputs(plan.variant.batch_size)
         warmup_runs = _warm_up(runner, inputs, plan.warmup, report)
         latencies, energy, status, reason = _measure(runner, inputs, plan, meter, report)

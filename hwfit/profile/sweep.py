@@ -17,8 +17,16 @@ from hwfit.profile.stats import StopRule, WarmupRule
 from hwfit.profile.sweepspec import SweepSpec, knob_combinations
 from hwfit.store import Measurement, ResultsStore
 
-# Precision -> the matmul dtype whose ceiling and peak bound it.
-PRECISION_DTYPE = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "int8-dynamic": "int8", "int8-static": "int8"}
+# Precision -> the matmul dtype whose ceiling and peak bound it (MFU). tf32 has its own peak: an
+# fp32 variant on a GPU runs IEEE fp32 (the backends turn TF32 off), so the fp32 peak is its bound.
+PRECISION_DTYPE = {
+    "fp32": "fp32",
+    "tf32": "tf32",
+    "fp16": "fp16",
+    "bf16": "bf16",
+    "int8-dynamic": "int8",
+    "int8-static": "int8",
+}
 
 
 class SweepObserver(Protocol):

@@ -40,7 +40,10 @@ def nvml() -> Any:
 def visible_cuda_count() -> int:
     """How many CUDA devices this process sees (CUDA_VISIBLE_DEVICES applied). Raises NvmlUnavailable."""
     pynvml = nvml()
-    count = pynvml.nvmlDeviceGetCount()
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+    except pynvml.NVMLError as error:
+        raise NvmlUnavailable(f"NVML could not count GPUs: {error}") from None
     visible = _visible_entries()
     return count if visible is None else min(count, len(visible))
 
@@ -49,9 +52,17 @@ def handle_for_cuda(cuda_index: int) -> Any:
     """The NVML handle of CUDA device `cuda_index`, honouring CUDA_VISIBLE_DEVICES (indices or UUIDs).
 
     Without CUDA_VISIBLE_DEVICES, CUDA and NVML agree on order when CUDA_DEVICE_ORDER=PCI_BUS_ID
-    or the GPUs are identical. Raises NvmlUnavailable when there is no such device.
+    or the GPUs are identical. Raises NvmlUnavailable when there is no such device, or when NVML
+    refuses one of the calls (a GPU fallen off the bus raises NVMLError_GpuIsLost, for example).
     """
     pynvml = nvml()
+    try:
+        return _handle_for_cuda(pynvml, cuda_index)
+    except pynvml.NVMLError as error:
+        raise NvmlUnavailable(f"NVML refused cuda:{cuda_index}: {error}") from None
+
+
+def _handle_for_cuda(pynvml: Any, cuda_index: int) -> Any:
     count = pynvml.nvmlDeviceGetCount()
     visible = _visible_entries()
     if visible is None:
@@ -65,8 +76,12 @@ def handle_for_cuda(cuda_index: int) -> Any:
         return pynvml.nvmlDeviceGetHandleByIndex(int(entry))
     if entry.startswith("GPU-"):
         for index in range(count):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            if _text(pynvml.nvmlDeviceGetUUID(handle)).startswith(entry):
+            try:
+                handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+                uuid = _text(pynvml.nvmlDeviceGetUUID(handle))
+            except pynvml.NVMLError:
+                continue  # another GPU NVML cannot read is not the one asked for
+            if uuid.startswith(entry):
                 return handle
     raise NvmlUnavailable(
         f"CUDA_VISIBLE_DEVICES entry {entry!r} names no whole GPU NVML knows (MIG instances are not metered)"
@@ -109,7 +124,11 @@ def memory_used_bytes(handle: Any) -> int | None:
 
 
 def _query(read: Any) -> Any:
-    pynvml = nvml()
+    """One reading; None where NVML refuses it (unsupported, or the GPU is lost): never raises."""
+    try:
+        pynvml = nvml()
+    except NvmlUnavailable:
+        return None
     try:
         return read()
     except pynvml.NVMLError:

@@ -71,3 +71,67 @@ def test_cpu_samples_within_one_clock_tick_keep_the_last_share(monkeypatch):
     assert first.utilization is not None and 0.0 < first.utilization < 1.0
     second = tracker.sample()  # counters unchanged since `later`
     assert second.utilization == first.utilization
+
+
+def _nvml_with_a_lost_gpu(monkeypatch):
+    """NVML as the driver answers when one of two GPUs is lost: calls on handle 1 raise
+    NVMLError_GpuIsLost (an injected fault: the pynvml calls are replaced, the error type is pynvml's)."""
+    import pynvml
+
+    from hwfit.telemetry import nvml
+
+    class Handle:
+        def __init__(self, index: int):
+            self.index = index
+
+    handles = [Handle(0), Handle(1)]
+
+    def answer(value):
+        def read(handle):
+            if handle.index == 1:
+                raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+            return value
+
+        return read
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(nvml, "nvml", lambda: pynvml)
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetCount", lambda: 2)
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetHandleByIndex", lambda index: handles[index])
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetUtilizationRates", answer(type("Rates", (), {"gpu": 50})()))
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetMemoryInfo", answer(type("Memory", (), {"used": 2**30})()))
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetPowerUsage", answer(250_000))
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetTotalEnergyConsumption", answer(9_000_000))
+    return pynvml, handles
+
+
+def test_an_nvml_error_on_one_gpu_stays_out_of_the_sampler_and_metrics(monkeypatch):
+    from hwfit.serve.scheduler.metrics import ServeMetrics
+
+    _nvml_with_a_lost_gpu(monkeypatch)
+    good, lost = sample_device("cuda:0"), sample_device("cuda:1")
+    assert (good.utilization, good.memory_used_bytes, good.power_w, good.energy_j_total) == (0.5, 2**30, 250.0, 9000.0)
+    assert (lost.utilization, lost.memory_used_bytes, lost.power_w, lost.energy_j_total) == (None, None, None, None)
+    with UtilizationSampler("cuda:1", interval_s=0.01) as sampler:
+        time.sleep(0.05)
+    assert sampler.stats.samples >= 2 and sampler.stats.mean_power_w is None
+    text = ServeMetrics("m", "1", ("cpu", "cuda:0", "cuda:1")).text()
+    assert 'hwfit_device_power_watts{device="cuda:0"} 250.0' in text
+    assert 'hwfit_device_power_watts{device="cuda:1"}' not in text
+
+
+def test_an_nvml_error_when_getting_the_handle_is_not_raised(monkeypatch):
+    from hwfit.telemetry import nvml
+
+    pynvml, handles = _nvml_with_a_lost_gpu(monkeypatch)
+
+    def handle_by_index(index):
+        if index == 1:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+        return handles[index]
+
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetHandleByIndex", handle_by_index)
+    with pytest.raises(nvml.NvmlUnavailable, match="NVML refused cuda:1"):
+        nvml.handle_for_cuda(1)
+    assert sample_device("cuda:1").power_w is None
+    assert sample_device("cuda:0").power_w == 250.0

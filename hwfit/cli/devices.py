@@ -61,6 +61,9 @@ def devices(
     console.print(_cpu_table(inventory))
     _print_gpus(console, inventory)
     console.print(_runtimes_table(inventory))
+    for report in inventory.runtimes:
+        for note in report.notes:
+            console.print(f"[dim]{report.runtime}:[/] {escape(note)}")
     _print_peaks(console, inventory, ceilings, bench)
     console.print(_power_table(sources))
     for note in bench_notes:
@@ -188,6 +191,7 @@ def _runtimes_table(inventory: HardwareInventory) -> Table:
                     device.full_name,
                     ", ".join(device.precisions) if device.precisions else None,
                     device.reason,
+                    f"install: {device.install}" if device.install else None,
                 )
                 if part
             )

@@ -1,11 +1,22 @@
 """What the inference runtimes can really use here: ONNX Runtime providers, OpenVINO devices, torch CUDA.
 
 A provider being compiled in is not enough (onnxruntime-gpu lists CUDA without a driver), so each
-non-CPU provider is tried on a one-node model. Runtimes are imported inside functions: none is
-required. Results are cached per process in `_PROBE_CACHE`; `clear_runtime_cache()` empties it.
+non-CPU provider is tried on a one-node model, after loading the CUDA, cuDNN and TensorRT libraries
+that pip installed (ONNX Runtime does not find them by itself). Where one falls back, the libraries
+its provider links and this process cannot load are named, with the command that installs them.
+Runtimes are imported inside functions: none is required. Results are cached per process in
+`_PROBE_CACHE`; `clear_runtime_cache()` empties it.
 """
 
+import contextlib
+import ctypes
+import importlib.metadata
+import importlib.util
+import io
+import re
+import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hwfit.core import is_gpu
@@ -27,6 +38,7 @@ class RuntimeDevice:
     reason: str | None = None  # why it is not usable, or how usability was checked
     full_name: str | None = None
     precisions: tuple[str, ...] = ()
+    install: str | None = None  # the command that installs what is missing, where hwfit knows it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -35,6 +47,7 @@ class RuntimeDevice:
             "reason": self.reason,
             "full_name": self.full_name,
             "precisions": list(self.precisions),
+            "install": self.install,
         }
 
 
@@ -47,6 +60,7 @@ class RuntimeReport:
     version: str | None
     reason: str | None  # why it is not installed
     devices: tuple[RuntimeDevice, ...] = ()
+    notes: tuple[str, ...] = ()  # what was done or found while probing (libraries preloaded, conflicts)
 
     def usable_devices(self) -> list[str]:
         return [device.name for device in self.devices if device.usable]
@@ -58,6 +72,7 @@ class RuntimeReport:
             "version": self.version,
             "reason": self.reason,
             "devices": [device.to_dict() for device in self.devices],
+            "notes": list(self.notes),
         }
 
 
@@ -76,13 +91,110 @@ def ort_providers() -> RuntimeReport:
     return _PROBE_CACHE["onnxruntime"]
 
 
+# The GPU providers hwfit uses, and the shared library each loads from onnxruntime/capi.
+GPU_PROVIDERS = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "tensorrt"}
+# Distributions that each install the `onnxruntime` package; two of them in one environment
+# overwrite each other's files (the CUDA provider can vanish).
+ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml")
+ORT_CPU_INSTALL = "pip install 'hwfit[cpu]'"
+ORT_GPU_INSTALL = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install 'hwfit[gpu]'"
+
+
 def _probe_ort() -> RuntimeReport:
     try:
         import onnxruntime as ort
     except ImportError:
-        return RuntimeReport("onnxruntime", False, None, "onnxruntime not installed: pip install onnxruntime")
-    devices = tuple(_probe_provider(ort, name) for name in ort.get_available_providers())
-    return RuntimeReport("onnxruntime", True, ort.__version__, None, devices)
+        return RuntimeReport(
+            "onnxruntime",
+            False,
+            None,
+            f"onnxruntime not installed: {ORT_CPU_INSTALL} (CPU), or {ORT_GPU_INSTALL} (NVIDIA GPUs)",
+        )
+    available = ort.get_available_providers()
+    notes = [*_ort_distribution_notes(), *preload_gpu_libraries(ort, available)]
+    devices = [_probe_provider(ort, name) for name in available]
+    devices += _providers_not_built_in(available)
+    return RuntimeReport("onnxruntime", True, ort.__version__, None, tuple(devices), tuple(notes))
+
+
+def installed_ort_distributions() -> list[str]:
+    """Which of the distributions that provide `import onnxruntime` are installed here."""
+    found = []
+    for name in ORT_DISTRIBUTIONS:
+        try:
+            importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        found.append(name)
+    return found
+
+
+def _ort_distribution_notes() -> list[str]:
+    found = installed_ort_distributions()
+    if len(found) < 2:
+        return []
+    return [
+        f"{' and '.join(found)} are all installed and share one `onnxruntime` folder: whichever was installed "
+        f"last won, and its providers may be missing files. Fix: {ORT_GPU_INSTALL} (or {ORT_CPU_INSTALL} on a CPU)"
+    ]
+
+
+def _providers_not_built_in(available: list[str]) -> list[RuntimeDevice]:
+    """Where an NVIDIA GPU is visible but this ONNX Runtime build has no GPU providers: say so and how."""
+    from hwfit.hardware.nvidia import discover_gpus
+
+    missing = [name for name in GPU_PROVIDERS if name not in available]
+    if not missing or not discover_gpus()[0]:
+        return []
+    return [
+        RuntimeDevice(
+            name,
+            False,
+            "not in this onnxruntime build (the CPU package); the GPU build is onnxruntime-gpu",
+            install=ORT_GPU_INSTALL,
+        )
+        for name in missing
+    ]
+
+
+def preload_gpu_libraries(ort: Any, available: list[str]) -> list[str]:
+    """Load the CUDA, cuDNN and TensorRT libraries pip installed, before any GPU session: ONNX
+    Runtime's providers dlopen them by name and, not finding them on the loader's path, silently
+    fall back to the CPU. Returns notes saying what was done. Idempotent."""
+    notes = []
+    if "CUDAExecutionProvider" in available and hasattr(ort, "preload_dlls"):
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):  # it prints its warnings; stdout may be --json
+            try:
+                ort.preload_dlls()
+            except Exception as error:  # a broken nvidia-* package: the probe below says what fails
+                notes.append(f"onnxruntime.preload_dlls() failed: {_first_line(error)}")
+        warnings = " ".join(printed.getvalue().split())
+        done = "onnxruntime.preload_dlls() called (loads pip's CUDA/cuDNN libraries where installed)"
+        notes.append(done + (f": {warnings}" if warnings else ""))
+    if "TensorrtExecutionProvider" in available:
+        loaded = _preload_tensorrt()
+        if loaded:
+            notes.append(f"loaded TensorRT from pip: {', '.join(loaded)}")
+    return notes
+
+
+def _preload_tensorrt() -> list[str]:
+    """TensorRT's pip wheels put libnvinfer in the `tensorrt_libs` package folder, off the loader's
+    path; loading them globally first lets the provider's dlopen by name find them."""
+    spec = importlib.util.find_spec("tensorrt_libs")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    loaded = []
+    for pattern in ("libnvinfer.so.*", "libnvinfer_plugin.so.*", "libnvonnxparser.so.*"):
+        for path in sorted(folder.glob(pattern)):
+            try:
+                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                continue
+            loaded.append(path.name)
+    return loaded
 
 
 def _probe_provider(ort: Any, provider: str) -> RuntimeDevice:
@@ -101,10 +213,104 @@ def _probe_provider(ort: Any, provider: str) -> RuntimeDevice:
     except Exception as error:  # ORT raises its own Fail/RuntimeException types per build
         return RuntimeDevice(provider, False, f"session creation failed: {_first_line(error)}")
     if provider not in session.get_providers():
-        return RuntimeDevice(
-            provider, False, "compiled in, but the session fell back to CPU (driver, CUDA or cuDNN libraries missing)"
-        )
+        return _fell_back(ort, provider)
     return RuntimeDevice(provider, True, "attached to a test session")
+
+
+def _fell_back(ort: Any, provider: str) -> RuntimeDevice:
+    """A compiled-in GPU provider that did not attach: the libraries it links that cannot be loaded
+    here, and the command that installs them; else the driver or GPU is what is missing."""
+    library = provider_library(ort, provider)
+    missing = missing_libraries(elf_needed(library)) if library else []
+    if missing:
+        return RuntimeDevice(
+            provider,
+            False,
+            f"compiled in, but the session fell back to CPU: cannot load {', '.join(missing)}",
+            install=install_command(missing, _ort_cuda_version(ort), ort.__version__),
+        )
+    from hwfit.hardware.nvidia import discover_gpus
+
+    gpus, gpu_reason = discover_gpus()
+    if not gpus:
+        return RuntimeDevice(provider, False, f"compiled in, but the session fell back to CPU: {gpu_reason}")
+    return RuntimeDevice(
+        provider,
+        False,
+        "compiled in, but the session fell back to CPU although its libraries load: the GPU, driver and "
+        "library versions may not match (run with ORT logging at level 0 for the error)",
+    )
+
+
+def provider_library(ort: Any, provider: str) -> Path | None:
+    """The provider's shared library inside the onnxruntime package, where it is a separate file."""
+    short = GPU_PROVIDERS.get(provider)
+    if short is None:
+        return None
+    path = Path(ort.__file__).parent / "capi" / f"libonnxruntime_providers_{short}.so"
+    return path if path.exists() else None
+
+
+def _ort_cuda_version(ort: Any) -> str | None:
+    try:
+        from onnxruntime.capi import build_and_package_info
+    except ImportError:
+        return None
+    return getattr(build_and_package_info, "cuda_version", None) or None
+
+
+# The NVIDIA libraries a provider links; others (libc, ORT's own shared provider) are not ours to name.
+_NVIDIA_LIBRARY = re.compile(r"^lib(cu|nv|cudnn)")
+
+
+def elf_needed(path: Path) -> list[str]:
+    """The DT_NEEDED entries (libraries linked by name) of a 64-bit little-endian ELF shared library."""
+    data = path.read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        return []
+    (section_offset,) = struct.unpack_from("<Q", data, 0x28)
+    entry_size, count = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, section_offset + i * entry_size) for i in range(count)]
+    needed = []
+    for _name, kind, _flags, _addr, offset, size, link, _info, _align, _entsize in sections:
+        if kind != 6:  # SHT_DYNAMIC
+            continue
+        strings_offset = sections[link][4]
+        for position in range(offset, offset + size, 16):
+            tag, value = struct.unpack_from("<qQ", data, position)
+            if tag == 0:  # DT_NULL
+                break
+            if tag == 1:  # DT_NEEDED
+                end = data.index(b"\0", strings_offset + value)
+                needed.append(data[strings_offset + value : end].decode())
+    return needed
+
+
+def missing_libraries(needed: list[str]) -> list[str]:
+    """The NVIDIA libraries among `needed` that this process cannot load by name."""
+    missing = []
+    for name in needed:
+        if not _NVIDIA_LIBRARY.match(name):
+            continue
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            missing.append(name)
+    return missing
+
+
+def install_command(missing: list[str], cuda_version: str | None, ort_version: str) -> str:
+    """The pip command that provides `missing` for this onnxruntime-gpu build: its CUDA/cuDNN extras,
+    and TensorRT's libraries of the major version the provider links, for its CUDA major."""
+    commands = []
+    tensorrt_pattern = re.compile(r"libnv(?:infer|onnxparser)\S*\.so\.(\d+)")
+    tensorrt = sorted({m.group(1) for m in (tensorrt_pattern.match(name) for name in missing) if m})
+    if any(not re.match(r"libnv(infer|onnxparser)", name) for name in missing):
+        commands.append(f"pip install 'onnxruntime-gpu[cuda,cudnn]=={ort_version}'")
+    if tensorrt:
+        cuda_major = (cuda_version or "12").split(".")[0]
+        commands.append(f"pip install 'tensorrt-cu{cuda_major}-libs=={tensorrt[0]}.*'")
+    return " && ".join(commands)
 
 
 def _tiny_onnx_model() -> bytes:

@@ -71,17 +71,8 @@ def test_cuda_without_cuda_says_why():
         measure_ceilings("cuda:0", quick=True)
 
 
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
 @pytest.mark.gpu
-@pytest.mark.skipif(not _cuda_available(), reason="torch.cuda.is_available() is False: no CUDA GPU here")
-def test_quick_cuda_ceilings():
+def test_quick_cuda_ceilings(torch_cuda):
     ceilings = measure_ceilings("cuda:0", quick=True)
     metrics = {(c.metric, c.dtype) for c in ceilings}
     assert ("matmul_flops", "fp32") in metrics and ("matmul_flops", "fp16") in metrics

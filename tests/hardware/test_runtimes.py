@@ -62,21 +62,6 @@ def test_without_a_gpu_every_cuda_entry_is_unusable_and_names_what_is_missing():
             assert device.reason.startswith(missing), device.reason
 
 
-@pytest.mark.gpu
-def test_with_a_gpu_the_cuda_entries_are_usable_and_run():
-    available, reason = torch_cuda_available()
-    assert available and reason is None
-    cuda0 = next(device for device in torch_report().devices if device.name == "cuda:0")
-    assert cuda0.usable and cuda0.full_name == torch.cuda.get_device_name(0)
-    assert {"fp32", "fp16"} <= set(cuda0.precisions)
-    assert (torch.arange(4.0, device="cuda:0") * 2).cpu().tolist() == [0.0, 2.0, 4.0, 6.0]
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" in ort.get_available_providers():  # onnxruntime-gpu installed
-        provider = next(d for d in ort_providers().devices if d.name == "CUDAExecutionProvider")
-        assert provider.usable and provider.reason == "attached to a test session"
-
-
 def test_results_are_cached_until_cleared():
     first = ort_providers()
     assert ort_providers() is first
@@ -96,3 +81,64 @@ def test_torch_cuda_agrees_with_torch():
     available, reason = torch_cuda_available()
     assert available == torch.cuda.is_available()
     assert (reason is None) == available
+
+
+# --- what a GPU provider needs, read from its library ----------------------------------------------
+
+
+def test_elf_needed_reads_the_libraries_a_real_shared_object_links():
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    from hwfit.hardware.runtimes import elf_needed
+
+    state = next((Path(ort.__file__).parent / "capi").glob("onnxruntime_pybind11_state*.so"))
+    needed = elf_needed(state)
+    assert "libc.so.6" in needed and all(name.startswith(("lib", "ld-")) for name in needed)
+    assert elf_needed(Path(ort.__file__)) == []  # not an ELF file
+
+
+def test_missing_libraries_names_the_nvidia_ones_that_do_not_load():
+    import ctypes
+
+    from hwfit.hardware.runtimes import missing_libraries
+
+    try:
+        ctypes.CDLL("libnvinfer.so.10")
+        pytest.skip("TensorRT 10 is installed here: nothing to report missing")
+    except OSError:
+        pass
+    assert missing_libraries(["libc.so.6", "libstdc++.so.6", "libnvinfer.so.10"]) == ["libnvinfer.so.10"]
+
+
+def test_install_command_follows_the_builds_cuda_and_tensorrt_majors():
+    from hwfit.hardware.runtimes import install_command
+
+    assert install_command(["libnvinfer.so.10", "libnvonnxparser.so.10"], "13.0", "1.31.1") == (
+        "pip install 'tensorrt-cu13-libs==10.*'"
+    )
+    assert install_command(["libcudnn.so.9", "libnvinfer.so.10"], "12.8", "1.22.0") == (
+        "pip install 'onnxruntime-gpu[cuda,cudnn]==1.22.0' && pip install 'tensorrt-cu12-libs==10.*'"
+    )
+
+
+def test_gpu_libraries_are_preloaded_quietly_before_a_gpu_provider_is_tried(capsys):
+    import onnxruntime as ort
+
+    from hwfit.hardware.runtimes import preload_gpu_libraries
+
+    assert preload_gpu_libraries(ort, ["CPUExecutionProvider"]) == []
+    notes = preload_gpu_libraries(ort, ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    if hasattr(ort, "preload_dlls"):
+        assert notes and notes[0].startswith("onnxruntime.preload_dlls() called")
+    assert capsys.readouterr().out == ""  # its warnings must not reach `hwfit devices --json`'s stdout
+
+
+def test_two_onnxruntime_distributions_are_reported_with_the_fix(monkeypatch):
+    from hwfit.hardware import runtimes
+
+    assert runtimes.installed_ort_distributions() == ["onnxruntime"]  # what the test extra installs
+    monkeypatch.setattr(runtimes, "installed_ort_distributions", lambda: ["onnxruntime", "onnxruntime-gpu"])
+    (note,) = runtimes._ort_distribution_notes()
+    assert "onnxruntime and onnxruntime-gpu" in note and runtimes.ORT_GPU_INSTALL in note

@@ -94,3 +94,18 @@ def test_resnet50_weights_are_seeded_and_its_cost_is_counted():
     for name, tensor in model.torch_module().state_dict().items():
         assert tensor.equal(other.state_dict()[name]), name
     assert model.cost(1).flops == pytest.approx(8.2e9, rel=0.05)
+
+
+def test_cnn_needs_no_scikit_learn_once_its_split_is_cached(cnn, monkeypatch, tmp_path):
+    """A GPU machine carries the cache (weights and split) instead of scikit-learn and scipy."""
+    import sys
+
+    from hwfit.models.builtins.cnn import cnn_unavailable_reason, digits_split
+
+    cached = digits_split()  # the cnn fixture trained from it, so it is in the cache now
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # `import sklearn` now raises ImportError
+    assert cnn_unavailable_reason() is None
+    for ours, again in zip(cached, digits_split()):
+        np.testing.assert_array_equal(ours, again)
+    monkeypatch.setenv("HWFIT_CACHE", str(tmp_path))
+    assert "sklearn is not installed (and no cached digits split)" in cnn_unavailable_reason()

@@ -1,5 +1,6 @@
 """NVIDIA paths for real: NVML's energy counter through Zeus and through hwfit's own reader,
-samples, and peak memory. Skipped (tests/conftest.py) where there is no CUDA GPU."""
+samples, and peak memory. Skipped (tests/conftest.py) where there is no NVIDIA GPU; the tests that
+load the GPU with torch skip by themselves where torch has no CUDA."""
 
 import time
 
@@ -29,7 +30,7 @@ def plausible(reading) -> None:
     assert 5 < reading.average_power_w < 1500
 
 
-def test_hwfit_nvml_counter_measures_a_busy_gpu():
+def test_hwfit_nvml_counter_measures_a_busy_gpu(torch_cuda):
     gpu_matmul(0.2)  # warm up: CUDA context, cuBLAS handles
     meter = EnergyMeter("cuda:0", prefer_zeus=False)
     assert meter.source.startswith("NVML total energy counter")
@@ -43,7 +44,7 @@ def test_hwfit_nvml_counter_measures_a_busy_gpu():
 
 
 @pytest.mark.skipif(not zeus_installed(), reason="zeus not installed (pip install zeus)")
-def test_zeus_and_hwfit_agree_on_the_same_work():
+def test_zeus_and_hwfit_agree_on_the_same_work(torch_cuda):
     gpu_matmul(0.2)
     by_zeus = EnergyMeter("cuda:0")
     by_hwfit = EnergyMeter("cuda:0", prefer_zeus=False)
@@ -54,7 +55,7 @@ def test_zeus_and_hwfit_agree_on_the_same_work():
     assert zeus_window.reading.joules == pytest.approx(hwfit_window.reading.joules, rel=0.1)
 
 
-def test_gpu_samples_and_peak_memory():
+def test_gpu_samples_and_peak_memory(torch_cuda):
     import torch
 
     sample = sample_device("cuda:0")

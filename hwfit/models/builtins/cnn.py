@@ -1,5 +1,7 @@
 """A small CNN trained at first use on scikit-learn's digits, cached, so accuracy after
-quantization is a real number measured on a held-out split."""
+quantization is a real number measured on a held-out split. The split is cached beside the
+weights: where both are in the cache, scikit-learn is not needed (a GPU machine that carries the
+cache, bench/gpu_check.sh)."""
 
 from __future__ import annotations
 
@@ -17,23 +19,40 @@ WEIGHTS_VERSION = "v1"  # bump when the architecture or training recipe changes
 
 def cnn_unavailable_reason() -> str | None:
     try:
-        import sklearn  # noqa: F401 - imported only to check that it is installed and imports
         import torch  # noqa: F401 - imported only to check that it is installed and imports
     except ImportError as error:
         return f"{error.name} is not installed: pip install 'hwfit[cnn,torch]'"
+    if _split_path().exists():
+        return None
+    try:
+        import sklearn  # noqa: F401 - imported only to check that it is installed and imports
+    except ImportError as error:
+        return f"{error.name} is not installed (and no cached digits split): pip install 'hwfit[cnn,torch]'"
     return None
 
 
+def _split_path():
+    return cache_dir("builtins") / f"digits-split-seed{SEED}-test{TEST_FRACTION}.npz"
+
+
 def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """scikit-learn's 1,797 8x8 digits scaled to [0, 1], split 80/20 with a fixed seed."""
+    """scikit-learn's 1,797 8x8 digits scaled to [0, 1], split 80/20 with a fixed seed; cached."""
+    path = _split_path()
+    if path.exists():
+        with np.load(path) as cached:
+            return cached["train_x"], cached["test_x"], cached["train_y"], cached["test_y"]
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
-    return train_test_split(
+    train_x, test_x, train_y, test_y = train_test_split(
         images, digits.target.astype(np.int64), test_size=TEST_FRACTION, random_state=SEED, stratify=digits.target
     )
+    tmp = path.with_name(path.stem + ".partial.npz")
+    np.savez_compressed(tmp, train_x=train_x, test_x=test_x, train_y=train_y, test_y=test_y)
+    tmp.replace(path)
+    return train_x, test_x, train_y, test_y
 
 
 def _architecture():

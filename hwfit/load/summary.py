@@ -1,9 +1,9 @@
 """A load run's result: every request's record, and the summary over the measured window.
 
 The window is [warmup_s, duration_s) from the run's start: requests sent in the warm-up are left
-out. Latency percentiles (nearest rank) are over the 200 answers to requests *scheduled* in the
+out. Latency percentiles (nearest rank) are over the HTTP 200 answers to requests *scheduled* in the
 window (open loop; timed from the scheduled send) or *ended* in it (closed loop; from the send).
-answered_rps counts 200 answers that ended in the window; offered_rps the requests due in it.
+answered_rps counts HTTP 200 answers that ended in the window; offered_rps the requests due in it.
 """
 
 from __future__ import annotations
@@ -119,8 +119,8 @@ class LoadResult:
             "how": {
                 "window": f"[{self.warmup_s:g} s, {self.duration_s:g} s) from the start; warm-up requests excluded",
                 "latency": "open loop: from the scheduled send time to the end of the answer (no coordinated "
-                "omission); closed loop: from the send; percentiles by nearest rank over 200 answers",
-                "answered_rps": "200 answers that ended in the window / window length",
+                "omission); closed loop: from the send; percentiles by nearest rank over the HTTP 200 answers",
+                "answered_rps": "HTTP 200 answers that ended in the window / window length",
                 "offered_rps": "requests due (open) or sent (closed) in the window / window length",
                 "late": f"open loop: sent more than {self.late_threshold_ms:g} ms after the scheduled time",
                 "rejected": "HTTP 429 or 503, counted per reason (numbers in the reason replaced by N)",

@@ -191,9 +191,25 @@ def wait_ready(server: subprocess.Popen, base: str, timeout_s: float = 300) -> N
     raise RuntimeError("hwfit serve did not become ready")
 
 
+def write_inputs(folder: Path) -> Path:
+    """One request of the rows the profiler measured the curves on (the model's real sentences, padded
+    to its sequence length): the served requests must cost what the curves say a sample costs."""
+    import numpy as np
+
+    from hwfit.models import load_model
+
+    inputs, _ = load_model(MODEL).sample_inputs(1)
+    path = folder / "request.npz"
+    np.savez(path, **{name: np.ascontiguousarray(array[:1]) for name, array in inputs.items()})
+    return path
+
+
+INPUTS: list[str] = []  # ["--input", request.npz] once written
+
+
 def load(base: str, args: list[str]) -> dict:
     """`hwfit load` in its own process; its JSON summary."""
-    command = [*sl.hwfit_base(), "load", base, "--json", *args]
+    command = [*sl.hwfit_base(), "load", base, "--json", *INPUTS, *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"hwfit load failed ({done.returncode}): {done.stderr[-800:]}")
@@ -441,6 +457,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.time()
     folder = Path(tempfile.mkdtemp(prefix="simulate_vs_serve-"))
+    INPUTS[:] = ["--input", str(write_inputs(folder))]
     for sweep in SWEEPS.values():
         profile(args.db, sweep, args.budget_s, folder)
     model_hash, points = curves(args.db)
@@ -487,7 +504,8 @@ def report(rows, what_rows, args, seconds) -> str:
     lines += [
         "",
         "How: service-time curves measured by `hwfit profile` (each point in its own process); plans written "
-        "from them; `hwfit serve` and `hwfit load` (open loop, latency from each scheduled send, "
+        "from them; `hwfit serve` and `hwfit load` (open loop, latency from each scheduled send, the request "
+        "one of the profiler's own input rows, a real sentence padded to 128 tokens; "
         f"{args.warmup:g} s warm-up + the rest of a {args.window:g} s run, seed 7) each in their own process "
         "on 127.0.0.1; the simulation replays the same arrival times (the same Traffic and seed) through "
         "`forecast.simulate_plan`. Capacity = the routed pools' c·B/s(B) from the measured curves. Machine: "

@@ -172,20 +172,26 @@ class CheckReport:
         }
 
 
-def compare_samples(metric: GateMetric, baseline: Sequence[float], candidate: Sequence[float], alpha: float):
+def compare_samples(
+    metric: GateMetric, baseline: Sequence[float], candidate: Sequence[float], alpha: float, interval: bool = True
+):
     """The verdict on one metric from both sides' per-round figures (see hwfit.check.stats for why
     this test): fail = p < alpha that the candidate is worse AND the median worse by at least
     `fail`; warn = the same at `warn`, or worse by `fail` without significance; improved = the
-    mirror image at `warn`; else pass. Changes smaller than the metric's floor are never flagged."""
+    mirror image at `warn`; else pass. Changes smaller than the metric's floor are never flagged.
+    `interval=False` leaves out the bootstrap interval (shown, not used in the decision)."""
     base, cand = [float(v) for v in baseline], [float(v) for v in candidate]
     result = MetricResult(metric, "pass", "", baseline_rounds=base, candidate_rounds=cand)
     if not base or not cand:
         side = "baseline" if not base else "candidate"
         result.verdict, result.reason = "incomparable", f"no {metric.label} figure on the {side} side"
         return result
-    result.change, result.ci_low, result.ci_high = median_change_ci(base, cand, metric.relative)
     result.baseline_median = _median(base)
     result.candidate_median = _median(cand)
+    if interval:
+        result.change, result.ci_low, result.ci_high = median_change_ci(base, cand, metric.relative)
+    else:
+        result.change = median_change_ci(base, cand, metric.relative, resamples=1)[0]
     worse, better = ("greater", "less") if metric.direction == "min" else ("less", "greater")
     result.p_worse = mann_whitney_p(base, cand, worse)
     p_better = mann_whitney_p(base, cand, better)
@@ -228,8 +234,9 @@ def run_check(
 ) -> CheckReport:
     """Measure `candidate` (a hwfit Model) and compare it with `baseline` (None: only record).
 
-    `baseline_model` is the baseline's model where it can run here (its content hash must be the
-    baseline run's): then both run interleaved and the baseline's stored rounds are not used.
+    `baseline_model` is the baseline's model where it can run here (usually the model the baseline
+    was recorded with; the report says so when it is not): then both run interleaved and the
+    baseline's stored rounds are not used, only its variants.
     The candidate's rounds are recorded in `store` as a run (its id is in the report)."""
     started = time.perf_counter()
     variants, new_variants = _variants(baseline, wanted)
@@ -262,14 +269,21 @@ def run_check(
                 "both sides were measured here in the same environment: only the model differs; the environment "
                 f"diff is against the one {baseline.origin} was recorded in"
             )
+            if baseline_model.content_hash != baseline.run.model_hash:
+                report.baseline_model_hash = baseline_model.content_hash
+                report.notes.append(
+                    f"the baseline side ran {baseline_model.source} (content hash {baseline_model.content_hash[:12]}), "
+                    f"not the model {baseline.origin} was recorded with ({baseline.run.model_hash[:12]}): its "
+                    "variants were kept, its stored rounds were not used"
+                )
         for variant in variants:
             base_point = (
                 outcome.points["baseline"][variant.key] if mode == "interleaved" else baseline.points[variant.key]
             )
             report.variants.append(
-                _compare_variant(variant.key, base_point, outcome.points["candidate"][variant.key], settings)
+                compare_points(variant.key, base_point, outcome.points["candidate"][variant.key], settings)
             )
-        _hold_unsound(report)
+        hold_unsound(report)
     else:
         for variant in variants:  # recording: a variant passes when it was measured
             point = outcome.points["candidate"][variant.key]
@@ -303,18 +317,16 @@ def _variants(baseline: Baseline | None, wanted: Sequence[Variant] | None) -> tu
 def _mode(candidate, baseline: Baseline | None, baseline_model) -> str:
     if baseline is None:
         return "record"
-    if baseline_model is None:
+    if baseline_model is None or baseline_model.content_hash == candidate.content_hash:
         return "stored"
-    if baseline_model.content_hash != baseline.run.model_hash:
-        raise CheckError(
-            f"the baseline model {baseline_model.source} has content hash {baseline_model.content_hash[:12]}, "
-            f"but {baseline.origin} was recorded with {baseline.run.model_hash[:12]}: pass the model the "
-            "baseline was recorded with, or leave --baseline-model out to compare with the stored rounds"
-        )
-    return "stored" if baseline_model.content_hash == candidate.content_hash else "interleaved"
+    return "interleaved"
 
 
-def _compare_variant(key: str, base: Measurement, cand: Measurement, settings: CheckSettings) -> VariantResult:
+def compare_points(
+    key: str, base: Measurement, cand: Measurement, settings: CheckSettings, interval: bool = True
+) -> VariantResult:
+    """One variant: every metric the thresholds keep, from both points' rounds (a point stored
+    without rounds counts as one round)."""
     for side, point in (("baseline", base), ("candidate", cand)):
         if point.status in ("failed", "skipped"):
             return VariantResult(key, [], f"the {side} could not be measured: {point.reason}")
@@ -326,11 +338,11 @@ def _compare_variant(key: str, base: Measurement, cand: Measurement, settings: C
         cand_values = [r[metric.name] for r in cand_rounds if metric.name in r]
         if not metric.required and (not base_values or not cand_values):
             continue  # e.g. energy measured on one side only: nothing to compare, nothing wrong
-        results.append(compare_samples(metric, base_values, cand_values, settings.thresholds.alpha))
+        results.append(compare_samples(metric, base_values, cand_values, settings.thresholds.alpha, interval))
     return VariantResult(key, results)
 
 
-def _hold_unsound(report: CheckReport) -> None:
+def hold_unsound(report: CheckReport) -> None:
     """Across another CPU model, GPU or core count, a slower timing says nothing about the code:
     such failures become warnings unless --allow-env-change."""
     unsound = report.unsound

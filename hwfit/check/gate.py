@@ -283,6 +283,11 @@ def run_check(
             report.variants.append(
                 compare_points(variant.key, base_point, outcome.points["candidate"][variant.key], settings)
             )
+        if mode == "stored" and baseline.run.model_hash != candidate.content_hash:
+            report.notes.append(
+                "the baseline's model could not run here, so the candidate's accuracy is judged against its own "
+                "fp32 outputs (a lossy change to the model itself goes unseen): pass --baseline-model"
+            )
         hold_unsound(report)
     else:
         for variant in variants:  # recording: a variant passes when it was measured
@@ -346,9 +351,12 @@ def hold_unsound(report: CheckReport) -> None:
     """Across another CPU model, GPU or core count, a slower timing says nothing about the code:
     such failures become warnings unless --allow-env-change."""
     unsound = report.unsound
-    if not unsound or report.settings.allow_env_change:
+    if not unsound:
         return
     what = ", ".join(f"{c.label} {c.baseline} -> {c.candidate}" for c in unsound)
+    if report.settings.allow_env_change:
+        report.notes.append(f"timings judged across other hardware ({what}) because of --allow-env-change")
+        return
     held = 0
     for variant in report.variants:
         for result in variant.metrics:

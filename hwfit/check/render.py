@@ -62,8 +62,8 @@ def markdown(report: CheckReport) -> str:
         f"Model `{report.model}` (`{report.model_hash[:12]}`) against "
         + (f"`{report.baseline}`" if report.baseline else "no baseline (recording one)")
         + f": {_mode_text(report)}; {report.settings.rounds.rounds} rounds of {report.settings.rounds.round_s:g} s, "
-        f"fail when one-sided Mann-Whitney p < {report.settings.thresholds.alpha:g} and the median moved past the "
-        f"metric's threshold ({report.settings.thresholds.origin}). "
+        f"fail when the one-sided {_test_name(report)} p < {report.settings.thresholds.alpha:g} and the change "
+        f"passed the metric's threshold ({report.settings.thresholds.origin}). "
         f"{report.processes} processes, {report.wall_s:.0f} s."
     )
     lines.append("")
@@ -93,6 +93,10 @@ def markdown(report: CheckReport) -> str:
     if report.notes:
         lines += ["", *[f"- {note}" for note in report.notes]]
     return "\n".join(lines) + "\n"
+
+
+def _test_name(report: CheckReport) -> str:
+    return "Wilcoxon signed-rank (paired rounds)" if report.mode == "interleaved" else "Mann-Whitney U"
 
 
 def _mode_text(report: CheckReport) -> str:

@@ -55,13 +55,21 @@ def check(
     update_baseline: bool = typer.Option(
         False, "--update-baseline", help="Measure the model and write it as the baseline file; compares nothing."
     ),
-    rounds: int = typer.Option(6, "--rounds", min=2, max=50, help="Fresh processes per variant and side."),
+    rounds: int = typer.Option(
+        10, "--rounds", min=2, max=50, help="Fresh processes per variant and side (7 or more to ever fail)."
+    ),
     round_s: float = typer.Option(1.0, "--round-s", min=0.05, help="Measuring seconds per round."),
     warmup_s: float = typer.Option(0.5, "--warmup-s", min=0.0, help="Warm-up seconds per round."),
     allow_env_change: bool = typer.Option(
         False,
         "--allow-env-change",
         help="Fail on timings even when the baseline ran on another CPU, GPU or core count.",
+    ),
+    fail_on_stored: bool = typer.Option(
+        False,
+        "--fail-on-stored",
+        help="Fail on timings compared with the baseline's stored rounds (default: warn; only rounds measured "
+        "now, interleaved with --baseline-model, fail on timing).",
     ),
     markdown_path: Path | None = typer.Option(
         None, "--markdown", help="Write the Markdown summary here (e.g. then append it to $GITHUB_STEP_SUMMARY)."
@@ -81,7 +89,7 @@ def check(
     try:
         report = _run(
             model, baseline, baseline_model, sweep_file, thresholds_file, update_baseline,
-            (rounds, round_s, warmup_s), allow_env_change, shape, db, as_json, err,
+            (rounds, round_s, warmup_s), (allow_env_change, fail_on_stored), shape, db, as_json, err,
         )  # fmt: skip
     except HwfitError as error:
         err.print(f"[bold red]error:[/] {escape(str(error))}")
@@ -131,7 +139,7 @@ def _run(
     baseline = None if update else load_baseline(baseline_ref, db)
     wanted = _wanted_variants(candidate, sweep_file, record=update)
     companion = _baseline_model(baseline, baseline_model_ref, candidate, overrides, err)
-    settings = CheckSettings(RoundSettings(*timing), thresholds, allow)
+    settings = CheckSettings(RoundSettings(*timing), thresholds, *allow)
     arms = 2 if companion is not None and companion.content_hash != candidate.content_hash else 1
     count = len(wanted) if wanted else len(baseline.usable)
     with open_store(db) as store, _progress(err, quiet, timing[0] * count * arms) as advance:

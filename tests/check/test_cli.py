@@ -12,7 +12,8 @@ from hwfit.cli import app
 from hwfit.store import open_store
 from tests.check.models import write_matmul_chain
 
-FAST = ["--rounds", "5", "--round-s", "0.1", "--warmup-s", "0.05"]  # 5 rounds: the fewest that reach p < 0.01
+# 7 rounds: the fewest whose paired test can reach p < 0.01 (1/2^7)
+FAST = ["--rounds", "7", "--round-s", "0.1", "--warmup-s", "0.05"]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_update_baseline_writes_a_results_export_with_every_round(recorded):
     assert document["schema"] == "hwfit.results/1" and document["run"]["model_source"] == str(model)
     (point,) = document["measurements"]
     assert point["variant_key"].startswith("ort/cpu/fp32/b1")
-    assert len(point["rounds"]) == 5
+    assert len(point["rounds"]) == 7
     assert all({"p50_ms", "samples_per_s", "accuracy_loss"} <= set(sample) for sample in point["rounds"])
     assert document["run"]["environment"]["extra"]["cpu_count"] >= 1
     with open_store(db) as store:  # the store keeps the same rounds
@@ -55,7 +56,8 @@ def test_a_slower_candidate_fails_measured_interleaved_with_the_baseline_model(r
     assert report["mode"] == "interleaved" and report["verdict"] == "fail"  # found the baseline's own model file
     p50 = next(m for m in report["variants"][0]["metrics"] if m["metric"] == "p50_ms")
     assert p50["verdict"] == "fail" and p50["change"] > 0.3 and p50["p_worse"] < 0.01
-    assert len(p50["baseline_rounds"]) == len(p50["candidate_rounds"]) == 5
+    assert len(p50["baseline_rounds"]) == len(p50["candidate_rounds"]) == 7
+    assert "Wilcoxon signed-rank" in report["test"]
     assert report["environment_changes"][0]["field"] == "model"
     assert markdown.read_text().startswith("## hwfit check: ❌ regression")
     cases = ElementTree.parse(junit).getroot().findall("./testsuite/testcase")

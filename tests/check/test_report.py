@@ -19,8 +19,8 @@ def _point(p50, rate, loss=0.0, rounds=6):
     return point
 
 
-def _report(candidate, mode="interleaved", changes=(), allow=False, baseline=None):
-    settings = CheckSettings(allow_env_change=allow)
+def _report(candidate, mode="interleaved", changes=(), allow=False, baseline=None, fail_on_stored=False):
+    settings = CheckSettings(allow_env_change=allow, fail_on_stored=fail_on_stored)
     report = CheckReport("model", "c" * 64, "baseline.json", "b" * 64, mode, settings)
     report.variants = [compare_points(KEY, baseline or _point(1.0, 1000.0), candidate, settings)]
     report.environment_changes = list(changes)
@@ -50,10 +50,10 @@ CPU_CHANGE = EnvChange("cpu_model", "CPU model", "Old CPU", "New CPU", sound=Fal
 
 
 def test_other_hardware_holds_timing_failures_as_warnings_unless_allowed():
-    held = _report(_point(1.10, 910.0), mode="stored", changes=[CPU_CHANGE])
+    held = _report(_point(1.10, 910.0), mode="stored", changes=[CPU_CHANGE], fail_on_stored=True)
     assert held.exit_code == 0 and held.verdict == "warn"
     assert any("Old CPU -> New CPU" in note and "--allow-env-change" in note for note in held.notes)
-    allowed = _report(_point(1.10, 910.0), mode="stored", changes=[CPU_CHANGE], allow=True)
+    allowed = _report(_point(1.10, 910.0), mode="stored", changes=[CPU_CHANGE], allow=True, fail_on_stored=True)
     assert allowed.exit_code == 1
     # both sides measured here: the baseline file's hardware does not matter
     assert _report(_point(1.10, 910.0), mode="interleaved", changes=[CPU_CHANGE]).exit_code == 1
@@ -61,8 +61,17 @@ def test_other_hardware_holds_timing_failures_as_warnings_unless_allowed():
     assert _report(_point(1.0, 1000.0, loss=0.05), mode="stored", changes=[CPU_CHANGE]).exit_code == 1
 
 
+def test_timings_against_stored_rounds_warn_unless_told_to_fail():
+    held = _report(_point(1.10, 910.0), mode="stored")
+    assert held.exit_code == 0 and held.verdict == "warn"
+    p50 = next(m for m in held.variants[0].metrics if m.metric.name == "p50_ms")
+    assert "not failed: compared with rounds stored at another time" in p50.reason
+    assert any("--baseline-model" in note and "--fail-on-stored" in note for note in held.notes)
+    assert _report(_point(1.10, 910.0), mode="stored", fail_on_stored=True).exit_code == 1
+
+
 def test_markdown_has_the_table_arrows_and_environment_diff():
-    report = _report(_point(1.10, 910.0), mode="stored", changes=[CPU_CHANGE], allow=True)
+    report = _report(_point(1.10, 910.0), mode="stored", changes=[CPU_CHANGE], allow=True, fail_on_stored=True)
     text = markdown(report)
     assert text.startswith("## hwfit check: ❌ regression")
     assert "| variant | metric | baseline | candidate | change [95% CI] | p (worse) | verdict |" in text

@@ -17,6 +17,7 @@ from hwfit.core.provenance import (
 )
 from hwfit.core.status import (
     CHECK_STATUSES,
+    GATE_VERDICTS,
     POINT_STATUSES,
     RUN_STATUSES,
     USABLE_POINT_STATUSES,
@@ -59,6 +60,7 @@ __all__ = [
     "FIGURE_PROVENANCE",
     "Family",
     "Figure",
+    "GATE_VERDICTS",
     "HwfitError",
     "InputSpecError",
     "Layout",

@@ -24,6 +24,7 @@ METRIC_DIRECTIONS: dict[str, str] = {
     "device_memory_peak_bytes": "min",
     "cosine_mean": "max",
     "top1_agreement": "max",
+    "task_accuracy": "max",
 }
 
 # SLO objective -> the metric it optimises

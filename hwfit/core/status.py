@@ -14,3 +14,8 @@ CHECK_STATUSES = ("ok", "inaccurate", "unavailable", "failed")
 def is_usable(status: str) -> bool:
     """Whether a point with this status has a timing worth using."""
     return status in USABLE_POINT_STATUSES
+
+
+# `hwfit check`: the verdict on one metric of one variant against the baseline, from best to worst.
+# incomparable = the two sides could not be compared (a failed or missing measurement, too few rounds).
+GATE_VERDICTS = ("improved", "pass", "warn", "fail", "incomparable")

@@ -61,6 +61,8 @@ class CpuInfo:
     logical_threads: int | None
     usable_threads: int | None  # threads this process may run on (affinity mask)
     cgroup_cpu_limit: float | None  # CPUs a cgroup quota allows (cpu.max), None when unlimited
+    cgroup_memory_limit_bytes: int | None  # a cgroup's memory limit (memory.max), None when unlimited
+    governor: str | None  # cpufreq scaling governor of cpu0 ("performance", "powersave", ...)
     base_clock_mhz: float | None
     max_clock_mhz: float | None
     clock_source: str  # where the clocks came from, in words
@@ -110,6 +112,8 @@ class CpuInfo:
             "logical_threads": self.logical_threads,
             "usable_threads": self.usable_threads,
             "cgroup_cpu_limit": self.cgroup_cpu_limit,
+            "cgroup_memory_limit_bytes": self.cgroup_memory_limit_bytes,
+            "governor": self.governor,
             "base_clock_mhz": self.base_clock_mhz,
             "max_clock_mhz": self.max_clock_mhz,
             "clock_source": self.clock_source,
@@ -143,6 +147,8 @@ def discover_cpu() -> CpuInfo:
         logical_threads=_logical_threads(blocks),
         usable_threads=_usable_threads(),
         cgroup_cpu_limit=_cgroup_cpu_limit(),
+        cgroup_memory_limit_bytes=_cgroup_memory_limit(),
+        governor=(_read_text(_SYS_CPU / "cpu0" / "cpufreq" / "scaling_governor") or "").strip() or None,
         base_clock_mhz=base_mhz,
         max_clock_mhz=max_mhz,
         clock_source=clock_source,
@@ -300,6 +306,14 @@ def _cgroup_cpu_limit() -> float | None:
         return int(quota) / int(period)
     except ValueError:
         return None
+
+
+def _cgroup_memory_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Bytes a cgroup v2 memory.max (or v1 memory.limit_in_bytes) allows; None when unlimited or unknown."""
+    text = _read_text(root / "memory.max") or _read_text(root / "memory" / "memory.limit_in_bytes")
+    value = _int_or_none((text or "").strip() or None)
+    # cgroup v1 says "unlimited" with a huge number near 2**63
+    return value if value is not None and value < 2**60 else None
 
 
 def _numa_nodes() -> int | None:

@@ -2,9 +2,11 @@
 process (warm-up until settled, then until the median is known to ±2%) and records it in the store;
 the quick check (`hwfit variants`) is the short version without the store."""
 
+from hwfit.profile.environment import capture_environment
 from hwfit.profile.grid import GRID_BATCHES, cpu_layouts, grid_variants
 from hwfit.profile.planning import PLAN_WARMUP_S, PlanningSession, stored_points
 from hwfit.profile.quick import check_dict, check_reason, check_verdict, quick_check, reference_outputs, run_in_batches
+from hwfit.profile.rounds import Arm, RoundSettings, RoundsOutcome, combine_rounds, measure_rounds
 from hwfit.profile.stats import StopRule, WarmupRule, latency_summary, median_ci95
 from hwfit.profile.sweep import (
     FamilyOutcome,
@@ -18,6 +20,11 @@ from hwfit.profile.sweep import (
 from hwfit.profile.sweepspec import SweepSpec, build_spec, load_sweep_file
 
 __all__ = [
+    "Arm",
+    "RoundSettings",
+    "RoundsOutcome",
+    "combine_rounds",
+    "measure_rounds",
     "FamilyOutcome",
     "GRID_BATCHES",
     "cpu_layouts",
@@ -29,6 +36,7 @@ __all__ = [
     "SweepSpec",
     "WarmupRule",
     "build_spec",
+    "capture_environment",
     "check_dict",
     "check_reason",
     "check_verdict",

@@ -31,10 +31,17 @@ def capture_environment() -> Environment:
     commit = _safe(_git_commit, None)
     ort_version, ort_distribution = _safe(_onnxruntime_version, (None, None))
     cuda, cuda_source = _safe(lambda: _cuda_version(gpus), (None, None))
+    cpu = _safe(discover_cpu, None)
     extra: dict[str, Any] = {
         "platform": _safe(platform.platform, None),
         "machine": platform.machine() or None,
         "python_implementation": platform.python_implementation(),
+        # what decides how fast the same code runs here: cores, the frequency governor, container limits
+        "cpu_count": cpu.logical_threads if cpu else None,
+        "usable_cores": cpu.usable_threads if cpu else None,
+        "cpu_governor": cpu.governor if cpu else None,
+        "container_cpu_limit": cpu.cgroup_cpu_limit if cpu else None,
+        "container_memory_limit_bytes": cpu.cgroup_memory_limit_bytes if cpu else None,
     }
     if ort_distribution not in (None, "onnxruntime"):
         extra["onnxruntime_distribution"] = ort_distribution
@@ -52,7 +59,7 @@ def capture_environment() -> Environment:
         openvino=_distribution_version("openvino"),
         cuda=cuda,
         nvidia_driver=gpus[0].driver_version if gpus else None,
-        cpu_model=_safe(lambda: discover_cpu().model_name, None),
+        cpu_model=cpu.model_name if cpu else None,
         gpu_names=tuple(gpu.name for gpu in gpus),
         hostname_hash=_safe(hostname_hash, "unknown"),
         extra=extra,

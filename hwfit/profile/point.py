@@ -83,6 +83,7 @@ def measure_point(plan: PointPlan, report: Callable[[dict], None] | None = None)
     _fill_compute(measurement, plan)
     measurement.peak_rss_delta_bytes = max(_peak_rss_bytes() - rss_before, 0)
     measurement.wall_s = time.perf_counter() - wall_started
+    measurement.rounds = [measurement.round_sample()]  # this process is one round of the point
     return measurement
 
 
@@ -91,6 +92,7 @@ def _measure_replicas(plan: PointPlan, measurement: Measurement, report, wall_st
     measurement = measure_replicas(plan, measurement, report)
     _fill_compute(measurement, plan)
     measurement.wall_s = time.perf_counter() - wall_started
+    measurement.rounds = [measurement.round_sample()]
     return measurement
 
 

@@ -8,6 +8,7 @@ from hwfit.store.export import flatten, measurements_to_csv, run_summary, runs_t
 from hwfit.store.metrics import METRICS, MetricSpec
 from hwfit.store.records import (
     POINT_STATUSES,
+    ROUND_METRICS,
     RUN_STATUSES,
     Environment,
     LatencyStats,
@@ -21,6 +22,7 @@ __all__ = [
     "METRICS",
     "MIGRATIONS",
     "POINT_STATUSES",
+    "ROUND_METRICS",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
     "Environment",

@@ -7,6 +7,7 @@ WAL lets `hwfit results` read while `hwfit profile` writes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from hwfit.store import export as _export
 from hwfit.store._errors import StoreError
 from hwfit.store.metrics import apply_rows, metric_rows
 from hwfit.store.records import (
+    ROUND_METRICS,
     Environment,
     Measurement,
     Run,
@@ -252,6 +254,10 @@ class ResultsStore:
                 "INSERT INTO measurements (point_id, name, value, unit, how) VALUES (?, ?, ?, ?, ?)",
                 [(point_id, *row) for row in rows],
             )
+            sql.executemany(
+                "INSERT INTO rounds (point_id, round, name, value) VALUES (?, ?, ?, ?)",
+                _round_rows(point_id, measurement),
+            )
 
     def measured_keys(self, run_id: int, statuses: tuple[str, ...] | None = None) -> set[str]:
         """Variant keys recorded in a run (of any status, or only of `statuses`)."""
@@ -436,6 +442,7 @@ class ResultsStore:
             (*point, row[0]),
         )
         sql.execute("DELETE FROM measurements WHERE point_id = ?", (row[0],))
+        sql.execute("DELETE FROM rounds WHERE point_id = ?", (row[0],))
         return row[0]
 
     def _load_measurements(self, sql: sqlite3.Connection, where: str, params: tuple) -> list[Measurement]:
@@ -447,10 +454,34 @@ class ResultsStore:
             params,
         ):
             metrics[point_id].append((name, value))
-        return [_measurement_from_row(row, metrics[row["id"]]) for row in points]
+        rounds: dict[int, dict[int, dict[str, float]]] = {row["id"]: {} for row in points}
+        for point_id, index, name, value in sql.execute(
+            f"SELECT rounds.point_id, rounds.round, rounds.name, rounds.value FROM rounds"
+            f" JOIN points ON points.id = rounds.point_id WHERE {where}",
+            params,
+        ):
+            rounds[point_id].setdefault(index, {})[name] = value
+        return [_measurement_from_row(row, metrics[row["id"]], rounds[row["id"]]) for row in points]
 
 
-def _measurement_from_row(row: sqlite3.Row, metrics: list[tuple[str, Any]]) -> Measurement:
+def _round_rows(point_id: int, measurement: Measurement) -> list[tuple[int, int, str, float]]:
+    """(point_id, round, name, value) for every finite figure of every round; NaN and None are left out."""
+    rows = []
+    for index, sample in enumerate(measurement.rounds):
+        for name, value in sample.items():
+            if name not in ROUND_METRICS:
+                raise StoreError(
+                    f"measurement {measurement.variant_key!r}: round {index} has unknown metric {name!r}; "
+                    f"expected one of {', '.join(ROUND_METRICS)}"
+                )
+            if value is not None and math.isfinite(float(value)):
+                rows.append((point_id, index, name, float(value)))
+    return rows
+
+
+def _measurement_from_row(
+    row: sqlite3.Row, metrics: list[tuple[str, Any]], rounds: dict[int, dict[str, float]]
+) -> Measurement:
     values: dict[str, Any] = {
         "variant_key": row["variant_key"],
         "variant": json.loads(row["variant"]),
@@ -463,6 +494,7 @@ def _measurement_from_row(row: sqlite3.Row, metrics: list[tuple[str, Any]]) -> M
         "details": json.loads(row["details"]),
     }
     apply_rows(values, metrics)
+    values["rounds"] = [rounds[index] for index in sorted(rounds)]
     return Measurement(**values)
 
 

@@ -12,7 +12,7 @@ from hwfit.store._errors import StoreError
 from hwfit.store.records import LatencyStats, Measurement, Run
 
 EXPORT_SCHEMA = "hwfit.results/1"
-_NESTED = ("variant", "latency", "details")
+_NESTED = ("variant", "latency", "details", "rounds")
 
 
 def run_to_json(run: Run, extra: dict, measurements: list[Measurement]) -> str:
@@ -37,6 +37,7 @@ def flatten(measurement: Measurement) -> dict[str, Any]:
         if name not in row and name not in _NESTED:
             row[name] = value
     row["details"] = json.dumps(measurement.details, default=str) if measurement.details else None
+    row["rounds"] = json.dumps(measurement.rounds) if measurement.rounds else None
     return row
 
 

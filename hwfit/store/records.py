@@ -8,12 +8,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 from hwfit.core import POINT_STATUSES, RUN_STATUSES, Variant
 from hwfit.store._errors import StoreError
+
+# The figures one round (one fresh process) of a point gives, as `Measurement.rounds` holds them.
+ROUND_METRICS = (
+    "p50_ms",
+    "p99_ms",
+    "samples_per_s",
+    "peak_rss_delta_bytes",
+    "device_memory_peak_bytes",
+    "energy_j_per_sample",
+    "accuracy_loss",
+    "task_accuracy",
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,33 @@ class Measurement:
     wall_s: float | None = None  # whole point, process start to end
     started_at: str | None = None  # ISO-8601 UTC
     details: dict = field(default_factory=dict)  # anything else: notes, warm-up runs, stop rule outcome
+    # One dict per fresh process that measured this point (ROUND_METRICS -> value): what a regression
+    # check compares, since most of the noise on a shared machine is between processes, not within one.
+    rounds: list[dict[str, float]] = field(default_factory=list)
+
+    def accuracy_loss(self) -> float | None:
+        """Loss in the model's metric: 1 - top-1 agreement with fp32 for classifiers, else 1 - mean cosine."""
+        for agreement in (self.top1_agreement, self.cosine_mean):
+            if agreement is not None and math.isfinite(agreement):
+                return max(1.0 - agreement, 0.0)
+        return None
+
+    def round_sample(self) -> dict[str, float]:
+        """This measurement's figures as one round: the ROUND_METRICS it has (energy only where measured)."""
+        latency = self.latency
+        values = {
+            "p50_ms": latency.p50_ms if latency else None,
+            "p99_ms": latency.p99_ms if latency else None,
+            "samples_per_s": self.samples_per_s,
+            "peak_rss_delta_bytes": self.peak_rss_delta_bytes,
+            "device_memory_peak_bytes": self.device_memory_peak_bytes,
+            "energy_j_per_sample": self.energy_j_per_sample if self.energy_how in ("measured", "integrated") else None,
+            "accuracy_loss": self.accuracy_loss(),
+            "task_accuracy": self.task_accuracy,
+        }
+        return {
+            name: float(value) for name, value in values.items() if value is not None and math.isfinite(float(value))
+        }
 
     def as_variant(self) -> Variant:
         """The stored variant as the core noun (raises HwfitError when the stored dict lacks a field)."""
@@ -93,6 +133,7 @@ class Measurement:
         latency = values.get("latency")
         if latency is not None and not isinstance(latency, LatencyStats):
             values["latency"] = LatencyStats.from_dict(latency)
+        values["rounds"] = [_round_from_dict(item, data.get("variant_key", "?")) for item in values.get("rounds") or []]
         return cls(**values)
 
 
@@ -188,6 +229,15 @@ def hostname_hash(hostname: str | None = None) -> str:
     """sha256[:12] of the hostname: tells machines apart without storing their names."""
     name = hostname if hostname is not None else socket.gethostname()
     return hashlib.sha256(name.encode()).hexdigest()[:12]
+
+
+def _round_from_dict(item: Any, variant_key: str) -> dict[str, float]:
+    if not isinstance(item, dict):
+        raise StoreError(f"measurement {variant_key!r}: a round must be a mapping of metric -> number, got {item!r}")
+    try:
+        return {str(name): float(value) for name, value in item.items()}
+    except (TypeError, ValueError):
+        raise StoreError(f"measurement {variant_key!r}: round {item!r} holds a value that is not a number") from None
 
 
 def check_point_status(status: str, variant_key: str) -> None:

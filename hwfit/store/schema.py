@@ -96,6 +96,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX runs_by_model_sweep ON runs (model_hash, sweep_key)",
         ),
     ),
+    Migration(
+        3,
+        "per-round samples of a point (one row per fresh process x metric), for regression checks",
+        (
+            """CREATE TABLE rounds (
+                point_id INTEGER NOT NULL REFERENCES points(id) ON DELETE CASCADE,
+                round INTEGER NOT NULL,            -- 0, 1, ... in the order the processes ran
+                name TEXT NOT NULL,                -- one of store.ROUND_METRICS
+                value REAL NOT NULL,
+                PRIMARY KEY (point_id, round, name)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -114,3 +114,22 @@ def test_garbled_cpuinfo_does_not_crash(tmp_path, monkeypatch):
     info = cpu_module.discover_cpu()
     assert info.family is None
     assert info.has("avx2") and info.has("fma")
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"memory.max": "2147483648\n"}, 2147483648),
+        ({"memory.max": "max\n"}, None),
+        ({"memory/memory.limit_in_bytes": "1073741824\n"}, 1073741824),
+        ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, None),  # cgroup v1's "unlimited"
+        ({}, None),
+    ],
+)
+def test_container_memory_limit_from_cgroup_v2_or_v1(tmp_path, files, expected):
+    from hwfit.hardware.cpu import _cgroup_memory_limit
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert _cgroup_memory_limit(tmp_path) == expected

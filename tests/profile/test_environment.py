@@ -88,3 +88,11 @@ def test_never_raises_when_probes_fail(monkeypatch):
     monkeypatch.setattr(module.subprocess, "run", broken)
     environment = capture_environment()
     assert environment.cpu_model is None and environment.gpu_names == () and environment.hwfit_commit is None
+
+
+def test_cores_governor_and_container_limits_are_recorded():
+    """The fields a regression check needs to tell other hardware from other code."""
+    extra = capture_environment().extra
+    for name in ("cpu_count", "usable_cores", "cpu_governor", "container_cpu_limit", "container_memory_limit_bytes"):
+        assert name in extra
+    assert extra["cpu_count"] >= extra["usable_cores"] >= 1

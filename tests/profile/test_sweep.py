@@ -172,6 +172,8 @@ def test_processes_that_disagree_make_a_point_unstable():
     noisy = combine_processes([made(133.0), made(165.0), made(140.0)], target_rel=0.02)
     assert noisy.status == "unstable" and noisy.latency.p50_ms == 140.0
     assert "24.1% across 3 processes" in noisy.reason
+    # every process is kept as one round, in the order they ran, for regression checks
+    assert [r["p50_ms"] for r in noisy.rounds] == [133.0, 165.0, 140.0]
 
 
 def test_replicas_are_measured_together_as_one_point(tmp_path, cnn):

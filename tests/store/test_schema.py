@@ -40,6 +40,7 @@ def test_version_one_database_is_migrated_and_keeps_its_data(db_path, sample):
         run = store.get_run(1)
         assert (run.model_name, run.status, run.environment.cpu_model) == ("cnn", "interrupted", "Old CPU")
         assert store.measurements(1)[0].samples_per_s == 99.5
+        assert store.measurements(1)[0].rounds == []  # the rounds table of migration 3 starts empty
         assert store.run_extra(1) == {}  # column added by migration 2
         assert store.find_resumable_run("oldhash", "sweep-old").id == 1
         new = store.start_run("cnn", "builtin:cnn", "oldhash", "sweep-old", {}, sample.environment())

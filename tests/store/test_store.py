@@ -224,3 +224,43 @@ def test_runs_csv_header_is_the_same_with_and_without_runs(store, sample):
     _start(store, sample)
     with_runs = runs_to_csv(store.list_runs()).splitlines()
     assert runs_to_csv([]).splitlines() == with_runs[:1] and len(with_runs) == 2
+
+
+def test_rounds_round_trip_in_order_and_are_replaced_with_their_point(store, sample, db_path):
+    run = store.start_run("m", "m.onnx", "hash", "sweep", {}, sample.environment())
+    measurement = sample.full_measurement()
+    measurement.rounds = [
+        {"p50_ms": 1.25, "samples_per_s": 800.0, "accuracy_loss": 0.0},
+        {"p50_ms": 1.5, "samples_per_s": 700.0},
+        {"p50_ms": 1.0, "samples_per_s": 900.0, "energy_j_per_sample": 0.01},
+    ]
+    store.record(run.id, measurement)
+    (loaded,) = store.measurements(run.id)
+    assert loaded.rounds == measurement.rounds
+    rows = sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+    assert rows == 8
+    measurement.rounds = measurement.rounds[:1]
+    store.record(run.id, measurement)
+    assert store.measurements(run.id)[0].rounds == measurement.rounds
+    assert sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM rounds").fetchone()[0] == 3
+    exported = json.loads(store.export(run.id, "json"))["measurements"][0]
+    assert exported["rounds"] == measurement.rounds
+
+
+def test_a_round_with_an_unknown_metric_is_refused(store, sample):
+    run = store.start_run("m", "m.onnx", "hash", "sweep", {}, sample.environment())
+    measurement = sample.full_measurement()
+    measurement.rounds = [{"p50_ms": 1.0, "latency_p50": 1.0}]
+    with pytest.raises(StoreError, match="unknown metric 'latency_p50'"):
+        store.record(run.id, measurement)
+    assert store.measurements(run.id) == []
+
+
+def test_round_sample_keeps_measured_energy_only(sample):
+    measurement = sample.full_measurement()
+    measurement.energy_how = "estimated"
+    figures = measurement.round_sample()
+    assert "energy_j_per_sample" not in figures
+    assert figures["p50_ms"] == measurement.latency.p50_ms and figures["samples_per_s"] == measurement.samples_per_s
+    measurement.energy_how = "measured"
+    assert "energy_j_per_sample" in measurement.round_sample()

@@ -13,9 +13,12 @@
 4. The cost of sharing the machine is measured, not hidden: per plan, before the cases, a closed
    loop of one client gives the server's per-request overhead (its p50 minus the model's: s(1), plus
    the batching delay when the pool batches), and an open loop at half capacity gives the CPU the
-   front end (the server's main process) and the load generator spend per request; the simulator
-   takes both (`--overhead-ms`, `--host-cpu-ms` on the machine's cores). The naive model (neither)
-   is printed beside it.
+   front end (the server's main process) and the load generator spend per request, and the batch
+   time inside the server (its /metrics compute time, dispatch to answer) against the curve: the
+   stretch at which the simulated half-load run's batch time is the server's. The simulator takes
+   all three (`--overhead-ms`, `--host-cpu-ms` on the machine's cores, `--service-stretch`); the
+   cases are other loads and shapes than the calibration's. The naive model (none of them) is
+   printed beside it.
 5. What-if on hardware that exists here: the 2-thread and the 2-replica layout predicted from the
    1-thread measurements, and a CPU quota of one core (`taskset -c 0`) predicted from the 2-thread
    measurement, by `forecast.estimate_curve`'s roofline; then measured.
@@ -221,6 +224,8 @@ class Calibration:
     overhead_ms: float
     server_cpu_ms: float
     client_cpu_ms: float
+    stretch: float = 1.0  # in-server batch time over the curve's, at half load
+    served_ms: float = 0.0  # the server's mean batch time per request at half load (its /metrics)
 
     @property
     def host_cpu_ms(self) -> float:
@@ -233,15 +238,55 @@ def own_p50_ms(plan: Plan) -> float:
     return pool.service_ms[min(pool.service_ms)] + (pool.max_queue_delay_ms if pool.max_batch_size > 1 else 0.0)
 
 
-def calibrate(plan: Plan, base: str, server: psutil.Process, seconds: float) -> Calibration:
+def metric_sum(base: str, name: str) -> float:
+    """The sum of a Prometheus counter over its labels, from the server's /metrics."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def fit_stretch(plan: Plan, spec: str, seconds: float, served_ms: float, host_args: tuple, db: Path) -> float:
+    """The service stretch at which the simulated run's mean batch time per request is the server's
+    (bisection; the simulated time grows with the stretch)."""
+    with open_store(db) as store:
+
+        def simulated(stretch: float) -> float:
+            host = server_host(plan, *host_args, service_stretch=stretch)
+            result = simulate_plan(plan, spec, seconds, 99, store, host, warmup_s=0.0).result
+            answered = sum(p.answered for p in result.pools) or 1
+            return sum((p.mean_service_ms or 0.0) * p.answered for p in result.pools) / answered
+
+        low, high = 0.5, 4.0
+        for _ in range(12):
+            middle = (low + high) / 2.0
+            if simulated(middle) < served_ms:
+                low = middle
+            else:
+                high = middle
+    return (low + high) / 2.0
+
+
+def calibrate(plan: Plan, base: str, server: psutil.Process, seconds: float, db: Path) -> Calibration:
     alone = load(base, ["--concurrency", "1", "--duration", f"{seconds}", "--warmup", "1"])
     overhead = max(0.0, alone["p50_ms"] - own_p50_ms(plan))
     rate = 0.5 * routed_capacity(plan)
+    spec = f"poisson:{rate:.3f}"
     before = server.cpu_times()
-    half = load(base, ["--traffic", f"poisson:{rate:.3f}", "--duration", f"{seconds}", "--warmup", "1", "--seed", "99"])
+    compute_before = metric_sum(base, "nv_inference_compute_infer_duration_us")
+    success_before = metric_sum(base, "nv_inference_request_success")
+    half = load(base, ["--traffic", spec, "--duration", f"{seconds}", "--warmup", "1", "--seed", "99"])
     after = server.cpu_times()
+    served = metric_sum(base, "nv_inference_compute_infer_duration_us") - compute_before
+    served_ms = served / 1000.0 / max(metric_sum(base, "nv_inference_request_success") - success_before, 1.0)
     server_cpu_ms = ((after.user + after.system) - (before.user + before.system)) * 1000.0 / max(half["requests"], 1)
-    return Calibration(overhead, server_cpu_ms, half["client_cpu_ms_per_request"] or 0.0)
+    client_cpu_ms = half["client_cpu_ms_per_request"] or 0.0
+    host_args = (overhead, server_cpu_ms + client_cpu_ms, os.cpu_count())
+    stretch = fit_stretch(plan, spec, seconds, served_ms, host_args, db)
+    return Calibration(overhead, server_cpu_ms, client_cpu_ms, stretch, served_ms)
 
 
 def traffic_cases(capacity: float, quick: bool) -> list[tuple[str, str]]:
@@ -271,10 +316,11 @@ def run_plan(title: str, plan: Plan, folder: Path, args, db: Path) -> list[dict]
     rows = []
     try:
         wait_ready(server, base)
-        calibration = calibrate(plan, base, psutil.Process(server.pid), args.calibrate)
+        calibration = calibrate(plan, base, psutil.Process(server.pid), args.calibrate, db)
         print(
             f"[{title}] overhead {calibration.overhead_ms:.2f} ms, host CPU {calibration.server_cpu_ms:.2f} (server)"
-            f" + {calibration.client_cpu_ms:.2f} (load) ms/request",
+            f" + {calibration.client_cpu_ms:.2f} (load) ms/request, batches {calibration.stretch:.3f}x the curve "
+            f"(served {calibration.served_ms:.2f} ms per request at half load)",
             flush=True,
         )
         capacity = routed_capacity(plan)
@@ -284,7 +330,13 @@ def run_plan(title: str, plan: Plan, folder: Path, args, db: Path) -> list[dict]
                     base,
                     ["--traffic", spec, "--duration", f"{args.window}", "--warmup", f"{args.warmup}", "--seed", "7"],
                 )
-                host = server_host(plan, calibration.overhead_ms, calibration.host_cpu_ms, os.cpu_count())
+                host = server_host(
+                    plan,
+                    calibration.overhead_ms,
+                    calibration.host_cpu_ms,
+                    os.cpu_count(),
+                    service_stretch=calibration.stretch,
+                )
                 modelled = simulate_plan(plan, spec, args.window, 7, store, host, warmup_s=args.warmup).result
                 naive = simulate_plan(plan, spec, args.window, 7, store, warmup_s=args.warmup).result
                 rows.append(row(title, label, spec, capacity, measured, modelled, naive, calibration))
@@ -492,10 +544,12 @@ def report(rows, what_rows, args, seconds) -> str:
         "",
         "Calibration per plan (measured before its cases, on the running server):",
         "",
-        "| plan | overhead ms (c=1 p50 - s(1) [+ delay]) | front end CPU ms/request | load generator CPU ms/request |",
-        "|---|---:|---:|---:|",
+        "| plan | overhead ms (c=1 p50 - s(1) [+ delay]) | front end CPU ms/request | load generator CPU "
+        "ms/request | batch time in the server / curve (at half load) |",
+        "|---|---:|---:|---:|---:|",
         *(
-            f"| {plan} | {c['overhead_ms']:.2f} | {c['server_cpu_ms']:.2f} | {c['client_cpu_ms']:.2f} |"
+            f"| {plan} | {c['overhead_ms']:.2f} | {c['server_cpu_ms']:.2f} | {c['client_cpu_ms']:.2f} | "
+            f"{c['stretch']:.3f} ({c['served_ms']:.2f} ms per request) |"
             for plan, c in calibrations.items()
         ),
     ]

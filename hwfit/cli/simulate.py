@@ -56,6 +56,12 @@ def simulate(
     ),
     cores: float | None = typer.Option(None, "--cores", help="Cores that host CPU competes for with the replicas."),
     degraded_share: float = typer.Option(0.0, "--degraded-share", help="Share of requests allowing the degraded tier."),
+    service_stretch: float = typer.Option(
+        1.0,
+        "--service-stretch",
+        help="Batches take this times the measured curve inside the server (wake-ups, "
+        "IPC, shared cores): its /metrics compute time over the curve's at a known load.",
+    ),
     outage: list[str] | None = typer.Option(None, "--outage", help="POOL@START+LENGTH: the pool is down then."),
     no_deadline: bool = typer.Option(False, "--no-deadline", help="No default deadline (the server's --timeout 0)."),
     report: Path | None = typer.Option(None, "--report", help="Also write the simulation as an HTML page here."),
@@ -80,7 +86,9 @@ def simulate(
     for text in outage or []:
         pool, start, end = parse_outage(text)
         outages.setdefault(pool, []).append((start, end))
-    host = server_host(plan, overhead_ms, host_cpu_ms, cores, degraded_share, None if no_deadline else -1.0)
+    host = server_host(
+        plan, overhead_ms, host_cpu_ms, cores, degraded_share, None if no_deadline else -1.0, service_stretch
+    )
     err = Console(stderr=True)
     with open_store(db) as store:
         if not as_json:
@@ -148,6 +156,7 @@ def print_simulation(console: Console, sim, label: str, report: Path | None) -> 
         f"Server model: default deadline {deadline}; overhead {host.overhead_ms:g} ms per request"
         + (" (not included: pass --overhead-ms)" if not host.overhead_ms else "")
         + (f"; host CPU {host.host_cpu_ms_per_request:g} ms/request on {host.cores:g} cores" if host.cores else "")
+        + (f"; batches × {host.service_stretch:g} of the curve" if host.service_stretch != 1.0 else "")
     )
     for source in sim.sources:
         console.print(f"  [dim]{source.pool}: jitter {source.jitter}; energy {source.energy}; cost {source.cost}[/]")

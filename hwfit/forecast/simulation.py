@@ -147,11 +147,14 @@ def server_host(
     cores: float | None = None,
     degraded_share: float = 0.0,
     deadline_ms: float | None = -1.0,
+    service_stretch: float = 1.0,
 ) -> HostModel:
     """The server as `hwfit serve PLAN` runs it: its default deadline is the SLO's p99 (-1), unless given
     (None: no deadline)."""
     deadline = plan.slo.latency_p99_ms if deadline_ms is not None and deadline_ms < 0 else deadline_ms
-    return HostModel(overhead_ms, deadline, host_cpu_ms_per_request, cores, degraded_share)
+    if not service_stretch > 0:
+        raise ForecastError(f"the service stretch must be > 0 (1 = the measured curve), got {service_stretch}")
+    return HostModel(overhead_ms, deadline, host_cpu_ms_per_request, cores, degraded_share, service_stretch)
 
 
 def simulate_plan(

@@ -89,6 +89,11 @@ class HostModel:
       each) run at full speed while they fit in `cores`; beyond that every batch stretches by
       (busy replica cores + host cores) / cores.
     degraded_share: share of requests that allow the degraded tier.
+    service_stretch: how much longer a batch takes inside the server than the measured curve says
+      (wake-ups of idle worker threads, the trip to the worker and back, a core shared with other
+      work): measure it as the server's mean batch time (its /metrics compute time) over the curve's
+      at a known load. The router still predicts from the curve and learns the difference online, as
+      `hwfit serve`'s does.
     """
 
     overhead_ms: float = 0.0
@@ -96,14 +101,15 @@ class HostModel:
     host_cpu_ms_per_request: float = 0.0
     cores: float | None = None
     degraded_share: float = 0.0
+    service_stretch: float = 1.0
 
     def contention(self, rate_rps: float, busy_cores: float) -> float:
         """How much longer a batch takes than alone: processor sharing of `cores` between the busy
         replicas' cores (this batch's included) and the host's work at the current rate."""
         if not self.cores:
-            return 1.0
+            return self.service_stretch
         host_cores = rate_rps * self.host_cpu_ms_per_request / 1000.0
-        return max(1.0, (busy_cores + host_cores) / self.cores)
+        return self.service_stretch * max(1.0, (busy_cores + host_cores) / self.cores)
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,7 @@ class PoolResult:
     p50_ms: float | None
     p99_ms: float | None
     mean_batch_size: float | None
+    mean_service_ms: float | None  # a request's batch time, averaged over requests (as /metrics' compute time)
     utilization: float  # busy replica-time / (replicas × window)
     mean_queue_samples: float
     max_queue_samples: int
@@ -237,6 +244,7 @@ class _PoolState:
         self.rng = rng
         self.batch_log: list[tuple[float, float]] = []  # (start, end) of every batch
         self.batch_spans = np.zeros((0, 2))
+        self.request_service_s = 0.0  # sum over requests of their batch's time
         self.batches = 0
         self.batch_samples = 0
         self.latencies: list[float] = []
@@ -347,6 +355,7 @@ def simulate_serving(
             took_s = state.service_s(size, host.contention(server_rate.rate(now), busy_cores))
             state.busy_until_predicted[replica] = now + state.predict_s(size)
             state.batch_log.append((now, now + took_s))
+            state.request_service_s += size * took_s
             state.batches += 1
             state.batch_samples += size
             push(now + took_s, _DONE, (state, replica, jobs, size, took_s))
@@ -502,6 +511,7 @@ def _result(states, arrivals_s, warmup_s, answers, refused, refused_at, queue_se
                 p50_ms=pp50,
                 p99_ms=pp99,
                 mean_batch_size=state.batch_samples / state.batches if state.batches else None,
+                mean_service_ms=state.request_service_s * 1000.0 / state.batch_samples if state.batches else None,
                 utilization=min(1.0, _busy_between(state.batch_spans, start, end) / (state.spec.replicas * window_s)),
                 mean_queue_samples=float(queued.mean()) if len(queued) else 0.0,
                 max_queue_samples=int(queued.max()) if len(queued) else 0,

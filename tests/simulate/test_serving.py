@@ -148,3 +148,12 @@ def test_jitter_sigma_reproduces_the_measured_tail():
     sigma = jitter_sigma_from(10.0, 13.0)
     draws = 10.0 * np.exp(np.random.default_rng(0).normal(0, sigma, 200_000))
     assert np.percentile(draws, 99) == pytest.approx(13.0, rel=0.01)
+
+
+def test_service_stretch_scales_every_batch_and_is_reported_per_request():
+    arrivals = parse_traffic("poisson:40").arrivals(60, seed=10)
+    plain = simulate_serving([_pool()], arrivals)
+    stretched = simulate_serving([_pool()], arrivals, HostModel(service_stretch=1.5))
+    assert plain.pools[0].mean_service_ms == pytest.approx(10.0)
+    assert stretched.pools[0].mean_service_ms == pytest.approx(15.0)
+    assert stretched.pools[0].utilization == pytest.approx(plain.pools[0].utilization * 1.5, rel=0.02)

@@ -537,7 +537,7 @@ def report(rows, what_rows, args, seconds) -> str:
         "",
         f"{met} of {len(rows)} cases meet the targets (p50 within ±5% and p99 within ±10% at peaks up to 90% of "
         "capacity; refused share within 10 points above it). 'sim.' is `hwfit simulate`'s model with the "
-        "measured server overhead and host CPU; 'naive' is the same model without them.",
+        "measured server overhead, host CPU and service stretch; 'naive' is the same model without them.",
         "",
         HEADER,
         *(format_row(r) for r in rows),

@@ -48,12 +48,9 @@ class ConfigPoints:
 
 
 def accuracy_loss(measurement: Measurement) -> float | None:
-    """Loss in the model's metric: 1 - mean cosine to fp32 for embeddings, 1 - top-1 agreement for classifiers."""
-    if measurement.top1_agreement is not None:
-        return max(1.0 - measurement.top1_agreement, 0.0)
-    if measurement.cosine_mean is not None:
-        return max(1.0 - measurement.cosine_mean, 0.0)
-    return None
+    """Loss in the model's metric (`Measurement.accuracy_loss`: 1 - top-1 agreement for classifiers,
+    1 - mean cosine to fp32 for embeddings)."""
+    return measurement.accuracy_loss()
 
 
 def group_points(measurements: list[Measurement]) -> dict[Config, ConfigPoints]:

@@ -328,11 +328,7 @@ def missing_energy_reasons(data: ReportData) -> list[str]:
 
 def accuracy_loss(measurement: Measurement) -> float | None:
     """1 - top-1 agreement for classifiers, else 1 - mean cosine to the fp32 outputs (the SLO's metric)."""
-    if measurement.top1_agreement is not None and math.isfinite(measurement.top1_agreement):
-        return max(0.0, 1.0 - measurement.top1_agreement)
-    if measurement.cosine_mean is not None and math.isfinite(measurement.cosine_mean):
-        return max(0.0, 1.0 - measurement.cosine_mean)
-    return None
+    return measurement.accuracy_loss()
 
 
 def has_accuracy(measurement: Measurement) -> bool:

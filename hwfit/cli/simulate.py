@@ -112,8 +112,8 @@ def print_simulation(console: Console, sim, label: str, report: Path | None) -> 
     result = sim.result
     host = sim.host
     console.print(
-        f"[bold]hwfit simulate[/] {label} under [bold]{sim.traffic.spec}[/] — {sim.duration_s:g} s simulated, "
-        f"{result.offered} requests counted (first {sim.warmup_s:g} s left out), seed {sim.seed}. "
+        f"[bold]hwfit simulate[/] {label} under [bold]{sim.traffic.spec}[/] — {sim.duration_s:.4g} s simulated, "
+        f"{result.offered} requests counted (first {sim.warmup_s:.3g} s left out), seed {sim.seed}. "
         "Every figure is [italic]simulated[/]: a discrete-event model of hwfit serve on the plan's measured "
         "service-time curves."
     )

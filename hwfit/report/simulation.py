@@ -68,7 +68,7 @@ def simulation_page(sim: PlanSimulation, plan_label: str) -> str:
         f"offered {result.offered_rps:.4g} req/s, answered {result.answered_rps:.4g} req/s, refused "
         f"{result.refused} ({percent(result.refused_share)}: {esc(result.refused_reasons or 'none')}); "
         f"p50 {number(result.p50_ms)} ms, p99 {number(result.p99_ms)} ms, max {number(result.max_ms)} ms; "
-        f"{sim.duration_s:g} s simulated, first {sim.warmup_s:g} s left out, seed {sim.seed}."
+        f"{sim.duration_s:.4g} s simulated, first {sim.warmup_s:.3g} s left out, seed {sim.seed}."
     )
     return "\n".join(
         [

@@ -14,6 +14,7 @@ from hwfit.cli import results as _results  # noqa: F401 - registers its commands
 from hwfit.cli import serve as _serve  # noqa: F401 - registers its commands
 from hwfit.cli import simulate as _simulate  # noqa: F401 - registers its commands
 from hwfit.cli import top as _top  # noqa: F401 - registers its commands
+from hwfit.cli import train as _train  # noqa: F401 - registers its commands
 from hwfit.cli import variants as _variants  # noqa: F401 - registers its commands
 from hwfit.cli._app import app
 from hwfit.core import HwfitError

@@ -2,6 +2,7 @@
 input specs, synthetic and real inputs, FLOP and byte counts, and judging outputs."""
 
 from hwfit.models.builtins import BUILTINS, DEFAULT_MODEL, builtin_status
+from hwfit.models.builtins.cnn import cnn_architecture, digits_split
 from hwfit.models.cost import ModelCost, output_shapes
 from hwfit.models.model import EvalSet, Model, outputs_to_numpy, torch_inputs
 from hwfit.models.onnx_graph import ONNX_TO_NUMPY
@@ -30,7 +31,9 @@ __all__ = [
     "ModelCost",
     "TensorSpec",
     "builtin_status",
+    "cnn_architecture",
     "compare_outputs",
+    "digits_split",
     "default_accuracy_loss",
     "evaluate_accuracy",
     "load_model",

@@ -290,6 +290,52 @@ class ResultsStore:
                 pairs.extend((run, measurement) for measurement in found)
         return pairs
 
+    # --- training experiments -----------------------------------------------------------------
+
+    def record_train_experiments(self, run_id: int, rows: list[dict]) -> None:
+        """Store a run's training experiments (dicts with the `train_experiments` columns but run_id
+        and position), replacing any it had, in one transaction."""
+        values = []
+        for position, row in enumerate(rows):
+            values.append(
+                (
+                    run_id,
+                    position,
+                    row["name"],
+                    row["kind"],
+                    row["status"],
+                    row["reason"],
+                    _dumps(row.get("changes", {}), f"changes of {row['name']!r}"),
+                    row.get("code", ""),
+                    row.get("step_ms"),
+                    row.get("samples_per_s"),
+                    row.get("speedup"),
+                    None if row.get("loss_ok") is None else int(bool(row["loss_ok"])),
+                    row.get("peak_memory_bytes"),
+                    _dumps(row.get("details", {}), f"details of {row['name']!r}"),
+                )
+            )
+        with self._write() as sql:
+            self._require_run(sql, run_id)
+            sql.execute("DELETE FROM train_experiments WHERE run_id = ?", (run_id,))
+            sql.executemany(f"INSERT INTO train_experiments VALUES ({', '.join('?' * 14)})", values)
+
+    def train_experiments(self, run_id: int) -> list[dict]:
+        """A run's training experiments in the order they were tried (empty for other runs)."""
+        with self._read() as sql:
+            self._require_run(sql, run_id)
+            rows = sql.execute(
+                "SELECT * FROM train_experiments WHERE run_id = ? ORDER BY position", (run_id,)
+            ).fetchall()
+        found = []
+        for row in rows:
+            item = dict(row)
+            item["changes"] = json.loads(item["changes"])
+            item["details"] = json.loads(item["details"])
+            item["loss_ok"] = None if item["loss_ok"] is None else bool(item["loss_ok"])
+            found.append(item)
+        return found
+
     # --- export and checks --------------------------------------------------------------------
 
     def export(self, run_id: int, fmt: str) -> str:

@@ -109,6 +109,30 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        4,
+        "training experiments of `hwfit train advise` (one row per change tried, in a run)",
+        (
+            """CREATE TABLE train_experiments (
+                run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                position INTEGER NOT NULL,         -- 0 = baseline, then in the order tried
+                name TEXT NOT NULL,                -- "bf16 autocast", "data loader workers", ...
+                kind TEXT NOT NULL,                -- baseline | speed | batch | ddp | combination
+                status TEXT NOT NULL
+                    CHECK (status IN ('baseline', 'kept', 'rejected', 'failed', 'skipped', 'combined')),
+                reason TEXT NOT NULL,
+                changes TEXT NOT NULL,             -- JSON object: the Changes applied
+                code TEXT NOT NULL,                -- the lines of code the change means
+                step_ms REAL,
+                samples_per_s REAL,
+                speedup REAL,                      -- samples/s over the baseline's
+                loss_ok INTEGER,                   -- 1/0 where the loss was compared, else NULL
+                peak_memory_bytes INTEGER,
+                details TEXT NOT NULL,             -- JSON object: breakdown, losses, loss check
+                PRIMARY KEY (run_id, position)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

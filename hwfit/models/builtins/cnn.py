@@ -55,7 +55,8 @@ def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return train_x, test_x, train_y, test_y
 
 
-def _architecture():
+def cnn_architecture():
+    """The CNN's layers, freshly initialised with the fixed seed (the training layer trains it from here)."""
     import torch
     from torch import nn
 
@@ -76,7 +77,7 @@ def _architecture():
 def _train(train_x: np.ndarray, train_y: np.ndarray):
     import torch
 
-    model = _architecture()
+    model = cnn_architecture()
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     x, y = torch.from_numpy(train_x), torch.from_numpy(train_y)
     generator = torch.Generator().manual_seed(SEED)
@@ -97,7 +98,7 @@ def _trained_module():
     import torch
 
     path = cache_dir("builtins") / f"cnn-digits-{WEIGHTS_VERSION}.pt"
-    model = _architecture()
+    model = cnn_architecture()
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()

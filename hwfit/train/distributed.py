@@ -1,0 +1,48 @@
+"""Data-parallel ranks for `advise`'s DDP experiment: gloo on CPUs, NCCL on GPUs, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_ranks(rank: int, world: int, target: str, steps: int, warmup: int, device: str, port: int, queue: Any) -> None:
+    """One rank: join the group, train with DistributedDataParallel, and (rank 0) put the result."""
+    import torch
+    import torch.distributed as dist
+
+    from hwfit.core import Device
+    from hwfit.train.loop import run_training
+
+    parsed = Device.parse(device)
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    if parsed.is_gpu:
+        parsed = Device.parse(f"cuda:{rank}")
+        torch.cuda.set_device(rank)
+    else:
+        # The ranks share the cores: each gets its share, as torchrun's users set OMP_NUM_THREADS.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    dist.init_process_group("nccl" if parsed.is_gpu else "gloo", rank=rank, world_size=world)
+    try:
+        result = run_training(target, steps=steps, warmup=warmup, device=str(parsed), measure_energy=False)
+        rate = result.breakdown.samples_per_s
+        rates: list[Any] = [None] * world
+        dist.all_gather_object(rates, rate)
+        if rank == 0:
+            payload = result.to_dict()
+            payload["global_samples_per_s"] = sum(r for r in rates if r)
+            queue.put(("ok", payload))
+    except Exception as error:
+        if rank == 0:
+            queue.put(("error", f"{type(error).__name__}: {error}"))
+        raise
+    finally:
+        dist.destroy_process_group()

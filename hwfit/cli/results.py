@@ -155,10 +155,31 @@ def show_run(store: ResultsStore, run_id: int, fmt: str | None = None) -> None:
         unbounded = console.options.update(max_width=_MAX_TABLE_WIDTH)
         natural_width = console.measure(table, options=unbounded).maximum
         Console(width=max(console.width, natural_width)).print(table)
+    elif store.train_experiments(run_id):
+        console.print(_train_table(store.train_experiments(run_id)))
     else:
         console.print("No points recorded in this run yet.")
     _print_reasons(console, measurements)
     console.print(_environment_table(run))
+
+
+def _train_table(rows: list[dict]) -> Table:
+    """A `hwfit train` run: the baseline and each change tried, with its speedup and loss check."""
+    table = Table(title="training experiments (hwfit train)")
+    for column in ("change", "status", "ms/step", "samples/s", "speedup", "loss", "why"):
+        table.add_column(column, justify="right" if column in ("ms/step", "samples/s", "speedup") else "left")
+    for row in rows:
+        loss = "—" if row["loss_ok"] is None else ("ok" if row["loss_ok"] else "moved")
+        table.add_row(
+            escape(row["name"]),
+            _styled(row["status"]) if row["status"] in ("failed",) else row["status"],
+            "—" if row["step_ms"] is None else f"{row['step_ms']:.1f}",
+            "—" if row["samples_per_s"] is None else f"{row['samples_per_s']:.1f}",
+            "—" if row["speedup"] is None else f"{row['speedup']:.2f}x",
+            loss,
+            escape(row["reason"]),
+        )
+    return table
 
 
 def _run_header(run: Run) -> str:

@@ -76,9 +76,7 @@ def profile(
     Example: hwfit train profile cnn-slow-data --steps 20
     """
     from hwfit.store import open_store
-    from hwfit.train import Changes, run_training
-    from hwfit.train.efficiency import utilisation
-    from hwfit.train.results import save_profile
+    from hwfit.train import Changes, run_training, save_profile, utilisation
 
     _importable_here()
     changes = Changes(amp=amp, batch_size=batch_size, num_workers=workers)
@@ -168,7 +166,7 @@ def advise(
     """
     from hwfit.store import open_store
     from hwfit.train import advise as run_advice
-    from hwfit.train.results import save_advice
+    from hwfit.train import save_advice
 
     _importable_here()
     with _progress(as_json) as progress:

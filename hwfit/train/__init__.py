@@ -15,9 +15,11 @@ from hwfit.train.advise import (
     advise,
     loss_parity,
 )
+from hwfit.train.efficiency import utilisation
 from hwfit.train.errors import FactoryError, LoaderError, LossNotFinite, OutOfMemory, TrainError
 from hwfit.train.loop import NO_CHANGES, Changes, TrainResult, build_loader, checkpoint_blocks, run_training
 from hwfit.train.profiler import DATA_BOUND_SHARE, PHASES, Breakdown, StepProfiler, StepTiming, profiled, summarize
+from hwfit.train.results import save_advice, save_profile
 from hwfit.train.workload import BUILTINS, Workload, load_workload, workload_from
 
 __all__ = [
@@ -50,6 +52,9 @@ __all__ = [
     "loss_parity",
     "profiled",
     "run_training",
+    "save_advice",
+    "save_profile",
     "summarize",
+    "utilisation",
     "workload_from",
 ]

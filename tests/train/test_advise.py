@@ -4,8 +4,7 @@ results in the store."""
 import pytest
 
 from hwfit.store import open_store
-from hwfit.train import advise
-from hwfit.train.results import save_advice
+from hwfit.train import advise, save_advice
 
 F = "tests.train.factories"
 

@@ -58,9 +58,10 @@ def main() -> None:
         f"({cpu.usable_threads} usable cores; AVX-512 BF16: {'avx512_bf16' in cpu.flags}), "
         f"torch {_torch_version()}, `python bench/train_advise.py --steps {args.steps} --warmup {args.warmup} "
         f"--targets {args.targets}` ({(time.perf_counter() - started) / 60:.1f} min in all). {args.note}\n\n"
-        "Each row is its own process running the same steps (same seeds, same data order); ms/step and "
-        "samples/s are the mean over the warm steps, measured (host clock; CPU work is synchronous). "
-        "Speedup is samples/s over the mean of the two baseline runs (first and last). The loss column is "
+        "Each row is its own process running the same steps (same seeds, same data order); ms/step is "
+        "the median warm step and samples/s the batch over it, measured (host clock; CPU work is synchronous); "
+        "the phase table is the mean over the warm steps. Speedup is samples/s over the mean of the two baseline "
+        "runs (first and last), whose difference is the noise. The loss column is "
         "the loss-parity rule on the losses of every step; batch-size and DDP rows change the samples per "
         "step, so their loss is not compared.\n"
     )
@@ -75,7 +76,8 @@ def _section(result, seconds: float) -> str:
     breakdown = base["breakdown"]
     lines = [
         f"\n## {result.target}: {base['description']}\n",
-        f"Baseline: batch {base['batch_size']}, {breakdown['step_ms']:.1f} ms/step "
+        f"Baseline: batch {base['batch_size']}, {breakdown['median_step_ms']:.1f} ms/step (median; mean "
+        f"{breakdown['step_ms']:.1f}) "
         f"(second run {base['second_step_ms']:.1f} ms: noise {result.noise:.1%}), "
         f"{breakdown['samples_per_s']:.1f} samples/s"
         + (f", {breakdown['tokens_per_s']:.0f} tokens/s" if breakdown["tokens_per_s"] else "")
@@ -92,7 +94,8 @@ def _section(result, seconds: float) -> str:
         f"\nDiagnosis (from the measured breakdown): **{breakdown['diagnosis']}**.\n",
         "| change | status | ms/step | samples/s | speedup | loss check | detail |",
         "|---|---|---:|---:|---:|---|---|",
-        f"| baseline | baseline | {breakdown['step_ms']:.1f} | {breakdown['samples_per_s']:.1f} | 1.00x | — | "
+        f"| baseline | baseline | {breakdown['median_step_ms']:.1f} | "
+        f"{base['batch_size'] / breakdown['median_step_ms'] * 1e3:.1f} | 1.00x | — | "
         f"final loss {base['losses'][-1]:.4f} |",
     ]
     rows = list(result.results) + ([result.combination] if result.combination else [])

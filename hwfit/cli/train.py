@@ -189,7 +189,8 @@ def _print_advice(out: Console, data: dict[str, Any]) -> None:
     base = data["baseline"]["breakdown"]
     out.print(f"[bold]{data['target']}[/] on {data['device']}: {data['baseline']['description']}")
     out.print(
-        f"baseline {base['step_ms']:.1f} ms/step, {base['samples_per_s']:.1f} samples/s; {base['diagnosis']}; "
+        f"baseline {base['median_step_ms']:.1f} ms/step (median), {base['samples_per_s']:.1f} samples/s; "
+        f"{base['diagnosis']}; "
         f"run-to-run noise {data['noise']:.1%}"
     )
     table = Table(title=f"each change alone, {data['steps']} steps in its own process")

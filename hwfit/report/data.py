@@ -24,6 +24,7 @@ class RunData:
     measurements: tuple[Measurement, ...]
     ceilings: dict  # device -> {"matmul_flops": {dtype: flop/s}, "mem_bandwidth": bytes/s} or {"error": ...}
     families: tuple[dict, ...]  # {family, sweet_spot_batch, best_samples_per_s, stop_reason}
+    training: tuple[dict, ...] = ()  # a `hwfit train` run's experiments (store.train_experiments)
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,12 @@ def load_report_data(
             run = store.get_run(run_id)
             measurements = store.measurements(run_id)
             extra = store.run_extra(run_id)
+            training = tuple(store.train_experiments(run_id))
         except StoreError as error:
             raise ReportError(f"unknown run id {run_id}: {error}") from None
         ceilings = extra.get("ceilings") if isinstance(extra.get("ceilings"), dict) else {}
         families = tuple(f for f in extra.get("families") or [] if isinstance(f, dict))
-        runs.append(RunData(run, tuple(measurements), ceilings, families))
+        runs.append(RunData(run, tuple(measurements), ceilings, families, training))
     return ReportData(tuple(runs), plan, plan_source)
 
 

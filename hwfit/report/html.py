@@ -40,6 +40,7 @@ def render_page(report: shaped.ReportData) -> str:
         _energy_cost(report),
         _accuracy(report),
         _environment(report),
+        _training(report),
     ]
     title = f"hwfit report — {_model_name(report)}"
     return "\n".join(
@@ -664,3 +665,49 @@ SCRIPT = """
   });
 })();
 """
+
+
+# --- training runs (hwfit train) --------------------------------------------------------------------
+
+TRAIN_PHASES = ("data", "copy", "forward", "backward", "optimizer")
+
+
+def _training(report: shaped.ReportData) -> Markup:
+    """A `hwfit train` run's baseline breakdown and every change tried; nothing for other runs."""
+    runs = [run for run in report.runs if run.training]
+    if not runs:
+        return Markup("")
+    parts: list[object] = []
+    for run in runs:
+        baseline = run.training[0]
+        breakdown = baseline["details"].get("breakdown", {})
+        parts.append(_paragraph(f"Run {run.run.id}: {run.run.model_name} — {baseline['reason']}"))
+        if breakdown:
+            phases = breakdown.get("phases_ms", {})
+            shares = breakdown.get("shares", {})
+            cells = [number(phases.get(p), 2) for p in TRAIN_PHASES] + [number(breakdown.get("rest_ms"), 2)]
+            share_cells = [percent(shares.get(p)) for p in (*TRAIN_PHASES, "rest")]
+            headers = [_header("", "measured", breakdown.get("timer")), *TRAIN_PHASES, "rest"]
+            parts.append(_table(headers, [["ms/step", *cells], ["share", *share_cells]], numeric=tuple(range(1, 7))))
+        rows = []
+        for row in run.training:
+            loss = "—" if row["loss_ok"] is None else ("ok" if row["loss_ok"] else "moved")
+            rows.append(
+                [
+                    row["name"],
+                    _status(row["status"]),
+                    number(row["step_ms"], 1),
+                    number(row["samples_per_s"], 1),
+                    "—" if row["speedup"] is None else f"{row['speedup']:.2f}x",
+                    loss,
+                    row["reason"],
+                ]
+            )
+        headers = ["change", "status", _header("ms/step", "measured"), _header("samples/s", "measured")]
+        parts.append(_table([*headers, "speedup", "loss check", "why"], rows, numeric=(2, 3, 4)))
+        rule = baseline["details"].get("rule")
+        if rule:
+            parts.append(_paragraph(f"Rule: {rule}."))
+    heading = "Training experiments (hwfit train)"
+    inside = "".join(esc(part) for part in parts)
+    return Markup(f'<section id="training"><h2>{esc(heading)}</h2>{inside}</section>')

@@ -210,7 +210,9 @@ def plan_experiments(baseline: dict[str, Any], device: Device, traits: dict[str,
         )
     else:
         planned.append(f"fused optimizer: skipped, torch has no fused {traits['optimizer']}")
-    for factor in (2, 4):
+    # On a GPU the batch doubles up to the memory limit (the first out-of-memory ends the series);
+    # on a CPU, host memory is rarely the limit and x2, x4 show the trend.
+    for factor in (2, 4, 8, 16, 32) if gpu else (2, 4):
         planned.append(
             Experiment(
                 f"batch size x{factor}",
@@ -313,13 +315,20 @@ def advise(
     total = len(runs) + 3
     results: list[ExperimentResult] = []
     measured: list[tuple[Experiment, Outcome]] = []
+    out_of_memory_at: str | None = None
     for index, experiment in enumerate(runs, start=1):
         say(experiment.name, index, total)
+        if experiment.kind == "batch" and out_of_memory_at:
+            reason = f"a smaller batch ({out_of_memory_at}) already ran out of memory"
+            measured.append((experiment, Outcome(False, error_type="Skipped", message=reason)))
+            continue
         if experiment.kind == "ddp":
             outcome = run_in_process(ddp_job, (target, steps, warmup, str(parsed), experiment.world_size), timeout_s)
         else:
             outcome = measure(experiment.changes)
         measured.append((experiment, outcome))
+        if experiment.kind == "batch" and not outcome.ok and outcome.error_type == "OutOfMemory":
+            out_of_memory_at = experiment.name
     say("baseline again (noise)", total - 2, total)
     second = measure(NO_CHANGES)
     base_step = _mean_step(baseline, second)
@@ -329,7 +338,7 @@ def advise(
         results.append(_judge(experiment, outcome, baseline, base_step, threshold, rtol, atol))
     for skip in planned:
         if isinstance(skip, str):
-            name, _, reason = skip.partition(": ")
+            name, _, reason = skip.partition(": skipped, ")
             results.append(ExperimentResult(name, "speed", {}, "", "skipped", reason))
     combination = None
     together = [r for r in results if r.status == "kept" and _combinable(r, runs)]
@@ -345,7 +354,8 @@ def advise(
         combination.status = "combined" if combination.status == "kept" else combination.status
     say("done", total, total)
     rule = (
-        f"kept if at least {threshold:.1%} faster than the baseline (the larger of {MIN_GAIN:.0%} and the baseline's "
+        f"speed from each run's median warm step; kept if at least {threshold:.1%} faster than the baseline "
+        f"(the larger of {MIN_GAIN:.0%} and the baseline's "
         f"run-to-run difference, {noise:.1%}) and the loss over the same {steps} steps (same seeds and data order) "
         f"is within {rtol:.0%} x |baseline| + {atol} of the baseline's, over all steps and over the last quarter"
     )
@@ -368,20 +378,25 @@ def _combinable(result: ExperimentResult, runs: list[Experiment]) -> bool:
 
 
 def _step_ms(outcome: Outcome) -> float | None:
-    return outcome.value["breakdown"]["step_ms"] if outcome.ok else None
+    return outcome.value["breakdown"]["median_step_ms"] if outcome.ok else None
+
+
+def speed(value: dict) -> float:
+    """Samples/s of one run from its median warm step (a batch per step: the loader drops the last)."""
+    return value["batch_size"] / (value["breakdown"]["median_step_ms"] / 1e3)
 
 
 def _mean_step(baseline: dict, second: Outcome) -> float:
-    steps = [baseline["breakdown"]["step_ms"]]
+    steps = [baseline["breakdown"]["median_step_ms"]]
     if second.ok:
-        steps.append(second.value["breakdown"]["step_ms"])
+        steps.append(second.value["breakdown"]["median_step_ms"])
     return sum(steps) / len(steps)
 
 
 def _noise(baseline: dict, second: Outcome) -> float:
     if not second.ok:
         return 0.0
-    a, b = baseline["breakdown"]["step_ms"], second.value["breakdown"]["step_ms"]
+    a, b = baseline["breakdown"]["median_step_ms"], second.value["breakdown"]["median_step_ms"]
     return abs(a - b) / ((a + b) / 2)
 
 
@@ -399,17 +414,19 @@ def _judge(
     )
     if not outcome.ok:
         result.reason = _failure_reason(outcome)
+        if outcome.error_type == "Skipped":
+            result.status = "skipped"
         return result
     value = outcome.value
     breakdown = value["breakdown"]
-    result.step_ms = breakdown["step_ms"]
-    result.samples_per_s = breakdown["samples_per_s"]
+    result.step_ms = breakdown["median_step_ms"]
+    result.samples_per_s = speed(value)
     result.peak_memory_bytes = value["peak_memory_bytes"]
     result.details = {"breakdown": breakdown, "losses": value["losses"], "batch_size": value["batch_size"]}
-    base_rate = baseline["breakdown"]["samples_per_s"] * (baseline["breakdown"]["step_ms"] / base_step_ms)
+    base_rate = baseline["batch_size"] / (base_step_ms / 1e3)
     if experiment.kind == "ddp":
         world = experiment.world_size
-        result.samples_per_s = value["global_samples_per_s"]
+        result.samples_per_s = world * speed(value)  # the ranks step together (gradients all-reduced)
         result.speedup = result.samples_per_s / base_rate
         result.details["scaling_efficiency"] = result.speedup / world
         result.details["world_size"] = world
@@ -445,6 +462,8 @@ def _judge(
 def _failure_reason(outcome: Outcome) -> str:
     message = (outcome.message or "").strip().splitlines()
     first = message[0] if message else ""
+    if outcome.error_type == "Skipped":
+        return first
     if outcome.error_type == "OutOfMemory":
         return f"out of memory (a result, not a crash): {first}"
     return f"{outcome.error_type}: {first[:400]}"

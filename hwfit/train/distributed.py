@@ -33,13 +33,8 @@ def run_ranks(rank: int, world: int, target: str, steps: int, warmup: int, devic
     dist.init_process_group("nccl" if parsed.is_gpu else "gloo", rank=rank, world_size=world)
     try:
         result = run_training(target, steps=steps, warmup=warmup, device=str(parsed), measure_energy=False)
-        rate = result.breakdown.samples_per_s
-        rates: list[Any] = [None] * world
-        dist.all_gather_object(rates, rate)
-        if rank == 0:
-            payload = result.to_dict()
-            payload["global_samples_per_s"] = sum(r for r in rates if r)
-            queue.put(("ok", payload))
+        if rank == 0:  # the ranks step together (every step all-reduces the gradients)
+            queue.put(("ok", result.to_dict()))
     except Exception as error:
         if rank == 0:
             queue.put(("error", f"{type(error).__name__}: {error}"))

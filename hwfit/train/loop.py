@@ -170,7 +170,7 @@ def _steps(workload, model, optimizer, loader, scaler, changes, device, profiler
                 else:
                     optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-        except torch.OutOfMemoryError as error:
+        except (torch.OutOfMemoryError, MemoryError) as error:
             raise _oom(step, changes, workload, str(error)) from None
         except RuntimeError as error:
             if "out of memory" in str(error).lower() or "can't allocate memory" in str(error).lower():

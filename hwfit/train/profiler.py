@@ -11,6 +11,7 @@ shared no-op context manager and `step()` returns at once.
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class Breakdown:
     samples_per_s: float | None
     tokens_per_s: float | None
     timer: str  # how the phases were timed
+    median_step_s: float = 0.0  # robust to a step that lost its core to another process
     per_step: list[StepTiming] = field(default_factory=list, repr=False)
 
     def share(self, phase: str) -> float:
@@ -86,6 +88,7 @@ class Breakdown:
             "steps": self.steps,
             "warmup_steps": self.warmup_steps,
             "step_ms": self.step_s * 1e3,
+            "median_step_ms": self.median_step_s * 1e3,
             "phases_ms": {name: seconds * 1e3 for name, seconds in self.phases_s.items()},
             "rest_ms": self.rest_s * 1e3,
             "shares": {name: self.share(name) for name in (*PHASES, "rest")},
@@ -117,6 +120,7 @@ def summarize(timings: list[StepTiming], warmup_steps: int, timer: str) -> Break
         samples_per_s=_rate(warm, "samples", total),
         tokens_per_s=_rate(warm, "tokens", total),
         timer=timer,
+        median_step_s=statistics.median(t.total_s for t in warm),
         per_step=list(timings),
     )
 
@@ -165,6 +169,27 @@ class _CudaPhase:
         self._profiler._open = None
 
 
+class _TracedPhase:
+    """A phase that also marks itself in the torch.profiler trace (`hwfit.forward`, ...)."""
+
+    __slots__ = ("_inner", "_mark")
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._mark: Any = None
+
+    def __enter__(self) -> None:
+        from torch.profiler import record_function
+
+        self._inner.__enter__()
+        self._mark = record_function(f"hwfit.{self._inner.name}")
+        self._mark.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._mark.__exit__(*exc)
+        self._inner.__exit__(*exc)
+
+
 class StepProfiler:
     """Phase timers for a training loop. Three lines in a real script:
 
@@ -194,8 +219,10 @@ class StepProfiler:
         self._pending: list[tuple[str, Any, Any]] = []
         self._step_start: Any = None
         phase_type = _CudaPhase if self._cuda else _HostPhase
-        self._timers = {name: phase_type(self, name) for name in PHASES}
+        self._timers: dict[str, Any] = {name: phase_type(self, name) for name in PHASES}
         self._torch_profiler = _bounded_trace(trace, trace_steps) if (trace and enabled) else None
+        if self._torch_profiler is not None:  # the phases appear by name in the trace
+            self._timers = {name: _TracedPhase(timer) for name, timer in self._timers.items()}
         self.trace_path = Path(trace) if trace else None
 
     @property

@@ -3,6 +3,7 @@ results in the store."""
 
 import pytest
 
+from hwfit.report import build_report
 from hwfit.store import open_store
 from hwfit.train import advise, save_advice
 
@@ -36,6 +37,10 @@ def test_advice_round_trips_through_the_store(starved_advice, tmp_path):
     assert rows[0]["status"] == "baseline" and rows[0]["speedup"] == 1.0
     assert rows[1]["loss_ok"] is True
     assert rows[1]["details"]["losses"] == starved_advice.baseline["losses"]
+    with open_store(tmp_path / "results.db") as store:
+        page = build_report(store, [run_id], None, None)
+    assert '<section id="training"><h2>Training experiments (hwfit train)</h2>' in page
+    assert "data loader workers" in page and "data-bound" in page
 
 
 def test_a_failing_baseline_says_why(tmp_path):

@@ -48,3 +48,23 @@ def test_a_failing_baseline_says_why(tmp_path):
 
     with pytest.raises(TrainError, match=r"LoaderError.*cannot decode item"):
         advise(f"{F}:broken_loader", steps=3, warmup=1, only=["bf16"], timeout_s=120)
+
+
+def test_the_advice_table_names_each_change_and_the_rule(starved_advice):
+    from rich.console import Console
+
+    from hwfit.cli.train import _print_advice
+
+    console = Console(record=True, width=200)
+    _print_advice(console, {**starved_advice.to_dict(), "run_id": 7})
+    text = console.export_text()
+    assert "data loader workers" in text and "rule: speed from each run's median warm step" in text
+    assert "hwfit results 7" in text
+
+
+def test_ddp_ranks_train_together_over_gloo():
+    from hwfit.train.advise import ddp_job
+
+    result = ddp_job(f"{F}:tiny", 4, 1, "cpu", 2)
+    assert len(result["losses"]) == 4
+    assert result["breakdown"]["median_step_ms"] > 0

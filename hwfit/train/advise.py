@@ -222,6 +222,9 @@ def plan_experiments(baseline: dict[str, Any], device: Device, traits: dict[str,
                 combinable=False,
             )
         )
+    if gpu and traits.get("cuda_devices", 0) < 2:
+        planned.append(f"DDP: skipped, one process per GPU needs 2 GPUs; {traits.get('cuda_devices', 0)} here")
+        return planned
     planned.append(
         Experiment(
             "DDP, 2 processes" + (" (NCCL)" if gpu else " (gloo)"),
@@ -246,6 +249,7 @@ def workload_traits(target: str) -> dict[str, Any]:
         "conv": workload.is_conv,
         "blocks": any(isinstance(m, torch.nn.ModuleList) and len(m) > 0 for m in workload.model.modules()),
         "optimizer": type(workload.optimizer).__name__,
+        "cuda_devices": torch.cuda.device_count() if torch.cuda.is_available() else 0,
         "description": workload.description,
         "name": workload.name,
     }

@@ -308,8 +308,15 @@ def _optimizer(workload: Workload, model: Any, changes: Changes) -> Any:
     optimizer = workload.optimizer
     if not changes.fused_optimizer:
         return optimizer
+    import inspect
+
     groups = [dict(group) for group in optimizer.param_groups]
-    defaults = {k: v for k, v in optimizer.defaults.items() if k not in ("fused", "foreach", "params")}
+    # Only what the constructor takes: `defaults` also holds internal flags (AdamW's decoupled_weight_decay).
+    accepted = set(inspect.signature(type(optimizer).__init__).parameters) - {"self", "params", "fused", "foreach"}
+    defaults = {k: v for k, v in optimizer.defaults.items() if k in accepted}
+    for group in groups:
+        for key in ("fused", "foreach"):
+            group.pop(key, None)
     try:
         return type(optimizer)(groups, **defaults, fused=True)
     except (TypeError, RuntimeError, ValueError) as error:

@@ -92,3 +92,11 @@ def test_bf16_autocast_and_checkpointing_run_on_the_built_in_lm():
     )
     assert result.breakdown.tokens_per_s == pytest.approx(result.breakdown.samples_per_s * 64)
     assert "activation checkpointing on 2 block(s)" in result.notes
+
+
+def test_a_fused_optimizer_is_rebuilt_over_the_same_parameters_and_learns_the_same():
+    plain = run_training(f"{F}:tiny", steps=4, warmup=1, measure_energy=False, count_flops=False)
+    fused = run_training(
+        f"{F}:tiny", Changes(fused_optimizer=True), steps=4, warmup=1, measure_energy=False, count_flops=False
+    )
+    assert fused.losses == pytest.approx(plain.losses, rel=1e-4)

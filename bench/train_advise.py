@@ -110,7 +110,11 @@ def _section(result, seconds: float) -> str:
     lines.append(f"\nRule: {result.rule}.")
     ranked = result.ranked()
     if ranked:
-        lines.append("\nRanked: " + "; ".join(f"{r.name} {r.speedup:.2f}x" for r in ranked) + ".")
+        lines.append("\nRanked, with the lines to change:\n")
+        for rank, r in enumerate(ranked, start=1):
+            lines.append(f"{rank}. {r.name}: {r.speedup:.2f}x\n\n   ```python")
+            lines.extend(f"   {line}" for line in r.code.splitlines())
+            lines.append("   ```")
     return "\n".join(lines)
 
 

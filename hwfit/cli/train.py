@@ -154,6 +154,9 @@ def advise(
     tolerance: float = typer.Option(0.03, "--tolerance", help="Relative loss tolerance against the baseline."),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds per experiment before it is killed."),
     only: list[str] | None = typer.Option(None, "--only", help="Run only experiments whose name contains these."),
+    repeats: int = typer.Option(
+        1, "--repeats", help="Fresh processes per configuration; the fastest counts (2-3 on a shared machine)."
+    ),
     db: Path | None = typer.Option(None, "--db", help="Results database (default: ~/.cache/hwfit/results.db)."),
     as_json: bool = typer.Option(False, "--json", help="Print the advice as JSON only."),
 ) -> None:
@@ -175,9 +178,12 @@ def advise(
         def show(name: str, done: int, total: int) -> None:
             progress.update(task, description=name, completed=done, total=total)
 
-        advice = run_advice(target, device, steps, warmup, timeout, split_values(only), progress=show, rtol=tolerance)
+        advice = run_advice(
+            target, device, steps, warmup, timeout, split_values(only), progress=show, rtol=tolerance, repeats=repeats
+        )
     with open_store(db) as results:
-        run_id = save_advice(results, target, advice, {"target": target, "steps": steps, "tolerance": tolerance})
+        arguments = {"target": target, "steps": steps, "tolerance": tolerance, "repeats": repeats}
+        run_id = save_advice(results, target, advice, arguments)
     data = {**advice.to_dict(), "run_id": run_id}
     if as_json:
         print(json.dumps(data, indent=2, default=str))

@@ -169,8 +169,8 @@ def plan_experiments(baseline: dict[str, Any], device: Device, traits: dict[str,
                 "fp16 autocast + GradScaler",
                 Changes(amp="fp16", grad_scaler=True),
                 'scaler = torch.amp.GradScaler("cuda")\nwith torch.autocast("cuda", dtype=torch.float16):\n'
-                "    loss = loss_fn(model(inputs), targets)\nscaler.scale(loss).backward(); scaler.step(optimizer); "
-                "scaler.update()",
+                "    loss = loss_fn(model(inputs), targets)\nscaler.scale(loss).backward()\n"
+                "scaler.step(optimizer)\nscaler.update()",
                 combinable=False,  # one autocast precision at a time: bf16 is combined where both pass
             )
         )
@@ -193,7 +193,7 @@ def plan_experiments(baseline: dict[str, Any], device: Device, traits: dict[str,
             Experiment(
                 "activation checkpointing",
                 Changes(checkpointing=True),
-                "from torch.utils.checkpoint import checkpoint\n"
+                "from torch.utils.checkpoint import checkpoint\n\n"
                 "x = checkpoint(block, x, use_reentrant=False)  # for each block, in forward",
                 combinable=False,  # it trades time for memory: never part of the fastest set
             )

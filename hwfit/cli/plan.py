@@ -83,13 +83,13 @@ def _plan_with_store(loaded, model_arg, slo, store, budget, no_measure, point_se
     """The plan, measuring through a planning session on this machine; Ctrl-C exits 130, keeping what was measured."""
     from hwfit.cli.profile import ProgressObserver
     from hwfit.models import default_accuracy_loss
-    from hwfit.plan import ModelRef, plan_deployment
+    from hwfit.plan import ModelRef, plan_deployment, planned_devices
     from hwfit.profile import PlanningSession
 
     observer = ProgressObserver(err, disabled=quiet)
     source = PlanningSession(
         loaded,
-        list(slo.devices),
+        planned_devices(slo),
         store,
         observer,
         point_seconds=point_seconds,

@@ -22,12 +22,21 @@ from hwfit.plan.schema import (
 from hwfit.plan.search import Grid, SearchOutcome, search
 from hwfit.plan.slo import OBJECTIVES, DeviceAllowance, Slo, SloError, load_slo, parse_slo
 from hwfit.plan.triton import ExportError, TritonExport, config_pbtxt, export_triton
-from hwfit.plan.workflow import MeasurementSource, choose_baseline, device_offers, plan_deployment
+from hwfit.plan.workflow import (
+    MeasurementSource,
+    choose_baseline,
+    device_offers,
+    machine_devices_note,
+    plan_deployment,
+    planned_devices,
+)
 
 __all__ = [
     "MeasurementSource",
     "choose_baseline",
     "device_offers",
+    "machine_devices_note",
+    "planned_devices",
     "plan_deployment",
     "CONSTRAINTS",
     "DeviceOffer",

@@ -45,9 +45,12 @@ class Slo(BaseModel):
     objective: Literal["cost", "energy", "latency", "throughput"] = Field(
         description="one of: " + ", ".join(OBJECTIVES)
     )
-    devices: dict[str, DeviceAllowance] = Field(
+    devices: dict[str, DeviceAllowance] | None = Field(
+        default=None,
         min_length=1,
-        description='a mapping device name ("cpu", "cuda:0", ...) -> {count: int >= 1, price_per_hour: USD (optional)}',
+        description='a mapping device name ("cpu", "cuda:0", ...) -> {count: int >= 1, price_per_hour: USD '
+        "(optional)}; "
+        "optional: without it the plan is for this machine's devices, as `hwfit devices` lists them",
     )
     price_per_kwh: float = Field(default=0.15, ge=0, description="a number >= 0 (USD per kWh, default 0.15)")
     headroom: float = Field(
@@ -80,6 +83,17 @@ class Slo(BaseModel):
                 "the peak is the highest rate, the sustained rate is the usual one"
             )
         return self
+
+    @property
+    def names_devices(self) -> bool:
+        """Whether the file lists its devices (else the plan is for this machine's, `with_devices`)."""
+        return self.devices is not None
+
+    def with_devices(self, names: list[str]) -> Slo:
+        """This SLO with one of each of `names` allowed, when it lists no devices; else itself."""
+        if self.devices is not None:
+            return self
+        return self.model_copy(update={"devices": {name: DeviceAllowance(count=1) for name in names}})
 
 
 def load_slo(path: str | Path) -> Slo:

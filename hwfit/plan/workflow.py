@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from hwfit.core import Device, HwfitError, Variant, is_gpu, is_usable, usable_threads
-from hwfit.hardware import discover_gpus, gpu_for_cuda_index, load_catalog, spec_for_gpu
+from hwfit.hardware import device_names, discover_gpus, gpu_for_cuda_index, load_catalog, spec_for_gpu
 from hwfit.plan.evaluate import DeviceOffer
 from hwfit.plan.planner import PlanRequest, make_plan
 from hwfit.plan.schema import ModelRef, Plan
@@ -56,7 +56,11 @@ def plan_deployment(
 ) -> Plan:
     """The plan for `model` under `slo`: from the source's stored points, measuring through it (at most
     `budget` points, else 10% of the grid) unless `measure` is False. `on_planned` hears once how many
-    points may be measured (the search's budget and the baseline); `on_round` each round's news."""
+    points may be measured (the search's budget and the baseline); `on_round` each round's news.
+
+    An SLO that lists no devices is planned for this machine's (`planned_devices`), and the plan says so."""
+    named = slo.names_devices
+    slo = slo.with_devices(planned_devices(slo))
     offers = device_offers(slo)
     grid = Grid.from_variants(source.variants)
     known = source.stored_points
@@ -77,7 +81,34 @@ def plan_deployment(
         run_ids=source.run_ids,
         on_round=on_round,
     )
-    return make_plan(request, slo)
+    plan = make_plan(request, slo)
+    if not named:
+        note = machine_devices_note(offers)
+        plan.assumptions.insert(0, note)
+        plan.answer = f"{plan.answer} {note}"
+    return plan
+
+
+def planned_devices(slo: Slo) -> list[str]:
+    """The devices a plan for `slo` may use: those its file lists, else this machine's, as `hwfit devices`
+    lists them (the CPU and each CUDA device, after CUDA_VISIBLE_DEVICES), one of each."""
+    if slo.devices is not None:
+        return list(slo.devices)
+    return device_names()
+
+
+def machine_devices_note(offers: dict[str, DeviceOffer]) -> str:
+    """What a plan says when its SLO named no devices: which were taken and how each was priced."""
+    priced = "; ".join(
+        f"{offer.name}: {'unpriced' if offer.price_per_hour is None else f'{offer.price_per_hour:.4g} USD/h'} "
+        f"({offer.price_how})"
+        for offer in offers.values()
+    )
+    return (
+        f"The SLO lists no devices: planned for this machine's, as `hwfit devices` lists them, one of each "
+        f"({', '.join(offers)}); prices: {priced}. Add `devices:` to the SLO file to plan for other machines "
+        "or other prices."
+    )
 
 
 def _most_points(grid: Grid, budget: int | None) -> int:
@@ -99,7 +130,9 @@ def device_offers(slo: Slo) -> dict[str, DeviceOffer]:
     """Each device the SLO allows, with its count, hourly price (the SLO's, else the catalog's) and cores."""
     catalog = load_catalog()
     offers = {}
-    for name, allowance in slo.devices.items():
+    named = slo.names_devices
+    slo = slo.with_devices(planned_devices(slo))
+    for name, allowance in (slo.devices or {}).items():
         cores = usable_threads() if name == "cpu" else None
         price, how = allowance.price_per_hour, "the SLO file"
         if price is None and name == "cpu" and catalog.cpu_price is not None:
@@ -117,6 +150,11 @@ def device_offers(slo: Slo) -> dict[str, DeviceOffer]:
         offers[name] = DeviceOffer(name, allowance.count, price, how, cores)
     if slo.objective == "cost" or slo.max_cost_per_million is not None:
         unpriced = [name for name, offer in offers.items() if offer.price_per_hour is None]
+        if unpriced and not named:
+            raise HwfitError(
+                f"the SLO is about cost but this machine's {unpriced[0]} has no price in the catalog: add "
+                f"`devices: {{{unpriced[0]}: {{count: 1, price_per_hour: USD}}}}` to the SLO file"
+            )
         if unpriced:
             raise HwfitError(
                 f"the SLO is about cost but {', '.join(unpriced)} has no price: add "

@@ -92,6 +92,19 @@ def test_plan_from_stored_points_writes_plan_report_and_triton_repository(tmp_pa
     assert parsed.max_batch_size == primary.max_batch_size and parsed.input[0].dims[:] == [1, 8, 8]
 
 
+def test_a_three_line_slo_plans_for_this_machine(tmp_path, cnn):
+    db = tmp_path / "results.db"
+    _store_with_points(db, cnn, _cnn_points())
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("latency_p99_ms: 50\nthroughput_rps: 100\nobjective: cost\n")
+    out = tmp_path / "plan.yaml"
+    result = CliRunner().invoke(app, ["plan", "cnn", "--slo", str(slo), "--no-measure", "--db", str(db), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    plan = load_plan(out)
+    assert plan.feasible and "cpu" in plan.slo.devices
+    assert "lists no devices" in plan.answer and "hwfit devices" in " ".join(result.output.split())
+
+
 def test_infeasible_slo_exits_3_and_says_the_nearest_target(tmp_path, cnn):
     db = tmp_path / "results.db"
     _store_with_points(db, cnn, _cnn_points())

@@ -115,3 +115,18 @@ def test_boolean_is_not_a_number(tmp_path):
     # YAML reads `yes` as true; pydantic alone would take it as 1.0
     message = load_error(tmp_path, VALID.replace("latency_p99_ms: 20", "latency_p99_ms: yes"))
     assert "latency_p99_ms" in message and "boolean" in message
+
+
+def test_a_three_line_slo_without_devices_loads_and_takes_the_machines_devices(tmp_path):
+    slo = load_slo(write(tmp_path, "latency_p99_ms: 50\nthroughput_rps: 100\nobjective: cost\n"))
+    assert slo.devices is None and not slo.names_devices
+    filled = slo.with_devices(["cpu", "cuda:0"])
+    assert list(filled.devices) == ["cpu", "cuda:0"] and all(a.count == 1 for a in filled.devices.values())
+    assert filled.latency_p99_ms == 50 and slo.devices is None  # a copy; the file's SLO is unchanged
+    named = load_slo(write(tmp_path, VALID))
+    assert named.with_devices(["cuda:3"]) is named  # devices the file lists are kept as they are
+
+
+def test_an_empty_devices_mapping_is_still_refused(tmp_path):
+    message = load_error(tmp_path, "latency_p99_ms: 50\nthroughput_rps: 100\nobjective: cost\ndevices: {}\n")
+    assert "devices" in message

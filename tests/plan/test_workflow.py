@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hwfit.core import HwfitError, usable_threads
-from hwfit.hardware import discover_gpus, gpu_for_cuda_index, load_catalog, spec_for_gpu
+from hwfit.hardware import device_names, discover_gpus, gpu_for_cuda_index, load_catalog, spec_for_gpu
 from hwfit.plan import (
     Grid,
     ModelRef,
@@ -15,6 +15,7 @@ from hwfit.plan import (
     make_plan,
     parse_slo,
     plan_deployment,
+    planned_devices,
 )
 from tests.plan._points import curve_points
 
@@ -168,3 +169,19 @@ def test_a_catalogued_gpu_is_priced_from_the_catalog():
         pytest.skip(f"cuda:0 ({gpu.name if gpu else reason}) has no price in the catalog")
     offer = device_offers(_slo(devices={"cuda:0": {"count": 1}}))["cuda:0"]
     assert offer.price_per_hour == spec.price.value and offer.price_how.startswith("catalog (")
+
+
+def test_an_slo_without_devices_plans_for_this_machines_devices_and_says_so():
+    slo = parse_slo({"latency_p99_ms": 100, "throughput_rps": 50, "objective": "cost"})
+    here = device_names()
+    assert planned_devices(slo) == here and here[0] == "cpu"
+    offers = device_offers(slo)
+    assert list(offers) == here and offers["cpu"].price_how.startswith("catalog, ")
+    plan = plan_deployment(MODEL, slo, PointsAtHand(_ort() + _torch()), measure=False)
+    assert plan.feasible and list(plan.slo.devices) == here  # the plan records what it planned for
+    note = plan.assumptions[0]
+    assert note.startswith("The SLO lists no devices: planned for this machine's, as `hwfit devices` lists them")
+    assert f"({', '.join(here)})" in note and f"cpu: {offers['cpu'].price_per_hour:.4g} USD/h" in note
+    assert plan.answer.endswith(note)
+    named = plan_deployment(MODEL, _slo(), PointsAtHand(_ort() + _torch()), measure=False)
+    assert "lists no devices" not in named.answer and not any("lists no devices" in a for a in named.assumptions)

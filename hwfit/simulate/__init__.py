@@ -14,7 +14,12 @@ from hwfit.simulate.curve import (
     queue_bound_samples,
 )
 from hwfit.simulate.events import PoolStats, simulate_pool
-from hwfit.simulate.prediction import ArrivalRate, PoolLoad, predict_completion_s
+from hwfit.simulate.prediction import (
+    ArrivalRate,
+    PoolLoad,
+    predict_completion_s,
+    waits_for_delay,
+)
 from hwfit.simulate.serving import (
     HostModel,
     PoolResult,
@@ -47,6 +52,7 @@ __all__ = [
     "load_ratio",
     "mean_batch_size",
     "predict_completion_s",
+    "waits_for_delay",
     "queue_bound_samples",
     "simulate_pool",
     "simulate_serving",

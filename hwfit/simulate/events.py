@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwfit.simulate.curve import ServiceCurve, as_curve, check_pool, load_ratio
+from hwfit.simulate.prediction import waits_for_delay
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,11 @@ def simulate_pool(
     Poisson arrivals at `rate_rps`. One batcher forms batches in arrival order (FIFO): when a
     replica is free and requests are queued, it takes up to `max_batch` of them; if fewer are
     queued it waits until `max_batch` have arrived or the oldest has waited `max_queue_delay_ms`,
-    whichever is first. A batch of b takes s(b) ms, deterministic. Latency is answer time minus
-    arrival time (queue + batch formation + service). By default it simulates 200,000 requests;
-    the first `warmup_share` of them are left out of the statistics (the pool starts empty).
+    whichever is first — unless the request is alone in the pool and no other is expected within
+    the delay (`waits_for_delay`, as the server's batcher): then it goes at once. A batch of b takes
+    s(b) ms, deterministic. Latency is answer time minus arrival time (queue + batch formation +
+    service). By default it simulates 200,000 requests; the first `warmup_share` of them are left
+    out of the statistics (the pool starts empty).
     """
     curve = as_curve(curve)
     check_pool(replicas, max_batch, max_queue_delay_ms, rate_rps)
@@ -58,7 +61,7 @@ def simulate_pool(
     count = max(int(rate_per_ms * duration_s * 1000.0), 10)
     arrivals_ms = np.cumsum(rng.exponential(1.0 / rate_per_ms, size=count))
     batch_starts, batch_sizes, dispatch_ms = _run_batcher(
-        arrivals_ms.tolist(), curve.table_ms(max_batch), replicas, max_batch, float(max_queue_delay_ms)
+        arrivals_ms.tolist(), curve.table_ms(max_batch), replicas, max_batch, float(max_queue_delay_ms), rate_per_ms
     )
     return _pool_stats(
         curve, arrivals_ms, batch_starts, batch_sizes, dispatch_ms, replicas, max_batch, rate_rps, warmup_share
@@ -66,7 +69,12 @@ def simulate_pool(
 
 
 def _run_batcher(
-    arrivals_ms: list[float], service_table_ms: list[float], replicas: int, max_batch: int, delay_ms: float
+    arrivals_ms: list[float],
+    service_table_ms: list[float],
+    replicas: int,
+    max_batch: int,
+    delay_ms: float,
+    rate_per_ms: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The event loop, one iteration per batch; plain Python lists and bisect, which beat numpy
     calls on scalars. Returns, per batch: index of its first request, its size, dispatch time."""
@@ -84,8 +92,15 @@ def _run_batcher(
         ready_ms = max(replica_free_ms, oldest_ms, last_dispatch_ms)
         full_index = head + max_batch - 1
         full_at_ms = arrivals_ms[full_index] if full_index < count else math.inf
-        # the batch leaves when the replica is free and either it is full or the oldest timed out
-        dispatch_ms = max(ready_ms, min(full_at_ms, oldest_ms + delay_ms))
+        # the batch leaves when the replica is free and either it is full or the oldest timed out;
+        # alone in an idle pool, with no other request expected within the delay, at once
+        waits = waits_for_delay(
+            rate_per_ms,
+            oldest_ms + delay_ms - ready_ms,
+            any(free_ms > ready_ms for free_ms in free_at_ms)
+            or (head + 1 < count and arrivals_ms[head + 1] <= ready_ms),
+        )
+        dispatch_ms = max(ready_ms, min(full_at_ms, oldest_ms + delay_ms)) if waits else ready_ms
         arrived = bisect.bisect_right(arrivals_ms, dispatch_ms, head, min(count, head + max_batch))
         size = max(arrived - head, 1)
         starts.append(head)

@@ -25,6 +25,19 @@ class PoolLoad:
     arrival_rate_sps: float = 0.0  # samples/s the pool has been admitting: they join a batch still forming
 
 
+def waits_for_delay(arrival_rate_sps: float, wait_left_s: float, others_in_pool: bool) -> bool:
+    """Whether a batch that is not full, with a replica free to run it, waits out the `wait_left_s` left
+    of its max queue delay (Triton's rule) — or goes now, because waiting cannot pay: no other request
+    is queued or running in the pool and the pool's recent arrival rate expects no other sample before
+    the delay ends (rate x time left < 1). Then the wait would only add the delay to the latency of a
+    request served alone: with one client at a time no other request can come at all, and at a low rate
+    one seldom does. Whenever the pool has other work, the whole delay is kept, so batches under load
+    form exactly as before. The server's batcher, the router's prediction and the simulator use this."""
+    if others_in_pool:
+        return True
+    return arrival_rate_sps * wait_left_s >= 1.0
+
+
 def predict_completion_s(load: PoolLoad, samples: int, service_s: Callable[[int], float]) -> float:
     """Seconds from now until a request of `samples` would be answered by this pool (inf if never)."""
     free_at = list(load.busy_remaining_s) + [0.0] * max(0, load.ready_replicas - len(load.busy_remaining_s))
@@ -44,7 +57,8 @@ def predict_completion_s(load: PoolLoad, samples: int, service_s: Callable[[int]
         own_batch = samples
     start = heapq.heappop(free_at)
     own_batch = _filled(own_batch, load, start)
-    if own_batch < batch_limit:
+    others = bool(load.samples_ahead or load.busy_remaining_s)
+    if own_batch < batch_limit and waits_for_delay(load.arrival_rate_sps, load.max_queue_delay_s - start, others):
         start = max(start, load.max_queue_delay_s)  # a batch that is not full waits for the delay
         own_batch = _filled(own_batch, load, start)
     return start + service_s(own_batch)

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from hwfit.simulate.curve import QueueingError, ServiceCurve, as_curve, capacity_rps, queue_bound_samples
-from hwfit.simulate.prediction import ArrivalRate, PoolLoad, predict_completion_s
+from hwfit.simulate.prediction import ArrivalRate, PoolLoad, predict_completion_s, waits_for_delay
 
 ROUTED_ROLES = ("primary", "overflow")
 EWMA_ALPHA = 0.2  # the server's online correction of the service curve (serve/scheduler/router.py)
@@ -341,8 +341,13 @@ def simulate_serving(
     def dispatch(state: _PoolState, now: float) -> None:
         while state.free and state.queue:
             oldest = state.queue[0]
-            if len(state.queue) < state.spec.max_batch and oldest.admitted + state.delay_s > now:
-                due = oldest.admitted + state.delay_s
+            due = oldest.admitted + state.delay_s
+            others = len(state.queue) > 1 or bool(state.busy_until_predicted)
+            if (
+                len(state.queue) < state.spec.max_batch
+                and due > now
+                and waits_for_delay(state.arrivals.rate(now), due - now, others)
+            ):
                 if state.timer_at is None or state.timer_at > due or state.timer_at < now:
                     state.timer_at = due
                     push(due, _DUE, state)

@@ -98,7 +98,9 @@ def test_a_three_line_slo_plans_for_this_machine(tmp_path, cnn):
     slo = tmp_path / "slo.yaml"
     slo.write_text("latency_p99_ms: 50\nthroughput_rps: 100\nobjective: cost\n")
     out = tmp_path / "plan.yaml"
-    result = CliRunner().invoke(app, ["plan", "cnn", "--slo", str(slo), "--no-measure", "--db", str(db), "-o", str(out)])
+    result = CliRunner().invoke(
+        app, ["plan", "cnn", "--slo", str(slo), "--no-measure", "--db", str(db), "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     plan = load_plan(out)
     assert plan.feasible and "cpu" in plan.slo.devices

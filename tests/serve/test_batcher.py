@@ -196,3 +196,36 @@ def test_take_due_takes_a_full_or_overdue_batch_now_and_nothing_before():
         assert batcher.take_due(now) is None and batcher.queued_samples == 0
 
     asyncio.run(scenario())
+
+
+@pytest.mark.timeout(20)
+def test_a_request_alone_in_an_idle_pool_goes_at_once_unless_another_is_expected():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        one = {"x": np.zeros((1, 3), np.float32)}
+        pool = {"sps": 0.0, "busy": 0}
+        batcher = DynamicBatcher(4, 5.0, 64, arrival_rate=lambda now: pool["sps"], busy_replicas=lambda: pool["busy"])
+        # nothing arriving and nothing running (one client at a time): a 5 s delay would be waited
+        # for nobody, so the request goes at once
+        batcher.admit(make_job(one, seq=0, loop=loop), time.perf_counter())
+        started = time.perf_counter()
+        batch = await batcher.next_batch()
+        assert len(batch.jobs) == 1 and time.perf_counter() - started < 5.0 / 2
+        now = time.perf_counter()
+        batcher.admit(make_job(one, seq=1, loop=loop), now)
+        assert batcher.take_due(now).jobs[0].seq == 1
+        # another replica busy: the pool has other work and keeps Triton's rule, the whole delay
+        pool["busy"] = 1
+        batcher.admit(make_job(one, seq=2, loop=loop), now)
+        assert batcher.take_due(now + 4.9) is None and batcher.take_due(now + 5.0).jobs[0].seq == 2
+        # idle, but at 10 samples/s ~50 more are expected within 5 s: worth waiting for
+        pool["busy"], pool["sps"] = 0, 10.0
+        batcher.admit(make_job(one, seq=3, loop=loop), now)
+        assert batcher.take_due(now + 4.9) is None and batcher.take_due(now + 5.0).jobs[0].seq == 3
+        # two queued: not alone
+        pool["sps"] = 0.0
+        batcher.admit(make_job(one, seq=4, loop=loop), now)
+        batcher.admit(make_job(one, seq=5, loop=loop), now)
+        assert batcher.take_due(now + 4.9) is None and len(batcher.take_due(now + 5.0).jobs) == 2
+
+    asyncio.run(scenario())

@@ -68,7 +68,11 @@ def curve_s(points):
 def test_prediction_counts_batches_ahead_per_replica_formation_and_own_service():
     service = curve_s({1: 10.0, 8: 24.0})
     idle = PoolLoad(1, (), None, 0, 8, 0.002)
-    assert predict_completion_s(idle, 1, service) == pytest.approx(0.002 + 0.010)  # waits the delay
+    assert predict_completion_s(idle, 1, service) == pytest.approx(0.010)  # alone, nobody coming: at once
+    busy_rate = PoolLoad(1, (), None, 0, 8, 0.002, arrival_rate_sps=2000.0)  # 4 expected within the delay
+    assert predict_completion_s(busy_rate, 1, service) == pytest.approx(0.002 + service(5))  # waits; they join
+    other_work = PoolLoad(2, (0.050,), None, 0, 8, 0.002)  # the other replica is busy: Triton's rule
+    assert predict_completion_s(other_work, 1, service) == pytest.approx(0.002 + 0.010)  # waits the delay
     full = PoolLoad(1, (), None, 0, 8, 0.002)
     assert predict_completion_s(full, 8, service) == pytest.approx(0.024)  # a full batch does not wait
     backlog = PoolLoad(1, (0.005,), None, 16, 8, 0.002)  # one batch running 5 ms more, 2 full batches queued

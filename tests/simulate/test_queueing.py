@@ -6,7 +6,7 @@ import math
 import pytest
 
 from hwfit.plan import choose_batching
-from hwfit.simulate import QueueingError, ServiceCurve, approximate_p99_ms, capacity_rps, simulate_pool
+from hwfit.simulate import QueueingError, ServiceCurve, approximate_p99_ms, capacity_rps, simulate_pool, waits_for_delay
 
 # s(b) = 2 + 0.5·b ms, given by two points: the rest is interpolated or extrapolated
 LINEAR = {1: 2.5, 8: 6.0}
@@ -41,11 +41,22 @@ def test_simulation_matches_md1_mean_wait(rho):
     assert stats.stable and stats.requests >= 100_000
 
 
-def test_simulation_batch_formation_waits_for_the_delay():
-    # at a very low rate every request is alone: it waits the full queue delay, then s(1)
+def test_simulation_batch_formation_waits_only_while_another_request_is_expected():
+    # at a very low rate every request is alone and no other is expected within the delay: it goes
+    # at once (s(1)), as the server's batcher sends it, instead of waiting the full 3 ms for nobody
     stats = simulate_pool(LINEAR, 1, 8, 3.0, rate_rps=1.0, duration_s=2000, seed=2)
-    assert stats.p50_ms == pytest.approx(3.0 + 2.5, abs=0.05)
+    assert stats.p50_ms == pytest.approx(2.5, abs=0.05)
     assert stats.mean_batch_size < 1.05
+    # at 1000 req/s three more are expected within the 3 ms delay: batches wait for them
+    busy = simulate_pool(LINEAR, 1, 8, 3.0, rate_rps=1000.0, duration_s=100, seed=2)
+    assert busy.mean_batch_size > 2.0
+
+
+def test_a_request_waits_for_the_delay_unless_it_is_alone_and_no_other_is_expected():
+    assert waits_for_delay(0.0, 0.002, others_in_pool=True)  # other work in the pool: Triton's rule
+    assert not waits_for_delay(0.0, 0.002, others_in_pool=False)  # one client at a time: nobody to wait for
+    assert not waits_for_delay(100.0, 0.002, others_in_pool=False)  # 0.2 expected within the delay
+    assert waits_for_delay(1000.0, 0.002, others_in_pool=False)  # 2 expected: worth waiting for
 
 
 def test_simulation_fills_batches_under_load():

@@ -17,6 +17,7 @@ import numpy as np
 
 from hwfit.models import BATCH, InputSpec
 from hwfit.serve.api import InferRequest, level_of
+from hwfit.simulate import waits_for_delay
 
 PAD_VALUE = 0  # token id 0 is [PAD] for BERT-family vocabularies; mask 0 hides the padded positions
 
@@ -167,9 +168,21 @@ class DynamicBatcher:
     """Bounded priority queue (higher priority first, FIFO within one) and batch formation."""
 
     def __init__(
-        self, max_batch_size: int, max_queue_delay_s: float, limit_samples: int, one_request_per_batch: bool = False
+        self,
+        max_batch_size: int,
+        max_queue_delay_s: float,
+        limit_samples: int,
+        one_request_per_batch: bool = False,
+        arrival_rate: Callable[[float], float] | None = None,
+        busy_replicas: Callable[[], int] | None = None,
     ):
+        """`arrival_rate(now)` (samples/s the pool has been admitting) and `busy_replicas()`: with them, a
+        request alone in an idle pool goes at once when no other is expected within the delay
+        (`simulate.waits_for_delay`); without them, every batch that is not full waits the whole
+        delay (Triton's rule)."""
         self.max_batch_size = max_batch_size
+        self.arrival_rate = arrival_rate
+        self.busy_replicas = busy_replicas
         self.max_queue_delay_s = max_queue_delay_s
         self.limit_samples = limit_samples
         self.one_request_per_batch = one_request_per_batch
@@ -271,7 +284,7 @@ class DynamicBatcher:
                     continue
                 now = time.perf_counter()
                 formation_started = formation_started or now
-                due = self._due_at()
+                due = self._due_at(now)
                 if now >= due:
                     return self._take(formation_started, now)
                 await self._wait_for_change(due - now)
@@ -280,15 +293,21 @@ class DynamicBatcher:
         """The next batch if it is due now (full, its oldest request has waited the max queue delay,
         or draining), without waiting; None otherwise. For a replica that has just finished a batch:
         it is fed again before the finished batch's answers are encoded, not after."""
-        if not self._queue or now < self._due_at():
+        if not self._queue or now < self._due_at(now):
             return None
         return self._take(now, now)
 
-    def _due_at(self) -> float:
-        """When the queued requests make a batch: now if full or draining, else the oldest's delay."""
+    def _due_at(self, now: float) -> float:
+        """When the queued requests make a batch: now if full or draining, else when the oldest has
+        waited the delay; or now, for a request alone in an idle pool that no other is expected to
+        join within the delay (`simulate.waits_for_delay`)."""
         if self.queued_samples >= self.max_batch_size or self.draining:
             return -float("inf")
-        return min(job.admitted_at for _, job in self._queue) + self.max_queue_delay_s
+        due = min(job.admitted_at for _, job in self._queue) + self.max_queue_delay_s
+        if self.arrival_rate is None or self.busy_replicas is None or due <= now:
+            return due
+        others = len(self._queue) > 1 or self.busy_replicas() > 0
+        return due if waits_for_delay(self.arrival_rate(now), due - now, others) else now
 
     # --- internals
 

@@ -169,7 +169,12 @@ class Pool:
         self.reroute = reroute
         limit = queue_limit_samples(plan, config)
         self.batcher = DynamicBatcher(
-            plan.max_batch_size, plan.max_queue_delay_ms / 1000.0, limit, one_request_per_batch
+            plan.max_batch_size,
+            plan.max_queue_delay_ms / 1000.0,
+            limit,
+            one_request_per_batch,
+            self.arrivals.rate,
+            self._busy_replicas,
         )
         self.units = device_units(plan)
         self.slots = [
@@ -190,6 +195,9 @@ class Pool:
         return Slot(Worker(spec, self.config.watchdog, *io_bytes), unit)
 
     # --- state the router reads
+
+    def _busy_replicas(self) -> int:
+        return self.running_batches
 
     @property
     def up(self) -> bool:

@@ -13,12 +13,16 @@ from rich.table import Table
 from hwfit.cli._app import app
 
 PLAN_SUFFIXES = (".yaml", ".yml")
+# serve.default_plan's DEFAULT_STARTUP_BUDGET_S, not imported so that `hwfit --help` loads no backend
+# (tests/cli/test_serve.py keeps the two equal)
+DEFAULT_STARTUP_BUDGET_S = 6.0
 
 
 @app.command(
     epilog="Examples:\n\n"
     "  hwfit serve plan.yaml                          # the pools a plan chose\n\n"
-    "  hwfit serve minilm                             # a model on the default plan (ORT fp32 CPU)\n\n"
+    "  hwfit serve minilm                             # a model: layout and max batch searched at start-up\n\n"
+    "  hwfit serve minilm --startup-budget-s 15       # a longer start-up search\n\n"
     "  hwfit serve plan.yaml --host 0.0.0.0 --token s3cret --cache-mb 256"
 )
 def serve(
@@ -33,6 +37,12 @@ def serve(
     cache_mb: float = typer.Option(
         0.0, "--cache-mb", help="Result cache size in MiB (0: off). Identical inputs are answered from it."
     ),
+    startup_budget_s: float = typer.Option(
+        DEFAULT_STARTUP_BUDGET_S,
+        "--startup-budget-s",
+        help="For a MODEL (no plan): seconds the start-up search may spend measuring layouts "
+        "(replicas x threads) and batch sizes; a model too slow for it gets a safe layout.",
+    ),
     drain_s: float = typer.Option(
         10.0, "--drain-s", help="On Ctrl-C/SIGTERM: how long accepted requests may take to finish."
     ),
@@ -44,7 +54,7 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     console = Console()
-    plan, model = _plan_and_model(target, console)
+    plan, model = _plan_and_model(target, console, startup_budget_s)
     dispatcher = PlanDispatcher(plan, model, DispatcherConfig(cache_bytes=int(cache_mb * 2**20)))
     config = ServerConfig(
         host=host,
@@ -68,7 +78,7 @@ def serve(
     console.print("stopped: every accepted request was answered or told why not.")
 
 
-def _plan_and_model(target: str, console: Console):
+def _plan_and_model(target: str, console: Console, budget_s: float):
     from hwfit.models import load_model
     from hwfit.plan import load_plan
     from hwfit.serve import default_plan
@@ -76,10 +86,36 @@ def _plan_and_model(target: str, console: Console):
     if Path(target).suffix in PLAN_SUFFIXES:
         return load_plan(target), None
     model = load_model(target)
-    console.print(f"[yellow]no plan given:[/] measuring {escape(model.name)} for the default plan ...")
-    chosen = default_plan(model)
+    console.print(
+        f"[yellow]no plan given:[/] searching the layout and max batch of {escape(model.name)} "
+        f"within a {budget_s:g} s start-up budget (--startup-budget-s) ..."
+    )
+    with console.status("measuring") as status:
+        chosen = default_plan(model, budget_s, on_progress=lambda text: status.update(escape(text)))
     console.print(f"[yellow]default plan:[/] {escape(chosen.description)}")
+    console.print(_search_table(chosen.search))
     return chosen.plan, model
+
+
+def _search_table(search) -> Table:
+    """What the start-up search measured: capacity per layout and batch size; the choice marked."""
+    table = Table(title="start-up search (req/s measured capacity, replicas running together)", title_justify="left")
+    batches = sorted({batch for times in search.measured for batch in times.service_ms})
+    table.add_column("layout")
+    for batch in batches:
+        table.add_column(f"b{batch}", justify="right")
+    for times in search.measured:
+        cells = []
+        for batch in batches:
+            if batch not in times.service_ms:
+                cells.append("-")
+                continue
+            text = f"{times.capacity_rps(batch):.0f}"
+            if times.layout == search.chosen.layout and batch == search.chosen.max_batch:
+                text = f"[bold green]{text}*[/]"
+            cells.append(text)
+        table.add_row(times.layout.text, *cells)
+    return table
 
 
 def _pools_table(dispatcher) -> Table:

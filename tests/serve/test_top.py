@@ -72,7 +72,7 @@ def _hwfit(*args):
 def test_serve_a_model_on_the_default_plan_watch_it_with_top_and_drain_on_ctrl_c(tmp_path):
     model = write_small_onnx_model(tmp_path / "small.onnx")
     server = subprocess.Popen(
-        _hwfit("serve", str(model), "--http-port", "0", "--grpc-port", "0"),
+        _hwfit("serve", str(model), "--http-port", "0", "--grpc-port", "0", "--startup-budget-s", "2"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -85,7 +85,7 @@ def test_serve_a_model_on_the_default_plan_watch_it_with_top_and_drain_on_ctrl_c
             if "Ctrl-C stops accepting" in line:
                 break
         output = "".join(lines)
-        assert "default plan:" in output and "measured at startup" in output, output
+        assert "default plan:" in output and "start-up budget" in output and "start-up search" in output, output
         url = re.search(r"HTTP (http://127\.0\.0\.1:\d+)", output).group(1)
         body = json.dumps(
             {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4], "data": [1, 2, 3, 4, 0, 0, 0, 1]}]}

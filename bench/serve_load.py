@@ -83,6 +83,16 @@ def peer_table(model: str) -> list[Peer]:
             "plan pool: max_batch_size, max_queue_delay_ms; result cache off",
         ),
         Peer(
+            "hwfit-default",
+            (),
+            sys.executable,
+            None,
+            infer,
+            True,
+            180,
+            "no plan: `hwfit serve MODEL`, its start-up search chose layout and max batch; result cache off",
+        ),
+        Peer(
             "pytriton",
             ("nvidia-pytriton",),
             SYSTEM_PYTHON,
@@ -143,6 +153,8 @@ class Settings:
     raw_window_s: float
     max_in_flight: int = 512
     model: str = "minilm"
+    single_client: bool = True  # also a closed loop of 1 client (JSON and binary): the added latency
+    raw_layout_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32)  # the raw layouts hwfit-default is held to
 
 
 @dataclass
@@ -168,6 +180,7 @@ class PeerResult:
     runs: dict[str, dict] = field(default_factory=dict)
     teardown: str = ""
     turn_s: float | None = None  # its whole turn: venv check, start, answers check, load runs, teardown
+    chose: str = ""  # hwfit-default: the layout and max batch its start-up search chose, from its log
 
 
 # --- payloads and the reference ---------------------------------------------------------------
@@ -414,21 +427,21 @@ def _signal_group(pgid: int, signum) -> None:
         pass
 
 
-def peer_env(settings: Settings, payloads: Payloads, port: int) -> dict[str, str]:
+def peer_env(settings: Settings, payloads: Payloads, port: int, threads: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
             "HWFIT_BENCH_ONNX": str(payloads.onnx_path),
             "HWFIT_BENCH_MODEL": settings.model,
             "HWFIT_BENCH_PORT": str(port),
-            "HWFIT_BENCH_THREADS": str(settings.threads),
+            "HWFIT_BENCH_THREADS": str(threads or settings.threads),
             "HWFIT_BENCH_MAX_BATCH": str(settings.max_batch_size),
             "HWFIT_BENCH_DELAY_MS": str(settings.batch_delay_ms),
             "HWFIT_BENCH_TIMEOUT_S": str(settings.timeout_s),
             "PYTHONPATH": str(PEERS_DIR),
             "PYTHONUNBUFFERED": "1",
             "RAY_USAGE_STATS_ENABLED": "0",
-            "OMP_NUM_THREADS": str(settings.threads),
+            "OMP_NUM_THREADS": str(threads or settings.threads),
         }
     )
     env.pop("VIRTUAL_ENV", None)
@@ -543,6 +556,18 @@ def hwfit_plan(settings: Settings, payloads: Payloads, raw_rows: list[dict], fol
     return plan.save(folder / "hwfit-bench-plan.yaml")
 
 
+def default_choice(log_path: Path) -> str:
+    """What `hwfit serve MODEL`'s start-up search chose, from its start-up line (wrapped by the console)."""
+    import re
+
+    text = " ".join(log_path.read_text(errors="replace").split())
+    found = re.search(r"CPU, (\d+ replicas? x \d+ threads?), max batch (\d+)", text)
+    if found is None:
+        return "?"
+    safe = " (safe layout: too slow to search)" if "a safe layout, not a searched one" in text else ""
+    return f"{found.group(1)}, max batch {found.group(2)}{safe}"
+
+
 def hwfit_base() -> list[str]:
     """The `hwfit` command of this venv (or the CLI through python where the script is missing)."""
     script = Path(sys.executable).parent / "hwfit"
@@ -596,6 +621,66 @@ def run_raw_backend(settings: Settings, payloads: Payloads, folder: Path) -> lis
     return json.loads(out.stdout.strip().splitlines()[-1])["rows"]
 
 
+def raw_layouts(cores: int) -> list[tuple[int, int]]:
+    """(replicas, threads) the raw backend is measured in for the no-plan comparison: one process on
+    1..cores threads, and `cores` processes of one thread each, running at once."""
+    layouts = [(1, threads) for threads in range(1, cores + 1)]
+    if cores > 1:
+        layouts.append((cores, 1))
+    return layouts
+
+
+def run_raw_layouts(settings: Settings, payloads: Payloads, folder: Path) -> list[dict]:
+    """The raw backend in every layout of `raw_layouts` at batch sizes up to 32: samples/s of all its
+    processes together (each one times the same batch sizes for the same windows, started together)."""
+    inputs = folder / "inputs.npz"
+    np.savez(inputs, **payloads.arrays)
+    batches = settings.raw_layout_batches
+    rows = []
+    for replicas, threads in raw_layouts(os.cpu_count() or 1):
+        command = [
+            sys.executable,
+            str(PEERS_DIR / "raw_backend.py"),
+            str(inputs),
+            "--batches",
+            ",".join(map(str, batches)),
+            "--warmup",
+            str(settings.raw_warmup_s),
+            "--window",
+            str(settings.raw_window_s),
+        ]
+        budget = len(batches) * (settings.raw_warmup_s + settings.raw_window_s) + 120
+        processes = [
+            subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=peer_env(settings, payloads, 0, threads),
+                start_new_session=True,
+            )
+            for _ in range(replicas)
+        ]
+        outputs = [process.communicate(timeout=budget) for process in processes]
+        if any(process.returncode != 0 for process in processes):
+            raise RuntimeError(f"raw backend {replicas}x{threads} failed: {outputs[0][1].strip()[-400:]}")
+        per_process = [json.loads(out.strip().splitlines()[-1])["rows"] for out, _ in outputs]
+        for index, batch in enumerate(batches):
+            rows.append(
+                {
+                    "replicas": replicas,
+                    "threads": threads,
+                    "batch_size": batch,
+                    "p50_ms": max(p[index]["p50_ms"] for p in per_process),
+                    "samples_per_s": sum(p[index]["samples_per_s"] for p in per_process),
+                }
+            )
+        print(
+            f"  raw {replicas}x{threads}: best {max(r['samples_per_s'] for r in rows[-len(batches) :]):.1f} samples/s"
+        )
+    return rows
+
+
 def measure_raw(raw: dict, when: str, settings: Settings, payloads: Payloads, folder: Path) -> None:
     try:
         raw[when] = run_raw_backend(settings, payloads, folder)
@@ -630,8 +715,13 @@ def run_load(spec: dict, folder: Path) -> dict:
 
 def load_modes(settings: Settings) -> list[tuple[str, dict]]:
     modes = [(f"open-{rate:g}", {"mode": "open", "rate": rate}) for rate in settings.rates]
+    if settings.single_client:
+        modes.append(("closed-1", {"mode": "closed", "concurrency": 1}))
     modes.append((f"closed-{settings.concurrency}", {"mode": "closed", "concurrency": settings.concurrency}))
     return modes
+
+
+OPEN_LOOP_PEERS_SKIP = ("hwfit-default",)  # closed loops only: it runs its own layout, not the peers' settings
 
 
 def bench_peer(peer: Peer, settings: Settings, payloads: Payloads, raw_rows: list[dict], folder: Path) -> PeerResult:
@@ -653,11 +743,13 @@ def bench_peer(peer: Peer, settings: Settings, payloads: Payloads, raw_rows: lis
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=folder,
-                env=peer_env(settings, payloads, port),
+                env=peer_env(settings, payloads, port, os.cpu_count() if peer.name == "hwfit-default" else None),
                 start_new_session=True,
             )
         url = f"http://127.0.0.1:{port}{peer.path.format(model=settings.model)}"
         result.startup_s = wait_ready(process, url, payloads, peer.startup_s, log_path)
+        if peer.name == "hwfit-default":
+            result.chose = default_choice(log_path)
         checks = 16 if settings.quick else len(payloads.json_bodies)
         result.check = check_answers(url, payloads, binary=False, count=checks)
         kinds = ["json"]
@@ -671,6 +763,8 @@ def bench_peer(peer: Peer, settings: Settings, payloads: Payloads, raw_rows: lis
             for key, mode in load_modes(settings):
                 if kind == "binary" and mode["mode"] == "open":
                     continue  # the binary extension is compared in the closed loop only
+                if peer.name in OPEN_LOOP_PEERS_SKIP and mode["mode"] == "open":
+                    continue
                 if process.poll() is not None:
                     raise PeerUnavailable(f"exited with status {process.returncode} under load: {log_tail(log_path)}")
                 name = key if kind == "json" else f"{key}-binary"
@@ -709,6 +803,14 @@ def server_command(
         command, how = hwfit_command(hwfit_plan(settings, payloads, raw_rows, folder), port)
         result.version = f"{importlib.metadata.version('hwfit')} via {how}"
         return command
+    if peer.name == "hwfit-default":
+        reason = hwfit_unavailable()
+        if reason:
+            result.status, result.reason = "skipped", reason
+            return None
+        result.version = f"{importlib.metadata.version('hwfit')} via `hwfit serve {settings.model}` (no plan)"
+        command = [*hwfit_base(), "serve", settings.model, "--http-port", str(port), "--grpc-port", str(port + 1)]
+        return command + ["--host", "127.0.0.1", "--cache-mb", "0"]
     python = ensure_venv(peer)
     result.version = package_version(python, peer.packages[0].split("[")[0])
     return [str(python), str(PEERS_DIR / peer.script)]
@@ -811,10 +913,11 @@ def report(
         )
     lines.append("")
 
-    keys = [key for key, _ in load_modes(settings)]
+    peers_results = [r for r in results if r.name not in OPEN_LOOP_PEERS_SKIP]
+    keys = [key for key, _ in load_modes(settings) if key != "closed-1"]
     keys.append(f"closed-{settings.concurrency}-binary")
     for key in keys:
-        rows = [(r, r.runs.get(key)) for r in results]
+        rows = [(r, r.runs.get(key)) for r in peers_results]
         if key.endswith("-binary") and not any(run for _, run in rows):
             continue
         mode = "open" if key.startswith("open") else "closed"
@@ -842,6 +945,8 @@ def report(
             )
         lines.append("")
 
+    lines += single_client_section(settings, raw, results)
+    lines += default_plan_section(settings, raw, results)
     lines += ["## How these figures were obtained", ""]
     lines += [
         f"- Model: built-in `{settings.model}` ONNX file, ONNX Runtime {ORT_VERSION} fp32, CPU execution "
@@ -879,6 +984,103 @@ def report(
     return "\n".join(lines) + "\n"
 
 
+def raw_single_p50_ms(raw: dict) -> float | None:
+    """The raw session's batch-1 p50: the mean of its runs before and after the servers."""
+    values = [row["p50_ms"] for when in ("before", "after") for row in raw.get(when, []) if row["batch_size"] == 1]
+    return sum(values) / len(values) if values else None
+
+
+def single_client_section(settings: Settings, raw: dict, results: list[PeerResult]) -> list[str]:
+    """One client at a time: each server's p50 and what it adds to the raw session's batch-1 p50."""
+    if not settings.single_client:
+        return []
+    base = raw_single_p50_ms(raw)
+    lines = [
+        "## One client at a time: the latency each server adds (closed loop, 1 client)",
+        "",
+        f"added ms = the server's p50 − the raw session's batch-1 p50 ({fmt(base, '.2f')} ms, the mean of its "
+        "runs before and after the servers): HTTP, decoding, batching, the trip to the model and back, "
+        "encoding. Lowest first.",
+        "",
+        "| server | JSON p50 ms | JSON added ms | JSON req/s | binary p50 ms | binary added ms | binary req/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def added(run: dict | None) -> float | None:
+        if not run or "error" in run or run.get("p50_ms") is None or base is None:
+            return None
+        return run["p50_ms"] - base
+
+    rows = []
+    for r in results:
+        json_run, binary_run = r.runs.get("closed-1"), r.runs.get("closed-1-binary")
+        if json_run is None and binary_run is None:
+            why = f"{r.status} (see Servers)" if r.status != "ok" else "not run"
+            rows.append((float("inf"), f"| {r.name} | {cell(why, 120)} | | | | | |"))
+            continue
+
+        def cells(run):
+            if run is None:
+                return ["no binary tensor extension", "", ""]
+            if "error" in run:
+                return [cell(run["error"], 80), "", ""]
+            return [fmt(run["p50_ms"], ".2f"), fmt(added(run), ".2f"), fmt(run["throughput_rps"])]
+
+        name = r.name + (f" ({r.chose})" if r.chose else "")
+        rows.append(
+            (added(json_run) or float("inf"), f"| {name} | " + " | ".join(cells(json_run) + cells(binary_run)) + " |")
+        )
+    lines += [row for _, row in sorted(rows, key=lambda item: item[0])]
+    return lines + [""]
+
+
+def default_plan_section(settings: Settings, raw: dict, results: list[PeerResult]) -> list[str]:
+    """`hwfit serve MODEL` (no plan) at 32 clients next to the raw backend's best layout."""
+    default = next((r for r in results if r.name == "hwfit-default"), None)
+    layouts = raw.get("layouts") or []
+    if default is None:
+        return []
+    batches = sorted({row["batch_size"] for row in layouts})
+    lines = [
+        f"## `hwfit serve {settings.model}` (no plan) at {settings.concurrency} clients, next to the best raw layout",
+        "",
+        "The raw backend (the same ORT session in a loop, no server) in every layout: samples/s of all its "
+        "processes running at once.",
+        "",
+        "| raw layout | " + " | ".join(f"b{b}" for b in batches) + " |",
+        "|---|" + "---:|" * len(batches),
+    ]
+    for replicas, threads in dict.fromkeys((row["replicas"], row["threads"]) for row in layouts):
+        cells = {
+            row["batch_size"]: row["samples_per_s"]
+            for row in layouts
+            if (row["replicas"], row["threads"]) == (replicas, threads)
+        }
+        lines.append(f"| {replicas}x{threads} | " + " | ".join(fmt(cells.get(b)) for b in batches) + " |")
+    best = max(layouts, key=lambda row: row["samples_per_s"], default=None)
+    best_text = f"{best['replicas']}x{best['threads']} b{best['batch_size']}" if best else "-"
+    lines += [
+        "",
+        "| server | chose at start-up | JSON req/s | binary req/s | best raw layout | its samples/s "
+        "| x best raw (JSON) | x best raw (binary) |",
+        "|---|---|---:|---:|---|---:|---:|---:|",
+    ]
+    runs = [
+        default.runs.get(f"closed-{settings.concurrency}"),
+        default.runs.get(f"closed-{settings.concurrency}-binary"),
+    ]
+    rates = [run["throughput_rps"] if run and "error" not in run else None for run in runs]
+    ratios = [rate / best["samples_per_s"] if rate and best else None for rate in rates]
+    status = default.chose or (
+        default.status if default.status == "ok" else cell(f"{default.status}: {default.reason}", 120)
+    )
+    lines.append(
+        f"| hwfit-default | {status} | {fmt(rates[0])} | {fmt(rates[1])} | {best_text} | "
+        f"{fmt(best['samples_per_s'] if best else None)} | {fmt(ratios[0], '.2f')}x | {fmt(ratios[1], '.2f')}x |"
+    )
+    return lines + [""]
+
+
 def to_json(settings: Settings, raw: dict, results: list[PeerResult]) -> dict:
     return {
         "settings": settings.__dict__,
@@ -898,7 +1100,7 @@ def parse_args(argv=None) -> tuple[Settings, argparse.Namespace]:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: one rate, short windows (< 2 min)")
-    parser.add_argument("--only", help="comma-separated servers: hwfit,pytriton,ray-serve,mosec,litserve")
+    parser.add_argument("--only", help="comma-separated servers: hwfit,hwfit-default,pytriton,ray-serve,mosec,litserve")
     parser.add_argument("--rates", help="open-loop rates in req/s (default 25,50,100,150; --quick 50)")
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients (default 32)")
     parser.add_argument("--window", type=float, help="measured window in s (default 10; --quick 2)")
@@ -964,6 +1166,12 @@ def main(argv=None) -> int:
         )
         raw: dict = {}
         measure_raw(raw, "before", settings, payloads, folder)
+        if any(peer.name == "hwfit-default" for peer in peers):
+            print("raw backend in every layout (replicas x threads), for `hwfit serve MODEL` (no plan)", flush=True)
+            try:
+                raw["layouts"] = run_raw_layouts(settings, payloads, folder)
+            except (RuntimeError, subprocess.TimeoutExpired, ValueError) as error:
+                raw["error"] = f"layouts: {error}"
         results = []
         for peer in peers:
             print(f"{peer.name}:", flush=True)

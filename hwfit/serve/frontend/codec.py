@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from hwfit.serve.api import (
     DATATYPES,
@@ -503,7 +504,9 @@ def encode_http_response(response: InferResponse, request: InferRequest) -> tupl
         document["id"] = response.id
     if response.pool is not None:
         document["parameters"] = {"pool": response.pool}
-    header = json.dumps(document, separators=(",", ":")).encode("utf-8")
+    # orjson writes numeric arrays straight from numpy (float32 in its own shortest form, which reads
+    # back to the same float32); NaN and infinities, which JSON has no numbers for, become null
+    header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:
         return header, None
     return header + b"".join(blobs), len(header)
@@ -518,10 +521,11 @@ def _output_order(response: InferResponse, request: InferRequest) -> list[str]:
     return list(request.requested_outputs)
 
 
-def _json_data(name: str, array: np.ndarray) -> list:
-    flat = array.reshape(-1)
+def _json_data(name: str, array: np.ndarray) -> np.ndarray | list:
     if array.dtype != object and array.dtype.kind not in "SU":
-        return flat.tolist()
+        # a flat, C-ordered, native-endian array: what orjson serializes without a Python object per value
+        return np.ascontiguousarray(array.reshape(-1), dtype=array.dtype.newbyteorder("="))
+    flat = array.reshape(-1)
     try:
         return [item.decode("utf-8") if isinstance(item, bytes) else str(item) for item in flat]
     except UnicodeDecodeError:

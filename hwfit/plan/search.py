@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from hwfit.core import Config, Family, HwfitError, Layout, Variant
 from hwfit.plan.configs import ConfigPoints, config_of, family_accuracy, group_points
-from hwfit.plan.evaluate import ConfigData, DeviceOffer, Evaluation, confirm, evaluate
+from hwfit.plan.evaluate import ConfigData, DeviceOffer, Evaluation, confirm, culprits, evaluate, relaxed
 from hwfit.plan.slo import Slo
 from hwfit.plan.surrogate import fit
 from hwfit.store import Measurement
@@ -42,6 +42,7 @@ from hwfit.store import Measurement
 SCREEN_BATCH = 8
 P99_OPTIMISM = 0.8  # the queueing approximation errs by up to a third; unconfirmed p99s are scaled down
 DEFAULT_BUDGET_SHARE = 0.10
+NEAREST_FIRST = ("throughput_rps", "peak_rps", "latency_p99_ms")  # an infeasible SLO's nearest targets, in order
 
 Measure = Callable[[list[Variant]], list[Measurement]]
 
@@ -110,6 +111,8 @@ def search(
     state = _State(grid, list(known), slo, offers, measure, budget, default_accuracy_loss)
     state.screen(say)
     outcome = state.converge(say)
+    if outcome.best is None or outcome.best.broke:
+        outcome = state.nearest(say)
     return outcome
 
 
@@ -120,6 +123,7 @@ class _State:
         self.known = [m for m in known if config_of(m.as_variant())[0] in grid.batches]
         self.new: list[Measurement] = []
         self.confirmed: dict[tuple[Config, int], Evaluation] = {}
+        self.allowed: frozenset[str] = frozenset()  # constraints a configuration may break (nearest search)
 
     # --- measuring -------------------------------------------------------------------------
     @property
@@ -155,6 +159,9 @@ class _State:
 
     # --- the loop ----------------------------------------------------------------------------
     def converge(self, say) -> SearchOutcome:
+        """Measure where the best estimate lies until the best rests on measurements. While
+        `self.allowed` names constraints (the search for an infeasible SLO's nearest target), those
+        may be broken: the best is the one nearest to meeting them, on the objective."""
         rounds = 0
         while True:
             rounds += 1
@@ -164,6 +171,11 @@ class _State:
             if not ranked:
                 return self._outcome(None, data, groups, False, "no configuration has a measured point to plan from")
             best = ranked[0][0]
+            if set(best.broke) - self.allowed:
+                # the estimates are optimistic: if the best breaks a constraint, every configuration does
+                measured_only = self._measured_evaluations(groups)
+                settled = min(measured_only, key=lambda e: self._rank_key(e)) if measured_only else None
+                return self._outcome(settled, data, groups, True, "no configuration meets every constraint")
             needed = self._needed(best, groups)
             if not needed:
                 if (best.key, best.units) not in self.confirmed:
@@ -178,9 +190,55 @@ class _State:
                 )
                 return self._settle(data, groups, why)
             before = len(self.new)
-            self._take([best.key.variant(b) for b in needed], say)
+            self._take([best.key.variant(b) for b in needed[:1]], say)
             if len(self.new) == before:  # nothing new could be measured: avoid spinning
                 return self._settle(data, groups, "the points the best estimate needs cannot be measured")
+
+    def nearest(self, say) -> SearchOutcome:
+        """No configuration meets the SLO: search, for each constraint to blame, the configuration
+        that comes nearest to it (the most carried, the lowest p99, the least loss, energy or cost)
+        with the other constraints held, so that the plan's "nearest reachable" targets are the
+        grid's and not whatever the search happened to measure."""
+        original = self.slo
+        groups = group_points(self.known + self.new)
+        blamed = culprits([row[0] for row in self._rank(self._config_data(groups), groups)])
+        # the most carried and the lowest p99 first: a budget spent before the others still answers those
+        blamed.sort(key=lambda c: NEAREST_FIRST.index(c) if c in NEAREST_FIRST else len(NEAREST_FIRST))
+        for constraint in blamed:
+            for relaxed_slo in self._relaxed_slos(constraint, groups):
+                self.slo, self.confirmed = relaxed_slo, {}
+                # short of throughput, the nearest is the most carried: go on towards it; relaxing the
+                # other constraints either lets a configuration through or does not (stop as soon as not)
+                self.allowed = frozenset(relaxed(constraint) if constraint in ("throughput_rps", "peak_rps") else ())
+                outcome = self.converge(say)
+                if outcome.best is not None and not outcome.best.broke:
+                    break  # accuracy: the least loss that meets the rest is found (families in order)
+        self.slo, self.confirmed, self.allowed = original, {}, frozenset()
+        groups = group_points(self.known + self.new)
+        data = self._config_data(groups)
+        measured_only = self._measured_evaluations(groups)
+        best = min(measured_only, key=lambda e: e.rank(original.objective)) if measured_only else None
+        spent = " (the measuring budget is spent)" if self.left <= 0 else ""
+        note = f"no configuration meets every constraint; searched the nearest to {', '.join(blamed)}{spent}"
+        return self._outcome(best, data, groups, True, note)
+
+    def _relaxed_slos(self, constraint: str, groups) -> list[Slo]:
+        """The SLO with `constraint` dropped and its own measure as the objective (accuracy, which is no
+        objective: the limit raised to each less accurate family's loss in turn)."""
+        unbounded = 1e12
+        if constraint in ("throughput_rps", "peak_rps"):
+            return [
+                self.slo.model_copy(update={"latency_p99_ms": unbounded, "peak_rps": None, "objective": "throughput"})
+            ]
+        if constraint == "latency_p99_ms":
+            return [self.slo.model_copy(update={"latency_p99_ms": unbounded, "objective": "latency"})]
+        if constraint == "max_energy_j_per_inference":
+            return [self.slo.model_copy(update={"max_energy_j_per_inference": None, "objective": "energy"})]
+        if constraint == "max_cost_per_million":
+            return [self.slo.model_copy(update={"max_cost_per_million": None, "objective": "cost"})]
+        limit = self.slo.max_accuracy_loss if self.slo.max_accuracy_loss is not None else self.default_loss
+        losses = sorted({loss for loss in family_accuracy(groups).values() if limit is None or loss > limit})
+        return [self.slo.model_copy(update={"max_accuracy_loss": loss}) for loss in losses]
 
     def _confirm(self, key: Config, units: int, groups) -> Evaluation:
         """Evaluate a configuration on its measured points only, simulate its batching, and keep that."""
@@ -195,7 +253,7 @@ class _State:
     def _settle(self, data, groups, why: str) -> SearchOutcome:
         """The best configuration that rests on measurements only, when the search must stop early."""
         measured_only = self._measured_evaluations(groups)
-        best = min(measured_only, key=lambda e: e.rank(self.slo.objective)) if measured_only else None
+        best = min(measured_only, key=lambda e: self._rank_key(e)) if measured_only else None
         if best is not None:
             best = self.confirmed.get((best.key, best.units)) or self._confirm(best.key, best.units, groups)
         return self._outcome(best, data, groups, False, f"stopped before convergence: {why}")
@@ -218,8 +276,12 @@ class _State:
                 if confirmed is not None and not evaluation.estimated:
                     evaluation = confirmed
                 rows.append((evaluation, config_data))
-        rows.sort(key=lambda row: row[0].rank(self.slo.objective))
+        rows.sort(key=lambda row: self._rank_key(row[0]))
         return rows
+
+    def _rank_key(self, evaluation: Evaluation) -> tuple:
+        """Evaluation.rank, counting only the constraints broken that are not allowed to be."""
+        return (len(set(evaluation.broke) - self.allowed), *evaluation.rank(self.slo.objective)[1:])
 
     def _needed(self, evaluation: Evaluation, groups) -> list[int]:
         """Grid batch sizes the evaluation rests on that are not measured: its B, the batch below,

@@ -42,6 +42,7 @@ from hwfit.store import Measurement
 SCREEN_BATCH = 8
 P99_OPTIMISM = 0.8  # the queueing approximation errs by up to a third; unconfirmed p99s are scaled down
 DEFAULT_BUDGET_SHARE = 0.10
+RIVAL_BAND = 0.02  # an estimate this close to the measured best (on the objective) is measured before stopping
 NEAREST_FIRST = ("throughput_rps", "peak_rps", "latency_p99_ms")  # an infeasible SLO's nearest targets, in order
 
 Measure = Callable[[list[Variant]], list[Measurement]]
@@ -181,7 +182,10 @@ class _State:
                 if (best.key, best.units) not in self.confirmed:
                     self._confirm(best.key, best.units, groups)
                     continue  # on measurements only, and simulated, it may rank differently: rank again
-                return self._outcome(best, data, groups, True, f"converged in {rounds} rounds")
+                rival = self._rival(best, ranked, groups)
+                if rival is None or self.left <= 0 or self.measure is None:
+                    return self._outcome(best, data, groups, True, f"converged in {rounds} rounds")
+                best, needed = rival, self._needed(rival, groups)
             if self.left <= 0 or self.measure is None:
                 why = (
                     "the measuring budget is spent"
@@ -279,6 +283,19 @@ class _State:
         rows.sort(key=lambda row: self._rank_key(row[0]))
         return rows
 
+    def _rival(self, best: Evaluation, ranked, groups) -> Evaluation | None:
+        """An estimated configuration within RIVAL_BAND of the measured best on the objective: a tie is
+        no proof (an estimate is optimistic only as far as its margin holds), so measure it first."""
+        count, value = self._rank_key(best)[0], best.objective_value(self.slo.objective)
+        for evaluation, _ in ranked[1:]:
+            if self._rank_key(evaluation)[0] != count:
+                return None
+            if evaluation.objective_value(self.slo.objective) > value + RIVAL_BAND * abs(value):
+                return None
+            if evaluation.estimated and self._needed(evaluation, groups):
+                return evaluation
+        return None
+
     def _rank_key(self, evaluation: Evaluation) -> tuple:
         """Evaluation.rank, counting only the constraints broken that are not allowed to be."""
         return (len(set(evaluation.broke) - self.allowed), *evaluation.rank(self.slo.objective)[1:])
@@ -315,6 +332,9 @@ class _State:
         cores = {name: offer.cores for name, offer in self.offers.items()}
         model = fit(groups, references, SCREEN_BATCH, cores)
         energy = _energy_constants(groups, cores)
+        by_family: dict[Family, dict[Layout, dict[int, float]]] = {}
+        for key, group in groups.items():
+            by_family.setdefault(key.family, {})[key.layout] = group.service_ms()
         data = {}
         for key, batches in self.grid.batches.items():
             group = groups.get(key)
@@ -324,7 +344,10 @@ class _State:
             if group is not None and group.points and set(batches) <= set(group.points):
                 data[key] = self._measured_data(group, accuracy, groups)
                 continue
-            estimate = self._estimated_data(key, batches, group, accuracy, model, energy)
+            siblings = {
+                layout: times for layout, times in by_family.get(key.family, {}).items() if layout != key.layout
+            }
+            estimate = self._estimated_data(key, batches, group, accuracy, model, energy, siblings)
             if estimate is not None:
                 data[key] = estimate
         return data
@@ -332,12 +355,15 @@ class _State:
     def _measured_data(self, group: ConfigPoints, accuracy, groups) -> ConfigData:
         return measured_config_data(group, accuracy, groups, self.offers)
 
-    def _estimated_data(self, key, batches, group, accuracy, model, energy_constants) -> ConfigData | None:
+    def _estimated_data(self, key, batches, group, accuracy, model, energy_constants, siblings) -> ConfigData | None:
         own = group.service_ms() if group else {}
         times = {}
         for batch in batches:
+            across = model.estimate_across_layouts_ms(key, batch, siblings)
             if batch in own:
                 estimate = own[batch]
+            elif across is not None:  # the family measured at this batch on another layout: its own shape
+                estimate = across
             elif own:  # the configuration's own level, the shared shape along the batch axis
                 estimate = model.estimate_from_own_ms(key, batch, own)
             else:

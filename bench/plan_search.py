@@ -296,8 +296,11 @@ def gap(exhaustive: dict, search: dict, objective: str) -> float:
             found = search["nearest"].get(constraint)
             if found is None:
                 return math.inf
-            larger_is_better = constraint in ("throughput_rps", "peak_rps")
-            worst = max(worst, (best / found - 1) if larger_is_better else (found / best - 1))
+            if constraint in ("throughput_rps", "peak_rps"):
+                short = best / found - 1 if found > 0 else math.inf
+            else:
+                short = found / best - 1 if best > 0 else (0.0 if found <= best else math.inf)
+            worst = max(worst, short)
         return worst
     best, found = exhaustive["value"], search["value"]
     return best / found - 1 if objective == "throughput" else found / best - 1

@@ -158,7 +158,7 @@ def make_plan(request: PlanRequest, slo: Slo) -> Plan:
         expected=_expected_total(chosen, slo) if feasible else None,
         assumptions=_assumptions(slo, request, outcome),
         candidates=_candidates(singles, chosen if feasible else None, slo),
-        infeasible=None if feasible else _infeasibility(singles, slo),
+        infeasible=None if feasible else _infeasibility(singles, slo, request.default_accuracy_loss),
         search=SearchStats(
             grid_size=outcome.grid_size,
             measured=len(outcome.measured),
@@ -426,7 +426,7 @@ _NEAREST = {
 }
 
 
-def _infeasibility(singles: list[Evaluation], slo: Slo) -> Infeasibility:
+def _infeasibility(singles: list[Evaluation], slo: Slo, default_loss: float | None) -> Infeasibility:
     if not singles:
         return Infeasibility(
             constraints=[],
@@ -445,7 +445,7 @@ def _infeasibility(singles: list[Evaluation], slo: Slo) -> Infeasibility:
         pattern = _NEAREST[constraint][2]
         lines.append(
             pattern.format(
-                target=_target(slo, constraint),
+                target=_target(slo, constraint, default_loss),
                 rate=slo.throughput_rps,
                 headroom=slo.headroom,
                 value=value,
@@ -472,12 +472,13 @@ def _nearest(singles: list[Evaluation], constraint: str, culprits: list[str], sl
     return (min if best is min else max)(values, key=lambda row: row[0])
 
 
-def _target(slo: Slo, constraint: str) -> float:
+def _target(slo: Slo, constraint: str, default_loss: float | None) -> float:
     return {
         "latency_p99_ms": slo.latency_p99_ms,
         "throughput_rps": slo.throughput_rps,
         "peak_rps": slo.peak_rps or 0.0,
-        "max_accuracy_loss": slo.max_accuracy_loss or 0.0,
+        # no limit in the SLO: hwfit's default tolerance is the one broken
+        "max_accuracy_loss": slo.max_accuracy_loss if slo.max_accuracy_loss is not None else (default_loss or 0.0),
         "max_energy_j_per_inference": slo.max_energy_j_per_inference or 0.0,
         "max_cost_per_million": slo.max_cost_per_million or 0.0,
     }[constraint]

@@ -59,17 +59,19 @@ OBJECTIVE_FIELD = {
 }
 
 
-def measure_grid(model, store, seconds: float, console: Console) -> list:
-    """Every grid point measured (the missing ones now); returns the grid's measurements."""
+def measure_grid(model, store, seconds: float, console: Console, stored_only: bool = False) -> list:
+    """Every grid point measured (the missing ones now, unless `stored_only`); returns the grid's
+    measurements."""
     variants, _ = grid_variants(model, ["cpu"])
     known, _ = stored_points(store, model)
     have = {m.variant_key for m in known}
     missing = [v for v in variants if v.key not in have]
     console.print(
         f"{model.name}: grid of {len(variants)} points, {len(variants) - len(missing)} stored, "
-        f"{len(missing)} to measure ({seconds:g} s each plus warm-up)"
+        + (f"{len(missing)} missing (left out: --stored-only)" if stored_only else f"{len(missing)} to measure")
+        + f" ({seconds:g} s each plus warm-up)"
     )
-    if missing:
+    if missing and not stored_only:
         spec = build_spec({"budget_s": seconds, "warmup_s": max(1.0, seconds / 2)}, origin="bench/plan_search.py")
         observer = ProgressObserver(console)
         with observer:
@@ -95,6 +97,29 @@ def grid_minutes(grid: list) -> float | None:
     gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
     typical = sorted(gaps)[len(gaps) // 2]
     return (sum(g for g in gaps if g < 300) + typical) / 60.0
+
+
+def roughness(grid: list) -> tuple[float, float] | None:
+    """How far the grid's points stray from a smooth curve: per configuration, the least-squares line
+    s(b) = a + c·b through its batch times; the median and 90th percentile of |log(s / line)| over
+    points. A quiet machine gives a few percent; a search that models curves cannot find a point that
+    is fast by luck (the exhaustive plan picks it), so the gaps below mean little where this is large."""
+    deviations = []
+    for group in group_points(grid).values():
+        times = group.service_ms()
+        if len(times) < 3:
+            continue
+        mean_b, mean_s = sum(times) / len(times), sum(times.values()) / len(times)
+        spread = sum((b - mean_b) ** 2 for b in times)
+        slope = sum((b - mean_b) * (ms - mean_s) for b, ms in times.items()) / spread
+        for batch, ms in times.items():
+            line = mean_s + slope * (batch - mean_b)
+            if line > 0:
+                deviations.append(abs(math.log(ms / line)))
+    if not deviations:
+        return None
+    deviations.sort()
+    return deviations[len(deviations) // 2], deviations[int(0.9 * (len(deviations) - 1))]
 
 
 def _accurate(grid: list, limit: float | None) -> list:
@@ -201,7 +226,9 @@ def batch_one_bound(model, grid: list, default_loss: float | None, best_rate: fl
     offers = {"cpu": DeviceOffer("cpu", 1, 0.10, "bench", cores=usable_threads())}
     for share in (0.2, 0.1, 0.05):
         rate = _sig(share * best_rate)
-        slo = parse_slo({"latency_p99_ms": 1e9, "throughput_rps": rate, "devices": {"cpu": {"count": 1}}})
+        slo = parse_slo(
+            {"latency_p99_ms": 1e9, "throughput_rps": rate, "objective": "latency", "devices": {"cpu": {"count": 1}}}
+        )
         ones, more = [], []
         for group in groups.values():
             data = measured_config_data(group, accuracy, groups, offers)
@@ -342,6 +369,9 @@ def main() -> int:
     parser.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"the grids' store (default {DEFAULT_DB})")
     parser.add_argument("--point-seconds", type=float, default=2.0, help="measuring seconds per grid point")
     parser.add_argument("--measure-only", action="store_true", help="measure what the grids lack, then stop")
+    parser.add_argument(
+        "--stored-only", action="store_true", help="measure nothing: the grid is what the store has (a partial grid)"
+    )
     parser.add_argument("--only", default=None, help="run only the SLOs whose name contains this text")
     parser.add_argument("--save", action="store_true", help="write bench/results/plan_search.md")
     parser.add_argument("--json", action="store_true")
@@ -352,13 +382,14 @@ def main() -> int:
         for name in args.models.split(","):
             model = load_model(name)
             loss = default_accuracy_loss(model)
-            grid = measure_grid(model, store, args.point_seconds, console)
-            minutes = grid_minutes(grid)
-            grids[model.name] = (len(grid), minutes)
+            grid = measure_grid(model, store, args.point_seconds, console, args.stored_only)
+            minutes, rough = grid_minutes(grid), roughness(grid)
+            grids[model.name] = (len(grid), minutes, rough)
             console.print(
                 f"{model.name}: {len(grid)} grid points; measuring them took "
                 + (f"about {minutes:.0f} min" if minutes is not None else "an unknown time")
                 + " (resumes where it stopped)"
+                + (f"; roughness: median {rough[0]:.1%}, p90 {rough[1]:.1%} off a straight line" if rough else "")
             )
             if args.measure_only:
                 continue
@@ -388,8 +419,10 @@ def main() -> int:
     if args.save:
         out = HERE / "results" / "plan_search.md"
         timing = "; ".join(
-            f"{name}: {size} points, measured in about {minutes:.0f} min" if minutes else f"{name}: {size} points"
-            for name, (size, minutes) in grids.items()
+            f"{name}: {size} points"
+            + (f", measured in about {minutes:.0f} min" if minutes else "")
+            + (f", roughness median {rough[0]:.1%} / p90 {rough[1]:.1%}" if rough else "")
+            for name, (size, minutes, rough) in grids.items()
         )
         out.write_text(
             "# bench/plan_search.py\n\n"

@@ -11,15 +11,25 @@ when the answer is right:
   is never estimated slower than ideal scaling from the screened one (backends differ too much in
   how they share cores for one to rule a layout out for another). Cells no family has measured
   follow a prior (an affine batch time; ideal scaling across layouts). A configuration measured at
-  some batch sizes is estimated at the others from its own times and the shared batch shape.
+  some batch sizes is estimated at the others from its own times and the shared batch shape; where
+  its family was measured at that batch size on a narrower layout (fewer replicas and threads), from
+  that time scaled ideally, which bounds it (a family's batch shape is its own: int8 kernels gain to
+  batch 64 where fp32 ones peak at 8).
 * Estimates are made optimistic: 5% faster where the cell was measured on another family, 15%
   where it follows the prior; the queueing approximation's p99 is scaled down by 20% until the
   simulation confirms it (its error reaches a third). Accuracy is a family's, measured once.
 * Each round evaluates every configuration (milliseconds: the approximation), takes the best,
-  and measures what it rests on and is not measured yet: its max batch B, the batch below, and
-  the batch size it mostly forms at the SLO's rate.
+  and measures one point it rests on and is not measured yet (its max batch B, the batch below, the
+  batch size it mostly forms at the SLO's rate, in that order), then ranks again. The first point
+  of a family beyond its screening is taken on the family's reference layout at that batch: it
+  bounds every wider layout there, so one point can rule several configurations out.
   When the best rests only on measurements and its simulated p99 still ranks it first, every
-  other configuration's optimistic estimate is already worse, so measuring more cannot win.
+  other configuration's optimistic estimate is already worse, so measuring more cannot win; an
+  estimate within 2% of it (a tie is no proof) is measured first while the budget lasts.
+* An SLO that even the optimistic estimates cannot meet stops there, and the search turns to what
+  the plan will say instead: for each constraint to blame, the configuration nearest to it with
+  the others held (the most carried, the lowest p99, the least accuracy loss, energy or cost), so
+  that "the most reachable" is the grid's, not whatever happened to be measured.
 
 Triton Model Analyzer's quick search is hill climbing: it can stop on a local optimum and does
 not know when it has. Here the stop is a bound (as good as the estimates are optimistic), and
@@ -194,7 +204,7 @@ class _State:
                 )
                 return self._settle(data, groups, why)
             before = len(self.new)
-            self._take([best.key.variant(b) for b in needed[:1]], say)
+            self._take([self._bounding_point(best.key, needed[0], groups)], say)
             if len(self.new) == before:  # nothing new could be measured: avoid spinning
                 return self._settle(data, groups, "the points the best estimate needs cannot be measured")
 
@@ -282,6 +292,19 @@ class _State:
                 rows.append((evaluation, config_data))
         rows.sort(key=lambda row: self._rank_key(row[0]))
         return rows
+
+    def _bounding_point(self, key: Config, batch: int, groups) -> Variant:
+        """The point to measure for `key` at `batch`: the family's reference layout (one replica, the
+        fewest threads) at that batch first, when unmeasured. Ideal scaling from it bounds every wider
+        layout, so one point settles several configurations (a family slow at that batch is slow on
+        every layout); the configuration's own point follows if it can still win."""
+        reference = Config(key.family, self.grid.reference_layout(key.family))
+        group = groups.get(reference)
+        measured = set(group.points) | set(group.failures) if group else set()
+        probed = len(measured) > 1  # beyond its screening point: the family's reference was probed once
+        if key != reference and not probed and batch in self.grid.batches.get(reference, []) and batch not in measured:
+            return reference.variant(batch)
+        return key.variant(batch)
 
     def _rival(self, best: Evaluation, ranked, groups) -> Evaluation | None:
         """An estimated configuration within RIVAL_BAND of the measured best on the objective: a tie is

@@ -108,7 +108,7 @@ class RankOneModel:
             return None
         estimates = []
         for layout, times in siblings.items():
-            if batch not in times:
+            if batch not in times or not _within(layout, key.layout):
                 continue
             g, known = self.g_estimate(key.family, key.layout, batch)
             g_there, known_there = self.g_estimate(key.family, layout, batch)
@@ -192,6 +192,16 @@ def _fit_g(model: RankOneModel, observations) -> dict[tuple[str, Layout, int], f
             shift = sum(references) / len(references)
             cells = {c: (v - shift if c[0] == device else v) for c, v in cells.items()}
     return cells
+
+
+def _within(smaller: Layout, larger: Layout) -> bool:
+    """Whether `larger` has at least the replicas and the threads of `smaller`: then ideal scaling from
+    `smaller` bounds what `larger` can do (neither replicas nor threads scale better than linearly);
+    from a layout with more threads per replica it bounds nothing (1 x 2 threads may use its second
+    thread badly where 2 x 1 thread uses both cores fully)."""
+    if smaller.threads is None or larger.threads is None:
+        return smaller == larger
+    return smaller.replicas <= larger.replicas and smaller.threads <= larger.threads
 
 
 def ideal_ratio(source: Layout, target: Layout, cores: int | None) -> float:

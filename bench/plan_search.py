@@ -384,7 +384,8 @@ def main() -> int:
             loss = default_accuracy_loss(model)
             grid = measure_grid(model, store, args.point_seconds, console, args.stored_only)
             minutes, rough = grid_minutes(grid), roughness(grid)
-            grids[model.name] = (len(grid), minutes, rough)
+            full = len(grid_variants(model, ["cpu"])[0])
+            grids[model.name] = (len(grid), minutes, rough, full)
             console.print(
                 f"{model.name}: {len(grid)} grid points; measuring them took "
                 + (f"about {minutes:.0f} min" if minutes is not None else "an unknown time")
@@ -420,9 +421,10 @@ def main() -> int:
         out = HERE / "results" / "plan_search.md"
         timing = "; ".join(
             f"{name}: {size} points"
+            + (f" (a partial grid: {full - size} of {full} not measured yet)" if size < full else "")
             + (f", measured in about {minutes:.0f} min" if minutes else "")
             + (f", roughness median {rough[0]:.1%} / p90 {rough[1]:.1%}" if rough else "")
-            for name, (size, minutes, rough) in grids.items()
+            for name, (size, minutes, rough, full) in grids.items()
         )
         out.write_text(
             "# bench/plan_search.py\n\n"

@@ -52,6 +52,7 @@ from hwfit.store import Measurement
 SCREEN_BATCH = 8
 P99_OPTIMISM = 0.8  # the queueing approximation errs by up to a third; unconfirmed p99s are scaled down
 DEFAULT_BUDGET_SHARE = 0.10
+LATENCY_BINDS = 0.5  # a p99 above this share of the target rests on every batch size formed (see _needed)
 RIVAL_BAND = 0.02  # an estimate this close to the measured best (on the objective) is measured before stopping
 NEAREST_FIRST = ("throughput_rps", "peak_rps", "latency_p99_ms")  # an infeasible SLO's nearest targets, in order
 
@@ -325,7 +326,8 @@ class _State:
 
     def _needed(self, evaluation: Evaluation, groups) -> list[int]:
         """Grid batch sizes the evaluation rests on that are not measured: its B, the batch below,
-        and the batch the batcher mostly forms at the SLO's rate (its mean, rounded down)."""
+        and the batch the batcher mostly forms at the SLO's rate (its mean, rounded down); where the
+        p99 binds (or is the objective), every batch size from that one up to B."""
         batches = self.grid.batches[evaluation.key]
         group = groups.get(evaluation.key)
         measured = set(group.points) | set(group.failures) if group else set()
@@ -333,6 +335,12 @@ class _State:
         # the batches the batcher really forms at this rate: the grid size at or under the mean
         formed = [b for b in batches if b <= max(evaluation.mean_batch, batches[0])]
         wanted = [evaluation.max_batch] + ([below[-1]] if below else []) + formed[-1:]
+        if self.slo.objective == "latency" or evaluation.p99_ms > LATENCY_BINDS * self.slo.latency_p99_ms:
+            # the p99 rests on the time of every batch size the batcher forms, from the mean up to B:
+            # one unmeasured in between (interpolated) may be slower than the line through its
+            # neighbours, and the plan would miss its target there
+            low = formed[-1] if formed else batches[0]
+            wanted += [b for b in batches if low < b < evaluation.max_batch]
         return [b for b in dict.fromkeys(wanted) if b not in measured and b in batches]
 
     def _measured_evaluations(self, groups) -> list[Evaluation]:

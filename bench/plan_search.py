@@ -428,7 +428,9 @@ def main() -> int:
         )
         out.write_text(
             "# bench/plan_search.py\n\n"
-            + f"Command: `python bench/plan_search.py --models {args.models} --save`; "
+            + f"Command: `python bench/plan_search.py --models {args.models}"
+            + (" --stored-only" if args.stored_only else "")
+            + " --save` (under `nice -n 19`); "
             + f"{datetime.now(timezone.utc):%Y-%m-%d}, {platform.machine()} with {usable_threads()} cores. "
             + f"Grids ({timing}) stored outside the repository (`--db`).\n\n"
             + how

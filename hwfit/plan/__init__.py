@@ -2,7 +2,7 @@
 the plan schema and exports; pure functions of measurements (latency models come from hwfit.simulate)."""
 
 from hwfit.plan.batching import PREFERENCES, BatchingChoice, NoBatchingFit, choose_batching
-from hwfit.plan.evaluate import CONSTRAINTS, DeviceOffer, Evaluation
+from hwfit.plan.evaluate import CONSTRAINTS, DeviceOffer, Evaluation, evaluate_at
 from hwfit.plan.pareto import ParetoError, ParetoSplit, pareto_front, pareto_split
 from hwfit.plan.planner import PlanRequest, make_plan
 from hwfit.plan.schema import (
@@ -22,6 +22,7 @@ from hwfit.plan.schema import (
 from hwfit.plan.search import Grid, SearchOutcome, search
 from hwfit.plan.slo import OBJECTIVES, DeviceAllowance, Slo, SloError, load_slo, parse_slo
 from hwfit.plan.triton import ExportError, TritonExport, config_pbtxt, export_triton
+from hwfit.plan.verify import VerifyError, pool_config, verify_plan
 from hwfit.plan.workflow import (
     MeasurementSource,
     choose_baseline,
@@ -41,6 +42,10 @@ __all__ = [
     "CONSTRAINTS",
     "DeviceOffer",
     "Evaluation",
+    "evaluate_at",
+    "VerifyError",
+    "pool_config",
+    "verify_plan",
     "ExportError",
     "Grid",
     "PlanRequest",

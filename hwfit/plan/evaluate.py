@@ -167,7 +167,10 @@ def _evaluate_units(data, curve, batches, units, slo, offer, default_accuracy_lo
     replicas = units * data.key.layout.replicas
     needed = [rate / slo.headroom] + ([slo.peak_rps] if slo.peak_rps else [])
     carrying = [b for b in batches if capacity_rps(curve, replicas, b) >= max(needed)]
-    options = [(row[0] * optimism, *row[1:]) for row in _score(curve, replicas, carrying or batches[-1:], rate, data)]
+    options = [
+        (row[0] * optimism, *row[1:])
+        for row in _score(curve, replicas, carrying or _most(curve, replicas, batches), rate, data)
+    ]
     p99, batch, delay, capacity, mean_batch = _pick(options, slo)
     evaluation = Evaluation(
         key=data.key,
@@ -314,7 +317,75 @@ def confirm(
     return evaluation
 
 
+def evaluate_at(
+    data: ConfigData,
+    slo: Slo,
+    offer: DeviceOffer,
+    units: int,
+    max_batch: int,
+    max_queue_delay_ms: float,
+    default_accuracy_loss: float | None = None,
+    rate_rps: float | None = None,
+    seed: int = 0,
+) -> Evaluation:
+    """One batching of a configuration (B, d on `units` units) simulated on `data`'s curve: what a plan
+    that chose it would do, judged on these measurements rather than on those it was planned from."""
+    rate = slo.throughput_rps if rate_rps is None else rate_rps
+    curve = data.curve
+    replicas = units * data.key.layout.replicas
+    capacity = capacity_rps(curve, replicas, max_batch)
+    p50, p99, mean_batch = None, math.inf, float(max_batch)
+    if capacity > rate:
+        stats = simulate_pool(curve, replicas, max_batch, max_queue_delay_ms, rate, seed=seed)
+        p50, p99, mean_batch = stats.p50_ms, stats.p99_ms + data.jitter_ms(max_batch), stats.mean_batch_size
+    evaluation = Evaluation(
+        key=data.key,
+        units=units,
+        max_batch=max_batch,
+        max_queue_delay_ms=max_queue_delay_ms,
+        rate_rps=rate,
+        p50_ms=p50,
+        p99_ms=p99,
+        p99_how="simulation",
+        capacity_rps=capacity,
+        mean_batch=mean_batch,
+        accuracy_loss=data.accuracy_loss,
+        j_per_inference=None,
+        energy_how=data.energy_how,
+        cost_per_hour=offer.hourly_cost(data.key, units),
+        cost_per_million=None,
+        measured_from=list(data.measured_from),
+    )
+    _fill_energy_and_cost(evaluation, data, slo)
+    judge(evaluation, slo, default_accuracy_loss)
+    return evaluation
+
+
 def _carrying(data: ConfigData, curve: ServiceCurve, replicas: int, slo: Slo, evaluation: Evaluation) -> list[int]:
     needed = max([evaluation.rate_rps / slo.headroom] + ([slo.peak_rps] if slo.peak_rps else []))
     batches = sorted(data.service_ms)
-    return [b for b in batches if capacity_rps(curve, replicas, b) >= needed] or batches[-1:]
+    return [b for b in batches if capacity_rps(curve, replicas, b) >= needed] or _most(curve, replicas, batches)
+
+
+def _most(curve: ServiceCurve, replicas: int, batches: list[int]) -> list[int]:
+    """When no batch size carries the load: the one that carries the most (the largest of equals), so
+    that an infeasible plan's "most reachable" is the configuration's best, not its largest batch's."""
+    return [max(batches, key=lambda b: (capacity_rps(curve, replicas, b), b))]
+
+
+def relaxed(constraint: str) -> set[str]:
+    """The constraints a configuration may break when `constraint` is relaxed: breaking throughput
+    drags latency with it (an overloaded queue has no finite p99)."""
+    return {constraint, "latency_p99_ms", "peak_rps"} if constraint == "throughput_rps" else {constraint}
+
+
+def culprits(evaluations: list[Evaluation]) -> list[str]:
+    """Of an SLO no configuration meets: the constraints that, relaxed alone, would let some
+    configuration through; else those the nearest configuration (fewest broken) breaks."""
+    if not evaluations:
+        return []
+    alone = [c for c in CONSTRAINTS if any(c in e.broke and set(e.broke) <= relaxed(c) for e in evaluations)]
+    if alone:
+        return alone
+    fewest = min(evaluations, key=lambda e: len(e.broke))
+    return [c for c in CONSTRAINTS if c in fewest.broke]

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from hwfit.core import OBJECTIVE_METRICS, Config, direction, to_minimise, worst
 from hwfit.plan.configs import family_accuracy
-from hwfit.plan.evaluate import CONSTRAINTS, DeviceOffer, Evaluation, confirm, evaluate
+from hwfit.plan.evaluate import DeviceOffer, Evaluation, confirm, evaluate, relaxed
+from hwfit.plan.evaluate import culprits as find_culprits
 from hwfit.plan.pareto import pareto_split
 from hwfit.plan.schema import (
     Candidate,
@@ -157,7 +158,7 @@ def make_plan(request: PlanRequest, slo: Slo) -> Plan:
         expected=_expected_total(chosen, slo) if feasible else None,
         assumptions=_assumptions(slo, request, outcome),
         candidates=_candidates(singles, chosen if feasible else None, slo),
-        infeasible=None if feasible else _infeasibility(singles, slo),
+        infeasible=None if feasible else _infeasibility(singles, slo, request.default_accuracy_loss),
         search=SearchStats(
             grid_size=outcome.grid_size,
             measured=len(outcome.measured),
@@ -425,14 +426,14 @@ _NEAREST = {
 }
 
 
-def _infeasibility(singles: list[Evaluation], slo: Slo) -> Infeasibility:
+def _infeasibility(singles: list[Evaluation], slo: Slo, default_loss: float | None) -> Infeasibility:
     if not singles:
         return Infeasibility(
             constraints=[],
             message="nothing could be measured on the devices the SLO allows, so no "
             "configuration can be judged; check `hwfit variants MODEL` for why each variant cannot run",
         )
-    culprits = _culprits(singles)
+    culprits = find_culprits(singles)
     nearest, lines, best_on = {}, [], None
     for constraint in culprits:
         found = _nearest(singles, constraint, culprits, slo)
@@ -444,7 +445,7 @@ def _infeasibility(singles: list[Evaluation], slo: Slo) -> Infeasibility:
         pattern = _NEAREST[constraint][2]
         lines.append(
             pattern.format(
-                target=_target(slo, constraint),
+                target=_target(slo, constraint, default_loss),
                 rate=slo.throughput_rps,
                 headroom=slo.headroom,
                 value=value,
@@ -455,27 +456,14 @@ def _infeasibility(singles: list[Evaluation], slo: Slo) -> Infeasibility:
     return Infeasibility(constraints=culprits, message=message, nearest=nearest, best_candidate=best_on)
 
 
-def _culprits(singles: list[Evaluation]) -> list[str]:
-    """Constraints that, relaxed alone, would let some configuration through; else those the
-    nearest configuration (fewest broken) breaks."""
-    alone = [c for c in CONSTRAINTS if any(c in e.broke and set(e.broke) <= _relaxed(c) for e in singles)]
-    if alone:
-        return alone
-    fewest = min(singles, key=lambda e: len(e.broke))
-    return [c for c in CONSTRAINTS if c in fewest.broke]
-
-
-def _relaxed(constraint: str) -> set[str]:
-    """Breaking throughput drags latency with it (an overloaded queue has no finite p99)."""
-    return {constraint, "latency_p99_ms", "peak_rps"} if constraint == "throughput_rps" else {constraint}
-
-
 def _nearest(singles: list[Evaluation], constraint: str, culprits: list[str], slo: Slo):
     metric, best, _ = _NEAREST[constraint]
-    allowed = _relaxed(constraint) | set(culprits)
-    pool = [e for e in singles if set(e.broke) <= allowed]
+    # the nearest with this constraint relaxed alone (the others held), else with every culprit relaxed:
+    # "the most is X req/s" must be X on a configuration accurate enough, when one carries anything
+    alone = [e for e in singles if set(e.broke) <= relaxed(constraint)]
+    together = [e for e in singles if set(e.broke) <= relaxed(constraint) | set(culprits)]
     values = []
-    for evaluation in pool or singles:
+    for evaluation in alone or together or singles:
         value = evaluation.capacity_rps * slo.headroom if metric == "sustainable" else getattr(evaluation, metric)
         if value is not None and math.isfinite(value):
             values.append((value, evaluation))
@@ -484,12 +472,13 @@ def _nearest(singles: list[Evaluation], constraint: str, culprits: list[str], sl
     return (min if best is min else max)(values, key=lambda row: row[0])
 
 
-def _target(slo: Slo, constraint: str) -> float:
+def _target(slo: Slo, constraint: str, default_loss: float | None) -> float:
     return {
         "latency_p99_ms": slo.latency_p99_ms,
         "throughput_rps": slo.throughput_rps,
         "peak_rps": slo.peak_rps or 0.0,
-        "max_accuracy_loss": slo.max_accuracy_loss or 0.0,
+        # no limit in the SLO: hwfit's default tolerance is the one broken
+        "max_accuracy_loss": slo.max_accuracy_loss if slo.max_accuracy_loss is not None else (default_loss or 0.0),
         "max_energy_j_per_inference": slo.max_energy_j_per_inference or 0.0,
         "max_cost_per_million": slo.max_cost_per_million or 0.0,
     }[constraint]

@@ -11,15 +11,25 @@ when the answer is right:
   is never estimated slower than ideal scaling from the screened one (backends differ too much in
   how they share cores for one to rule a layout out for another). Cells no family has measured
   follow a prior (an affine batch time; ideal scaling across layouts). A configuration measured at
-  some batch sizes is estimated at the others from its own times and the shared batch shape.
+  some batch sizes is estimated at the others from its own times and the shared batch shape; where
+  its family was measured at that batch size on a narrower layout (fewer replicas and threads), from
+  that time scaled ideally, which bounds it (a family's batch shape is its own: int8 kernels gain to
+  batch 64 where fp32 ones peak at 8).
 * Estimates are made optimistic: 5% faster where the cell was measured on another family, 15%
   where it follows the prior; the queueing approximation's p99 is scaled down by 20% until the
   simulation confirms it (its error reaches a third). Accuracy is a family's, measured once.
 * Each round evaluates every configuration (milliseconds: the approximation), takes the best,
-  and measures what it rests on and is not measured yet: its max batch B, the batch below, and
-  the batch size it mostly forms at the SLO's rate.
+  and measures one point it rests on and is not measured yet (its max batch B, the batch below, the
+  batch size it mostly forms at the SLO's rate, in that order), then ranks again. The first point
+  of a family beyond its screening is taken on the family's reference layout at that batch: it
+  bounds every wider layout there, so one point can rule several configurations out.
   When the best rests only on measurements and its simulated p99 still ranks it first, every
-  other configuration's optimistic estimate is already worse, so measuring more cannot win.
+  other configuration's optimistic estimate is already worse, so measuring more cannot win; an
+  estimate within 2% of it (a tie is no proof) is measured first while the budget lasts.
+* An SLO that even the optimistic estimates cannot meet stops there, and the search turns to what
+  the plan will say instead: for each constraint to blame, the configuration nearest to it with
+  the others held (the most carried, the lowest p99, the least accuracy loss, energy or cost), so
+  that "the most reachable" is the grid's, not whatever happened to be measured.
 
 Triton Model Analyzer's quick search is hill climbing: it can stop on a local optimum and does
 not know when it has. Here the stop is a bound (as good as the estimates are optimistic), and
@@ -34,7 +44,7 @@ from dataclasses import dataclass, field
 
 from hwfit.core import Config, Family, HwfitError, Layout, Variant
 from hwfit.plan.configs import ConfigPoints, config_of, family_accuracy, group_points
-from hwfit.plan.evaluate import ConfigData, DeviceOffer, Evaluation, confirm, evaluate
+from hwfit.plan.evaluate import ConfigData, DeviceOffer, Evaluation, confirm, culprits, evaluate, relaxed
 from hwfit.plan.slo import Slo
 from hwfit.plan.surrogate import fit
 from hwfit.store import Measurement
@@ -42,6 +52,9 @@ from hwfit.store import Measurement
 SCREEN_BATCH = 8
 P99_OPTIMISM = 0.8  # the queueing approximation errs by up to a third; unconfirmed p99s are scaled down
 DEFAULT_BUDGET_SHARE = 0.10
+LATENCY_BINDS = 0.5  # a p99 above this share of the target rests on every batch size formed (see _needed)
+RIVAL_BAND = 0.02  # an estimate this close to the measured best (on the objective) is measured before stopping
+NEAREST_FIRST = ("throughput_rps", "peak_rps", "latency_p99_ms")  # an infeasible SLO's nearest targets, in order
 
 Measure = Callable[[list[Variant]], list[Measurement]]
 
@@ -110,6 +123,8 @@ def search(
     state = _State(grid, list(known), slo, offers, measure, budget, default_accuracy_loss)
     state.screen(say)
     outcome = state.converge(say)
+    if outcome.best is None or outcome.best.broke:
+        outcome = state.nearest(say)
     return outcome
 
 
@@ -120,6 +135,7 @@ class _State:
         self.known = [m for m in known if config_of(m.as_variant())[0] in grid.batches]
         self.new: list[Measurement] = []
         self.confirmed: dict[tuple[Config, int], Evaluation] = {}
+        self.allowed: frozenset[str] = frozenset()  # constraints a configuration may break (nearest search)
 
     # --- measuring -------------------------------------------------------------------------
     @property
@@ -155,6 +171,9 @@ class _State:
 
     # --- the loop ----------------------------------------------------------------------------
     def converge(self, say) -> SearchOutcome:
+        """Measure where the best estimate lies until the best rests on measurements. While
+        `self.allowed` names constraints (the search for an infeasible SLO's nearest target), those
+        may be broken: the best is the one nearest to meeting them, on the objective."""
         rounds = 0
         while True:
             rounds += 1
@@ -164,12 +183,20 @@ class _State:
             if not ranked:
                 return self._outcome(None, data, groups, False, "no configuration has a measured point to plan from")
             best = ranked[0][0]
+            if set(best.broke) - self.allowed:
+                # the estimates are optimistic: if the best breaks a constraint, every configuration does
+                measured_only = self._measured_evaluations(groups)
+                settled = min(measured_only, key=lambda e: self._rank_key(e)) if measured_only else None
+                return self._outcome(settled, data, groups, True, "no configuration meets every constraint")
             needed = self._needed(best, groups)
             if not needed:
                 if (best.key, best.units) not in self.confirmed:
                     self._confirm(best.key, best.units, groups)
                     continue  # on measurements only, and simulated, it may rank differently: rank again
-                return self._outcome(best, data, groups, True, f"converged in {rounds} rounds")
+                rival = self._rival(best, ranked, groups)
+                if rival is None or self.left <= 0 or self.measure is None:
+                    return self._outcome(best, data, groups, True, f"converged in {rounds} rounds")
+                best, needed = rival, self._needed(rival, groups)
             if self.left <= 0 or self.measure is None:
                 why = (
                     "the measuring budget is spent"
@@ -178,9 +205,55 @@ class _State:
                 )
                 return self._settle(data, groups, why)
             before = len(self.new)
-            self._take([best.key.variant(b) for b in needed], say)
+            self._take([self._bounding_point(best.key, needed[0], groups)], say)
             if len(self.new) == before:  # nothing new could be measured: avoid spinning
                 return self._settle(data, groups, "the points the best estimate needs cannot be measured")
+
+    def nearest(self, say) -> SearchOutcome:
+        """No configuration meets the SLO: search, for each constraint to blame, the configuration
+        that comes nearest to it (the most carried, the lowest p99, the least loss, energy or cost)
+        with the other constraints held, so that the plan's "nearest reachable" targets are the
+        grid's and not whatever the search happened to measure."""
+        original = self.slo
+        groups = group_points(self.known + self.new)
+        blamed = culprits([row[0] for row in self._rank(self._config_data(groups), groups)])
+        # the most carried and the lowest p99 first: a budget spent before the others still answers those
+        blamed.sort(key=lambda c: NEAREST_FIRST.index(c) if c in NEAREST_FIRST else len(NEAREST_FIRST))
+        for constraint in blamed:
+            for relaxed_slo in self._relaxed_slos(constraint, groups):
+                self.slo, self.confirmed = relaxed_slo, {}
+                # short of throughput, the nearest is the most carried: go on towards it; relaxing the
+                # other constraints either lets a configuration through or does not (stop as soon as not)
+                self.allowed = frozenset(relaxed(constraint) if constraint in ("throughput_rps", "peak_rps") else ())
+                outcome = self.converge(say)
+                if outcome.best is not None and not outcome.best.broke:
+                    break  # accuracy: the least loss that meets the rest is found (families in order)
+        self.slo, self.confirmed, self.allowed = original, {}, frozenset()
+        groups = group_points(self.known + self.new)
+        data = self._config_data(groups)
+        measured_only = self._measured_evaluations(groups)
+        best = min(measured_only, key=lambda e: e.rank(original.objective)) if measured_only else None
+        spent = " (the measuring budget is spent)" if self.left <= 0 else ""
+        note = f"no configuration meets every constraint; searched the nearest to {', '.join(blamed)}{spent}"
+        return self._outcome(best, data, groups, True, note)
+
+    def _relaxed_slos(self, constraint: str, groups) -> list[Slo]:
+        """The SLO with `constraint` dropped and its own measure as the objective (accuracy, which is no
+        objective: the limit raised to each less accurate family's loss in turn)."""
+        unbounded = 1e12
+        if constraint in ("throughput_rps", "peak_rps"):
+            return [
+                self.slo.model_copy(update={"latency_p99_ms": unbounded, "peak_rps": None, "objective": "throughput"})
+            ]
+        if constraint == "latency_p99_ms":
+            return [self.slo.model_copy(update={"latency_p99_ms": unbounded, "objective": "latency"})]
+        if constraint == "max_energy_j_per_inference":
+            return [self.slo.model_copy(update={"max_energy_j_per_inference": None, "objective": "energy"})]
+        if constraint == "max_cost_per_million":
+            return [self.slo.model_copy(update={"max_cost_per_million": None, "objective": "cost"})]
+        limit = self.slo.max_accuracy_loss if self.slo.max_accuracy_loss is not None else self.default_loss
+        losses = sorted({loss for loss in family_accuracy(groups).values() if limit is None or loss > limit})
+        return [self.slo.model_copy(update={"max_accuracy_loss": loss}) for loss in losses]
 
     def _confirm(self, key: Config, units: int, groups) -> Evaluation:
         """Evaluate a configuration on its measured points only, simulate its batching, and keep that."""
@@ -195,7 +268,7 @@ class _State:
     def _settle(self, data, groups, why: str) -> SearchOutcome:
         """The best configuration that rests on measurements only, when the search must stop early."""
         measured_only = self._measured_evaluations(groups)
-        best = min(measured_only, key=lambda e: e.rank(self.slo.objective)) if measured_only else None
+        best = min(measured_only, key=lambda e: self._rank_key(e)) if measured_only else None
         if best is not None:
             best = self.confirmed.get((best.key, best.units)) or self._confirm(best.key, best.units, groups)
         return self._outcome(best, data, groups, False, f"stopped before convergence: {why}")
@@ -218,12 +291,43 @@ class _State:
                 if confirmed is not None and not evaluation.estimated:
                     evaluation = confirmed
                 rows.append((evaluation, config_data))
-        rows.sort(key=lambda row: row[0].rank(self.slo.objective))
+        rows.sort(key=lambda row: self._rank_key(row[0]))
         return rows
+
+    def _bounding_point(self, key: Config, batch: int, groups) -> Variant:
+        """The point to measure for `key` at `batch`: the family's reference layout (one replica, the
+        fewest threads) at that batch first, when unmeasured. Ideal scaling from it bounds every wider
+        layout, so one point settles several configurations (a family slow at that batch is slow on
+        every layout); the configuration's own point follows if it can still win."""
+        reference = Config(key.family, self.grid.reference_layout(key.family))
+        group = groups.get(reference)
+        measured = set(group.points) | set(group.failures) if group else set()
+        probed = len(measured) > 1  # beyond its screening point: the family's reference was probed once
+        if key != reference and not probed and batch in self.grid.batches.get(reference, []) and batch not in measured:
+            return reference.variant(batch)
+        return key.variant(batch)
+
+    def _rival(self, best: Evaluation, ranked, groups) -> Evaluation | None:
+        """An estimated configuration within RIVAL_BAND of the measured best on the objective: a tie is
+        no proof (an estimate is optimistic only as far as its margin holds), so measure it first."""
+        count, value = self._rank_key(best)[0], best.objective_value(self.slo.objective)
+        for evaluation, _ in ranked[1:]:
+            if self._rank_key(evaluation)[0] != count:
+                return None
+            if evaluation.objective_value(self.slo.objective) > value + RIVAL_BAND * abs(value):
+                return None
+            if evaluation.estimated and self._needed(evaluation, groups):
+                return evaluation
+        return None
+
+    def _rank_key(self, evaluation: Evaluation) -> tuple:
+        """Evaluation.rank, counting only the constraints broken that are not allowed to be."""
+        return (len(set(evaluation.broke) - self.allowed), *evaluation.rank(self.slo.objective)[1:])
 
     def _needed(self, evaluation: Evaluation, groups) -> list[int]:
         """Grid batch sizes the evaluation rests on that are not measured: its B, the batch below,
-        and the batch the batcher mostly forms at the SLO's rate (its mean, rounded down)."""
+        and the batch the batcher mostly forms at the SLO's rate (its mean, rounded down); where the
+        p99 binds (or is the objective), every batch size from that one up to B."""
         batches = self.grid.batches[evaluation.key]
         group = groups.get(evaluation.key)
         measured = set(group.points) | set(group.failures) if group else set()
@@ -231,6 +335,12 @@ class _State:
         # the batches the batcher really forms at this rate: the grid size at or under the mean
         formed = [b for b in batches if b <= max(evaluation.mean_batch, batches[0])]
         wanted = [evaluation.max_batch] + ([below[-1]] if below else []) + formed[-1:]
+        if self.slo.objective == "latency" or evaluation.p99_ms > LATENCY_BINDS * self.slo.latency_p99_ms:
+            # the p99 rests on the time of every batch size the batcher forms, from the mean up to B:
+            # one unmeasured in between (interpolated) may be slower than the line through its
+            # neighbours, and the plan would miss its target there
+            low = formed[-1] if formed else batches[0]
+            wanted += [b for b in batches if low < b < evaluation.max_batch]
         return [b for b in dict.fromkeys(wanted) if b not in measured and b in batches]
 
     def _measured_evaluations(self, groups) -> list[Evaluation]:
@@ -253,6 +363,9 @@ class _State:
         cores = {name: offer.cores for name, offer in self.offers.items()}
         model = fit(groups, references, SCREEN_BATCH, cores)
         energy = _energy_constants(groups, cores)
+        by_family: dict[Family, dict[Layout, dict[int, float]]] = {}
+        for key, group in groups.items():
+            by_family.setdefault(key.family, {})[key.layout] = group.service_ms()
         data = {}
         for key, batches in self.grid.batches.items():
             group = groups.get(key)
@@ -262,7 +375,10 @@ class _State:
             if group is not None and group.points and set(batches) <= set(group.points):
                 data[key] = self._measured_data(group, accuracy, groups)
                 continue
-            estimate = self._estimated_data(key, batches, group, accuracy, model, energy)
+            siblings = {
+                layout: times for layout, times in by_family.get(key.family, {}).items() if layout != key.layout
+            }
+            estimate = self._estimated_data(key, batches, group, accuracy, model, energy, siblings)
             if estimate is not None:
                 data[key] = estimate
         return data
@@ -270,12 +386,15 @@ class _State:
     def _measured_data(self, group: ConfigPoints, accuracy, groups) -> ConfigData:
         return measured_config_data(group, accuracy, groups, self.offers)
 
-    def _estimated_data(self, key, batches, group, accuracy, model, energy_constants) -> ConfigData | None:
+    def _estimated_data(self, key, batches, group, accuracy, model, energy_constants, siblings) -> ConfigData | None:
         own = group.service_ms() if group else {}
         times = {}
         for batch in batches:
+            across = model.estimate_across_layouts_ms(key, batch, siblings)
             if batch in own:
                 estimate = own[batch]
+            elif across is not None:  # the family measured at this batch on another layout: its own shape
+                estimate = across
             elif own:  # the configuration's own level, the shared shape along the batch axis
                 estimate = model.estimate_from_own_ms(key, batch, own)
             else:

@@ -96,6 +96,26 @@ class RankOneModel:
         margin = MARGIN_KNOWN if known else MARGIN_UNKNOWN
         return math.exp(self.e[key.family] + g) * (1.0 - margin)
 
+    def estimate_across_layouts_ms(
+        self, key: Config, batch: int, siblings: dict[Layout, dict[int, float]]
+    ) -> float | None:
+        """Optimistic time at `batch` of a configuration whose family was measured at that batch on
+        other layouts: the fastest of those times carried to this layout by the layout's ratio there.
+        A family's batch shape is its own (an int8 kernel keeps gaining to batch 64 where fp32 peaks
+        at 8), so where the family itself has been measured at a batch, that outranks the shape
+        other families taught."""
+        if key.family not in self.e:
+            return None
+        estimates = []
+        for layout, times in siblings.items():
+            if batch not in times or not _within(layout, key.layout):
+                continue
+            g, known = self.g_estimate(key.family, key.layout, batch)
+            g_there, known_there = self.g_estimate(key.family, layout, batch)
+            margin = MARGIN_KNOWN if known and known_there else MARGIN_UNKNOWN
+            estimates.append(times[batch] * math.exp(g - g_there) * (1.0 - margin))
+        return min(estimates) if estimates else None
+
     def estimate_from_own_ms(self, key: Config, batch: int, own: dict[int, float]) -> float:
         """Optimistic time at `batch` of a configuration measured at other batch sizes: its own time at
         the nearest measured batch (in log2) times the shared batch shape between the two."""
@@ -172,6 +192,16 @@ def _fit_g(model: RankOneModel, observations) -> dict[tuple[str, Layout, int], f
             shift = sum(references) / len(references)
             cells = {c: (v - shift if c[0] == device else v) for c, v in cells.items()}
     return cells
+
+
+def _within(smaller: Layout, larger: Layout) -> bool:
+    """Whether `larger` has at least the replicas and the threads of `smaller`: then ideal scaling from
+    `smaller` bounds what `larger` can do (neither replicas nor threads scale better than linearly);
+    from a layout with more threads per replica it bounds nothing (1 x 2 threads may use its second
+    thread badly where 2 x 1 thread uses both cores fully)."""
+    if smaller.threads is None or larger.threads is None:
+        return smaller == larger
+    return smaller.replicas <= larger.replicas and smaller.threads <= larger.threads
 
 
 def ideal_ratio(source: Layout, target: Layout, cores: int | None) -> float:

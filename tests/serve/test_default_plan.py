@@ -51,9 +51,8 @@ def test_the_search_stays_within_its_budget_and_prints_its_choice(small):
         search.chosen.layout.threads,
         search.chosen.max_batch,
     )
-    # it chose the most capacity (or one within 3% of it with a faster single request)
-    best = max(times.capacity_rps(b) for times in search.measured for b in times.service_ms)
-    assert search.chosen.capacity_rps >= 0.97 * best
+    # which layout wins is test_the_choice_is_the_most_capacity_...'s subject: this model's batches take 5-6 us; the
+    # plan's times round to 0.001 ms, so their capacities differ by rounding (6.4M vs 16M req/s in one CI run)
     assert pool.service_ms == {b: ms for b, ms in search.chosen.service_ms.items()}
     text = chosen.description
     assert f"{search.chosen.layout.text}, max batch {search.chosen.max_batch}" in text

@@ -124,8 +124,11 @@ def _poisson_times(rng: np.random.Generator, rate: float, duration_s: float) -> 
 
 
 @dataclass(frozen=True)
-class Poisson(Traffic):
+class _Steady(Traffic):
+    """One rate throughout; the subclasses differ only in how arrivals are spaced."""
+
     rate_rps: float = 1.0
+    kind = ""  # the spec's KIND
 
     def rate_at(self, t_s: float) -> float:
         return self.rate_rps
@@ -140,30 +143,20 @@ class Poisson(Traffic):
 
     def scaled(self, factor: float) -> Traffic:
         rate = self.rate_rps * factor
-        return Poisson(spec=f"poisson:{rate:g}", rate_rps=rate)
+        return type(self)(spec=f"{self.kind}:{rate:g}", rate_rps=rate)
+
+
+@dataclass(frozen=True)
+class Poisson(_Steady):
+    kind = "poisson"
 
     def arrivals(self, duration_s: float | None = None, seed: int = 0) -> np.ndarray:
         return _poisson_times(np.random.default_rng(seed), self.rate_rps, self._duration(duration_s))
 
 
 @dataclass(frozen=True)
-class Constant(Traffic):
-    rate_rps: float = 1.0
-
-    def rate_at(self, t_s: float) -> float:
-        return self.rate_rps
-
-    @property
-    def peak_rps(self) -> float:
-        return self.rate_rps
-
-    @property
-    def natural_duration_s(self) -> float:
-        return 60.0
-
-    def scaled(self, factor: float) -> Traffic:
-        rate = self.rate_rps * factor
-        return Constant(spec=f"constant:{rate:g}", rate_rps=rate)
+class Constant(_Steady):
+    kind = "constant"
 
     def arrivals(self, duration_s: float | None = None, seed: int = 0) -> np.ndarray:
         duration_s = self._duration(duration_s)

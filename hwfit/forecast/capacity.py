@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from hwfit.core import Traffic, parse_traffic
-from hwfit.forecast.simulation import MIN_SIM_REQUESTS, ForecastError, server_host, sim_pools
+from hwfit.forecast.simulation import MIN_SIM_REQUESTS, ForecastError, measured_points, server_host, sim_pools
 from hwfit.plan import Plan, PoolPlan
 from hwfit.simulate import HostModel, SimPool, capacity_rps, simulate_serving
 from hwfit.store import ResultsStore
@@ -88,10 +88,16 @@ def routed_capacity(pools: list[SimPool]) -> float:
 
 
 def check_at(
-    plan: Plan, rate_rps: float, store: ResultsStore | None = None, host: HostModel | None = None, seed: int = 0
+    plan: Plan,
+    rate_rps: float,
+    store: ResultsStore | None = None,
+    host: HostModel | None = None,
+    seed: int = 0,
+    points: dict[str, object] | None = None,
 ) -> Check:
-    """Simulate the plan at a steady Poisson `rate_rps` and judge it against the SLO."""
-    pools, _ = sim_pools(plan, store)
+    """Simulate the plan at a steady Poisson `rate_rps` and judge it against the SLO (`points`: the
+    store's measurements, read once by a caller that checks many times)."""
+    pools, _ = sim_pools(plan, store, points=points)
     host = host or server_host(plan)
     duration = max(MIN_CHECK_S, MIN_SIM_REQUESTS / rate_rps)
     arrivals = parse_traffic(f"poisson:{rate_rps}").arrivals(duration, seed)
@@ -129,11 +135,12 @@ def devices_needed(
     pool = primary_pool(plan)
     peak = traffic.peak_rps
     per_device = capacity_rps(pool.service_ms, pool.replicas_per_device, pool.max_batch_size)
-    others = routed_capacity([p for p in sim_pools(plan, store)[0] if p.name != pool.name])
+    points = measured_points(plan, store)
+    others = routed_capacity([p for p in sim_pools(plan, points=points)[0] if p.name != pool.name])
     lowest = max(1, math.ceil((peak / plan.slo.headroom - others) / per_device - 1e-9))
     check = None
     for devices in range(lowest, max_devices + 1):
-        check = check_at(with_devices(plan, devices), peak, store, host, seed)
+        check = check_at(with_devices(plan, devices), peak, store, host, seed, points)
         if check.holds:
             return CapacityAnswer(pool.name, pool.device, pool.devices, devices, peak, check)
         if check.capacity_rps >= SATURATED * peak / plan.slo.headroom:
@@ -147,10 +154,11 @@ def fleet_limit(
     """The largest multiple of the traffic's peak that the plan as it is still holds (bisection on the
     factor; 0 if it does not hold even a tenth of it)."""
     peak = traffic.peak_rps
+    points = measured_points(plan, store)
     low, high = 0.0, None
     factor = 1.0
     for _ in range(12):  # bracket
-        if check_at(plan, peak * factor, store, host, seed).holds:
+        if check_at(plan, peak * factor, store, host, seed, points).holds:
             low = factor
             factor *= 2.0
         else:
@@ -160,7 +168,7 @@ def fleet_limit(
         return low
     for _ in range(8):  # 8 halvings: within 1/256 of the bracket
         middle = (low + high) / 2.0
-        if check_at(plan, peak * middle, store, host, seed).holds:
+        if check_at(plan, peak * middle, store, host, seed, points).holds:
             low = middle
         else:
             high = middle

@@ -12,11 +12,10 @@ import statistics
 from dataclasses import dataclass, field
 
 from hwfit.core import Device, HwfitError, Traffic, parse_traffic
-from hwfit.plan import Plan, PoolPlan
+from hwfit.plan import JOULES_PER_KWH, Plan, PoolPlan
 from hwfit.simulate import HostModel, ServingResult, SimPool, jitter_sigma_from, simulate_serving
 from hwfit.store import ResultsStore
 
-JOULES_PER_KWH = 3.6e6
 MIN_SIM_REQUESTS = 20_000  # below this many arrivals, the window is lengthened for stable percentiles
 
 
@@ -87,9 +86,13 @@ def pool_hourly_cost(pool: PoolPlan, price_per_kwh: float) -> tuple[float | None
 
 
 def sim_pools(
-    plan: Plan, store: ResultsStore | None = None, outages: dict[str, list[tuple[float, float]]] | None = None
+    plan: Plan,
+    store: ResultsStore | None = None,
+    outages: dict[str, list[tuple[float, float]]] | None = None,
+    points: dict[str, object] | None = None,
 ) -> tuple[list[SimPool], list[PoolSource]]:
-    """The plan's pools for the simulator, and where each figure came from."""
+    """The plan's pools for the simulator, and where each figure came from. `points` (from
+    `measured_points`) spares a search that simulates many times from reading the store each time."""
     if not plan.pools:
         raise ForecastError("the plan has no pools to simulate (an infeasible plan?); run `hwfit plan` for one")
     outages = outages or {}
@@ -99,7 +102,7 @@ def sim_pools(
             f"outage names pool(s) {unknown} that the plan does not have; its pools are "
             f"{[pool.name for pool in plan.pools]}"
         )
-    measured = _measured_points(plan, store)
+    measured = points if points is not None else measured_points(plan, store)
     pools, sources = [], []
     for pool in plan.pools:
         sigma, jitter_how = pool_jitter(pool, measured)
@@ -131,7 +134,8 @@ def sim_pools(
     return pools, sources
 
 
-def _measured_points(plan: Plan, store: ResultsStore | None) -> dict[str, object]:
+def measured_points(plan: Plan, store: ResultsStore | None) -> dict[str, object]:
+    """The store's newest measurement of each variant of the plan's model (empty without a store)."""
     if store is None:
         return {}
     points: dict[str, object] = {}

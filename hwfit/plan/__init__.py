@@ -2,7 +2,7 @@
 the plan schema and exports; pure functions of measurements (latency models come from hwfit.simulate)."""
 
 from hwfit.plan.batching import PREFERENCES, BatchingChoice, NoBatchingFit, choose_batching
-from hwfit.plan.evaluate import CONSTRAINTS, DeviceOffer, Evaluation, evaluate_at
+from hwfit.plan.evaluate import CONSTRAINTS, JOULES_PER_KWH, DeviceOffer, Evaluation, evaluate_at
 from hwfit.plan.pareto import ParetoError, ParetoSplit, pareto_front, pareto_split
 from hwfit.plan.planner import PlanRequest, make_plan
 from hwfit.plan.schema import (
@@ -40,6 +40,7 @@ __all__ = [
     "planned_devices",
     "plan_deployment",
     "CONSTRAINTS",
+    "JOULES_PER_KWH",
     "DeviceOffer",
     "Evaluation",
     "evaluate_at",

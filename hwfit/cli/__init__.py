@@ -3,6 +3,7 @@
 import sys
 
 # Importing a command module registers its commands on `app`.
+from hwfit.cli import audit as _audit  # noqa: F401 - registers its commands
 from hwfit.cli import check as _check  # noqa: F401 - registers its commands
 from hwfit.cli import devices as _devices  # noqa: F401 - registers its commands
 from hwfit.cli import forecast as _forecast  # noqa: F401 - registers its commands

@@ -4,27 +4,21 @@ utilization, memory and power."""
 
 from __future__ import annotations
 
-import math
-import time
-import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass
 
-from prometheus_client.parser import text_string_to_metric_families
+from hwfit.telemetry import (
+    Scrape,
+    delta_by,
+    delta_of,
+    histogram_delta,
+    histogram_quantile,
+    metrics_url,
+    parse_metrics,
+    scrape,
+)
 
-from hwfit.core import HwfitError
-
-Labels = frozenset
-
-
-@dataclass(frozen=True)
-class Scrape:
-    at_s: float  # time.monotonic() when it was taken
-    samples: dict[tuple[str, Labels], float]
-
-    def series(self, name: str) -> dict[Labels, float]:
-        return {labels: value for (sample, labels), value in self.samples.items() if sample == name}
-
+__all__ = ["histogram_quantile", "metrics_url", "parse_metrics", "render", "scrape", "snapshot"]
 
 @dataclass(frozen=True)
 class PoolRow:
@@ -59,57 +53,9 @@ class Snapshot:
     rejected_at_admission: float  # no pool could meet the deadline (pool="")
 
 
-def metrics_url(url: str) -> str:
-    url = url.rstrip("/")
-    if "://" not in url:
-        url = "http://" + url
-    return url if url.endswith("/metrics") else url + "/metrics"
-
-
-def parse_metrics(text: str, at_s: float) -> Scrape:
-    samples: dict[tuple[str, Labels], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = float(sample.value)
-    return Scrape(at_s, samples)
-
-
-def scrape(url: str, token: str | None = None, timeout_s: float = 5.0) -> Scrape:
-    """GET the server's /metrics and parse it; errors name the URL and what to check."""
-    target = metrics_url(url)
-    request = urllib.request.Request(target)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            text = response.read().decode()
-    except OSError as error:
-        raise HwfitError(
-            f"cannot read metrics from {target} ({error}); is `hwfit serve` running there (and is --token right)?"
-        ) from error
-    return parse_metrics(text, time.monotonic())
-
-
-def histogram_quantile(quantile: float, buckets: list[tuple[float, float]]) -> float | None:
-    """Prometheus' histogram_quantile over (upper bound, cumulative count) pairs; None if empty."""
-    buckets = sorted(buckets)
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    rank = quantile * buckets[-1][1]
-    lower_bound, lower_count = 0.0, 0.0
-    for upper_bound, count in buckets:
-        if count >= rank:
-            if math.isinf(upper_bound):
-                return lower_bound
-            share = (rank - lower_count) / (count - lower_count) if count > lower_count else 1.0
-            return lower_bound + (upper_bound - lower_bound) * share
-        lower_bound, lower_count = upper_bound, count
-    return lower_bound
-
-
 def snapshot(before: Scrape, after: Scrape) -> Snapshot:
     window_s = max(after.at_s - before.at_s, 1e-9)
-    requests = _delta_by(before, after, "hwfit_requests_total", ("pool", "outcome"))
+    requests = delta_by(before, after, "hwfit_requests_total", ("pool", "outcome"))
     info = {dict(labels)["pool"]: dict(labels) for labels in after.series("hwfit_pool_info")}
     pools = sorted(({pool for pool, _ in requests} | set(info)) - {""})
     rows = [_pool_row(pool, info.get(pool, {}), requests, before, after, window_s) for pool in pools]
@@ -117,9 +63,9 @@ def snapshot(before: Scrape, after: Scrape) -> Snapshot:
 
 
 def _pool_row(pool: str, info: dict, requests: dict, before: Scrape, after: Scrape, window_s: float) -> PoolRow:
-    latency = _histogram_delta(before, after, "hwfit_request_duration_seconds", pool)
-    batch_count = _delta_of(before, after, "hwfit_batch_size_count", pool)
-    batch_sum = _delta_of(before, after, "hwfit_batch_size_sum", pool)
+    latency = histogram_delta(before, after, "hwfit_request_duration_seconds", pool)
+    batch_count = delta_of(before, after, "hwfit_batch_size_count", pool)
+    batch_sum = delta_of(before, after, "hwfit_batch_size_sum", pool)
     up = _value(after, "hwfit_pool_up", pool)
     return PoolRow(
         pool=pool,
@@ -151,24 +97,6 @@ def _device_rows(after: Scrape) -> list[DeviceRow]:
         DeviceRow(device, f.get("utilization"), f.get("memory"), f.get("power"))
         for device, f in sorted(figures.items())
     ]
-
-
-def _delta_by(before: Scrape, after: Scrape, name: str, keys: tuple[str, ...]) -> dict[tuple, float]:
-    old = before.series(name)
-    deltas: dict[tuple, float] = defaultdict(float)
-    for labels, value in after.series(name).items():
-        named = dict(labels)
-        deltas[tuple(named.get(k, "") for k in keys)] += max(0.0, value - old.get(labels, 0.0))
-    return dict(deltas)
-
-
-def _delta_of(before: Scrape, after: Scrape, name: str, pool: str) -> float:
-    return sum(v for (p,), v in _delta_by(before, after, name, ("pool",)).items() if p == pool)
-
-
-def _histogram_delta(before: Scrape, after: Scrape, name: str, pool: str) -> list[tuple[float, float]]:
-    deltas = _delta_by(before, after, name + "_bucket", ("pool", "le"))
-    return [(float(le), count) for (p, le), count in deltas.items() if p == pool]
 
 
 def _value(scrape_: Scrape, name: str, pool: str) -> float | None:

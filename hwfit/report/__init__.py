@@ -1,12 +1,14 @@
 """The report layer: one self-contained HTML page (inline CSS, inline SVG charts, a tiny inline
-script) for profile runs and/or a plan, and the page of a simulated plan (`simulation_page`).
-Imports hwfit.core, hwfit.store, hwfit.plan and hwfit.forecast."""
+script) for profile runs and/or a plan, the page of a simulated plan (`simulation_page`) and the page
+of an audit (`audit_page`).
+Imports hwfit.core, hwfit.store, hwfit.plan, hwfit.forecast and hwfit.audit."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from hwfit.plan import Plan
+from hwfit.report.audit import audit_page
 from hwfit.report.data import ReportData, ReportError, choose_run_ids, load_report_data, read_plan
 from hwfit.report.html import SECTIONS, render_page
 from hwfit.report.simulation import simulation_page
@@ -49,6 +51,7 @@ def write_report(
 
 
 __all__ = [
+    "audit_page",
     "SECTIONS",
     "ReportData",
     "ReportError",

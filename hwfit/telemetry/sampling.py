@@ -61,7 +61,7 @@ class _CpuTracker:
                 self._last_times = psutil.cpu_times()
                 time.sleep(_FIRST_CPU_INTERVAL_S)
             now_times = psutil.cpu_times()
-            utilization = _busy_share(self._last_times, now_times)
+            utilization = busy_share(self._last_times, now_times)
             if utilization is None:
                 # Read within one clock tick of the last sample (two scrapes back to back): the
                 # counters have not moved. Report the last window's share and keep its start, so
@@ -96,7 +96,7 @@ class _CpuTracker:
         return power_w, energy_j
 
 
-def _busy_share(before: Any, after: Any) -> float | None:
+def busy_share(before: Any, after: Any) -> float | None:
     """1 - idle share of all CPU time between two psutil.cpu_times() readings (iowait counts as idle)."""
     total = sum(after) - sum(before)
     if total <= 0:

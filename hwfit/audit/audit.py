@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hwfit.audit.advice import Advice, advise
@@ -107,6 +107,13 @@ def run_audit(
     if options.price_usd_per_hour is not None and not options.price_usd_per_hour > 0:
         raise AuditError(f"--price must be > 0 USD per hour, got {options.price_usd_per_hour}")
     observation = watch(spec, on_tick)
+    if observation.command_flops is not None:
+        options = replace(
+            options,
+            useful_flops=observation.command_flops,
+            useful_flops_source="FLOPs the command executed, counted by torch.utils.flop_counter (matmul, conv, "
+            "attention; the counter slows the program)",
+        )
     return audit_observation(observation, spec.devices, store, options)
 
 

@@ -6,7 +6,10 @@ always with what it has, and the reason."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +19,7 @@ from typing import Any
 import psutil
 
 from hwfit.audit.served import PoolWindow, ServedPool, listening_pid, pool_windows, read_metrics, served_pools
+from hwfit.audit.torch_flops import FLOPS_FILE_ENV
 from hwfit.audit.waterfall import AuditError
 from hwfit.core import Device, HwfitError
 from hwfit.telemetry import GpmReader, ProcessUsage, ProcessWatch, Scrape, busy_share, gpu_processes, sample_device
@@ -32,6 +36,7 @@ class WatchSpec:
     command: tuple[str, ...] = ()
     interval_s: float | None = None  # None: from the window (0.5 s, sparser for long windows)
     token: str | None = None
+    count_flops: bool = False  # run a `python SCRIPT.py` COMMAND under torch's FLOP counter
 
     def tick_s(self) -> float:
         if self.interval_s is not None:
@@ -82,6 +87,7 @@ class Observation:
     gpu_processes: dict[str, list[dict[str, Any]]]
     pools: list[PoolWindow]
     command_exit: int | None = None
+    command_flops: float | None = None  # counted by torch.utils.flop_counter (--count-flops)
     notes: list[str] = field(default_factory=list)
 
     def process_cpu_s(self) -> float:
@@ -133,7 +139,8 @@ def watch(spec: WatchSpec, on_tick: Callable[[float, float | None], None] | None
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     cpu_first = cpu_last = psutil.cpu_times()
     start = time.monotonic()
-    child = subprocess.Popen(list(spec.command)) if spec.command else None
+    flops_file = _flops_file() if spec.count_flops else None
+    child = _start_command(spec, flops_file) if spec.command else None
     if child is not None:
         pids.append(child.pid)
     processes = ProcessWatch(pids)
@@ -178,8 +185,39 @@ def watch(spec: WatchSpec, on_tick: Callable[[float, float | None], None] | None
         gpu_processes=_gpu_process_rows(spec.devices),
         pools=servers.windows(),
         command_exit=command_exit,
+        command_flops=_read_flops(flops_file, notes),
         notes=notes,
     )
+
+
+def _flops_file() -> str:
+    """An empty file the counted command writes its total to."""
+    handle, path = tempfile.mkstemp(suffix=".json", prefix="hwfit-audit-flops-")
+    os.close(handle)
+    return path
+
+
+def _start_command(spec: WatchSpec, flops_file: str | None) -> subprocess.Popen:
+    command = list(spec.command)
+    if flops_file is None:
+        return subprocess.Popen(command)
+    if len(command) < 2 or "python" not in os.path.basename(command[0]) or not command[1].endswith(".py"):
+        raise AuditError(f"--count-flops runs `python SCRIPT.py ...`; got {' '.join(command)!r}")
+    wrapped = [command[0], "-m", "hwfit.audit.torch_flops", *command[1:]]
+    return subprocess.Popen(wrapped, env={**os.environ, FLOPS_FILE_ENV: flops_file})
+
+
+def _read_flops(flops_file: str | None, notes: list[str]) -> float | None:
+    if flops_file is None:
+        return None
+    try:
+        with open(flops_file) as source:
+            text = source.read()
+        os.unlink(flops_file)
+        return float(json.loads(text)["flops"]) if text else None
+    except (OSError, ValueError, KeyError) as error:
+        notes.append(f"the command's FLOP count could not be read ({error})")
+        return None
 
 
 def _gpm_readers(devices: tuple[str, ...], series: dict[str, DeviceSeries]) -> dict[str, GpmReader]:

@@ -22,7 +22,8 @@ from hwfit.core import format_si
     "hwfit audit --seconds 60 --serve 127.0.0.1:8000   # a served model: waterfall, pools, advice\n\n"
     "hwfit audit --seconds 86400 --report audit.html   # a day, sampled sparsely\n\n"
     "hwfit audit --pid 4242                            # until process 4242 exits\n\n"
-    "hwfit audit --precision bf16 -- python train.py   # the lifetime of a command",
+    "hwfit audit --precision bf16 -- python train.py   # the lifetime of a command\n\n"
+    "hwfit audit --count-flops -- python train.py      # ... with its FLOPs counted by torch",
 )
 def audit(
     ctx: typer.Context,
@@ -46,6 +47,9 @@ def audit(
         None, "--db", help="Results database (default: $HWFIT_DB or ~/.cache/hwfit/results.db)."
     ),
     token: str | None = typer.Option(None, "--token", help="Bearer token of the served URLs."),
+    count_flops: bool = typer.Option(
+        False, "--count-flops", help="Run a `python SCRIPT.py` COMMAND under torch's FLOP counter (useful work)."
+    ),
     report: Path | None = typer.Option(None, "--report", help="Write the audit as an HTML page to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print the audit as JSON only."),
 ) -> None:
@@ -69,6 +73,7 @@ def audit(
         command=command,
         interval_s=interval,
         token=token,
+        count_flops=count_flops,
     )
     options = AuditOptions(precision=precision, price_usd_per_hour=price, max_accuracy_loss=max_accuracy_loss)
     path = resolve_db_path(db)

@@ -20,6 +20,7 @@ from hwfit.telemetry import (
 
 __all__ = ["histogram_quantile", "metrics_url", "parse_metrics", "render", "scrape", "snapshot"]
 
+
 @dataclass(frozen=True)
 class PoolRow:
     pool: str

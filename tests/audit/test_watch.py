@@ -78,3 +78,19 @@ def test_the_cli_prints_the_waterfall_json_and_a_page(tmp_path):
     assert table.returncode == 0 and "- idle" in table.stdout and "[1] fp32 peak" in table.stdout
     bad = subprocess.run(_hwfit("audit", "--seconds", "0"), capture_output=True, text=True, timeout=100)
     assert bad.returncode == 2 and "--seconds must be > 0" in bad.stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_pytorch_command_has_its_flops_counted_as_the_useful_work(tmp_path):
+    script = tmp_path / "matmuls.py"
+    script.write_text("import torch\na = torch.ones(64, 64)\nfor _ in range(10):\n    a = a @ a / 64\n")
+    result = run_audit(
+        WatchSpec(seconds=None, devices=("cpu",), command=(sys.executable, str(script)), count_flops=True), None
+    )
+    assert result.observation.command_exit == 0
+    assert result.observation.command_flops == 10 * 2 * 64**3  # ten 64x64 matmuls
+    useful = result.waterfalls[0].useful
+    assert useful is not None and useful.flops == pytest.approx(10 * 2 * 64**3)
+    assert "torch.utils.flop_counter" in useful.source
+    with pytest.raises(AuditError, match="--count-flops runs `python SCRIPT.py"):
+        run_audit(WatchSpec(seconds=None, devices=("cpu",), command=("sleep", "1"), count_flops=True), None)

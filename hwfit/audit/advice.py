@@ -44,6 +44,8 @@ def _from_pools(waterfall: Waterfall, pools: list[PoolAudit]) -> list[Advice]:
     device = waterfall.device
     for pool in pools:
         evidence, window = pool.evidence, pool.window
+        if window.samples <= 0:
+            continue  # a pool that ran nothing in the window (a fallback) has nothing to change yet
         name = f"{window.pool.model} ({window.pool.pool})"
         if evidence is None or not evidence.found:
             items.append(

@@ -143,7 +143,7 @@ def _pool_audit(window: PoolWindow, store: ResultsStore | None, options: AuditOp
     flops = evidence.flops_per_sample()
     if flops is not None:
         audit.flops_per_sample, where = flops
-        audit.flops_source = f"counted from the model's graph ({where})"
+        audit.flops_source = f"counted from the model's graph at the profiled input shape ({where})"
     if window.pool.device == "cpu" and window.batches > 0 and window.mean_batch is not None:
         estimate = _batch_ms(evidence, window.mean_batch)
         if estimate is not None:

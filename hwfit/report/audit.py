@@ -4,11 +4,9 @@ the advice. One self-contained page."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from hwfit.audit import AuditResult
 from hwfit.core import format_si
-from hwfit.report.html import SCRIPT, STYLE
+from hwfit.report.html import standalone_page
 from hwfit.report.svg import Bar, BarChart, Chart, Point, Series, color, render_bar_chart, render_chart
 from hwfit.report.text import esc, how_badge, number, percent
 
@@ -79,14 +77,9 @@ def audit_page(result: AuditResult) -> str:
         f"<li><b>{esc(a.action)}</b> — {esc(a.evidence)}; expected: {esc(a.gain)}</li>" for a in result.advice
     )
     title = f"hwfit audit — {obs.started_at}, {obs.window_s:.0f} s"
-    return "\n".join(
+    return standalone_page(
+        title,
         [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
-            f"<header><h1>{esc(title)}</h1>"
-            '<p id="render-check" class="render-check" data-charts-total="0" data-charts-rendered="0">'
-            "chart check: the page's script did not run</p></header><main>",
             f"<section><h2>Window</h2><p>ended because {esc(obs.ended_because)}</p></section>",
             *sections,
             f"<section><h2>Advice</h2><ul>{advice or '<li>nothing the measurements support</li>'}</ul></section>",
@@ -94,9 +87,6 @@ def audit_page(result: AuditResult) -> str:
             f"<th>run-queue wait s</th><th>peak RSS MiB</th><th>exited</th></tr>{processes}</table></section>",
             "<section><h2>Served pools</h2><table><tr><th>model</th><th>variant</th><th>replicas</th><th>samples</th>"
             f"<th>mean batch</th><th>FLOPs/sample</th></tr>{pools}</table></section>",
-            f"</main><footer>Made by hwfit on {esc(datetime.now(timezone.utc).isoformat(timespec='seconds'))}."
-            "</footer>",
-            f'<div id="tooltip" class="tooltip" hidden></div><script>{SCRIPT}</script>',
-            "</body></html>",
-        ]
+        ],
+        "Each step says how it was obtained; the steps add up to the purchased total.",
     )

@@ -27,6 +27,26 @@ SECTIONS = (
 )
 
 
+def standalone_page(title: str, sections: list[str], footer: str) -> str:
+    """A one-page document around `sections` (already built markup): the style, the chart check, a footer
+    saying when it was made, the tooltip and the script. For the pages of a simulation and an audit."""
+    made = esc(datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
+            f"<header><h1>{esc(title)}</h1>"
+            '<p id="render-check" class="render-check" data-charts-total="0" data-charts-rendered="0">'
+            "chart check: the page's script did not run</p></header><main>",
+            *sections,
+            f"</main><footer>Made by hwfit on {made}. {esc(footer)}</footer>",
+            f'<div id="tooltip" class="tooltip" hidden></div><script>{SCRIPT}</script>',
+            "</body></html>",
+        ]
+    )
+
+
 def render_page(report: shaped.ReportData) -> str:
     """The whole report as one HTML document."""
     body = [

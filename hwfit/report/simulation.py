@@ -3,10 +3,8 @@ utilization and queue), the per-pool table and where every figure came from. One
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from hwfit.forecast import PlanSimulation
-from hwfit.report.html import SCRIPT, STYLE
+from hwfit.report.html import standalone_page
 from hwfit.report.svg import Chart, Point, Series, color, render_chart
 from hwfit.report.text import esc, how_badge, number, percent
 
@@ -70,22 +68,14 @@ def simulation_page(sim: PlanSimulation, plan_label: str) -> str:
         f"p50 {number(result.p50_ms)} ms, p99 {number(result.p99_ms)} ms, max {number(result.max_ms)} ms; "
         f"{sim.duration_s:.4g} s simulated, first {sim.warmup_s:.3g} s left out, seed {sim.seed}."
     )
-    return "\n".join(
+    return standalone_page(
+        title,
         [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>",
-            f"<header><h1>{esc(title)}</h1>"
-            '<p id="render-check" class="render-check" data-charts-total="0" data-charts-rendered="0">'
-            "chart check: the page's script did not run</p></header><main>",
             f"<section><h2>Summary</h2><p>{summary}</p></section>",
             f"<section><h2>Over time</h2>{render_chart(rates)}{render_chart(latency)}{render_chart(busy)}</section>",
             "<section><h2>Pools</h2><table><tr><th>pool</th><th>role</th><th>answered</th><th>p50 ms</th>"
             f"<th>p99 ms</th><th>mean batch</th><th>busy</th><th>queue mean / max</th></tr>{rows}</table>"
             f"<ul>{sources}</ul></section>",
-            f"</main><footer>Made by hwfit on {esc(datetime.now(timezone.utc).isoformat(timespec='seconds'))}. "
-            "Every figure on this page is simulated from the plan's measured service-time curves.</footer>",
-            f'<div id="tooltip" class="tooltip" hidden></div><script>{SCRIPT}</script>',
-            "</body></html>",
-        ]
+        ],
+        "Every figure on this page is simulated from the plan's measured service-time curves.",
     )

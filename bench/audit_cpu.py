@@ -214,8 +214,10 @@ def main(argv=None) -> int:
         f"# hwfit audit on the CPU: a wasteful and a tuned plan of {MODEL}",
         "",
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; `python bench/audit_cpu.py "
-        f"--window {options.window:g}`. Shares of the purchased fp32/int8 peak x window (the precision the pool "
-        "serves in sets the peak); each window is one `hwfit audit --serve URL --json`.",
+        f"--window {options.window:g}`, run while the project's test suite ran on the same 2 cores (it is in "
+        "'other processes'). Shares of the purchased peak x window: the peak of the fastest precision the store "
+        "shows within the accuracy tolerance (int8 here), never below what the store shows the CPU delivering; "
+        "each window is one `hwfit audit --serve URL --json`.",
         "",
         table(runs),
         "",

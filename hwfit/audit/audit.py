@@ -198,6 +198,17 @@ def _precision_in_use(device_pools: list[PoolAudit], options: AuditOptions, note
 def _inputs(device: str, obs: Observation, device_pools: list[PoolAudit], options: AuditOptions) -> WaterfallInputs:
     notes: list[str] = []
     precision = _precision_in_use(device_pools, options, notes)
+    main = max(device_pools, key=lambda p: p.window.samples, default=None)
+    evidence = main.evidence if main is not None else None
+    found = evidence.precision_factor() if evidence is not None else None
+    if found is not None and peak_flops(device, _dtype(found[1].variant.precision)) is not None:
+        # the device's faster arithmetic is part of what was bought: running a slower precision that the
+        # store shows is not needed leaves it on the table, inside the waterfall, not above it
+        notes.append(
+            f"purchased at the {found[1].variant.precision} peak, not {precision}'s: the store shows "
+            f"{found[1].variant.precision} within the accuracy tolerance ({found[1].label})"
+        )
+        precision = found[1].variant.precision
     peak = peak_flops(device, _dtype(precision))
     if peak is None:
         fp32 = peak_flops(device, "fp32")
@@ -205,6 +216,7 @@ def _inputs(device: str, obs: Observation, device_pools: list[PoolAudit], option
             raise AuditError(f"{device}: no peak rate known for {precision} or fp32 (add the device to the catalog)")
         notes.append(f"{device} has no {precision} peak in the catalog: the fp32 peak is the purchased total")
         peak = fp32
+    peak = _at_least_what_was_achieved(peak, evidence, _dtype(precision), notes)
     line = obs.series[device]
     window = obs.window_s
     if device == "cpu":
@@ -215,10 +227,8 @@ def _inputs(device: str, obs: Observation, device_pools: list[PoolAudit], option
         notes.append(line.lost)
     useful, useful_missing = _useful(device, device_pools, options)
     batch = precision_gain = None
-    main = max(device_pools, key=lambda p: p.window.samples, default=None)
-    if main is not None and main.evidence is not None and main.window.mean_batch is not None:
-        batch = main.evidence.batch_factor(main.window.mean_batch)
-        found = main.evidence.precision_factor()
+    if main is not None and evidence is not None and main.window.mean_batch is not None:
+        batch = evidence.batch_factor(main.window.mean_batch)
         precision_gain = found[0] if found else None
     return WaterfallInputs(
         device=device,
@@ -236,6 +246,20 @@ def _inputs(device: str, obs: Observation, device_pools: list[PoolAudit], option
         usd_per_s=_price_per_s(device, options),
         notes=tuple(notes),
     )
+
+
+def _at_least_what_was_achieved(peak: Figure, evidence: Evidence | None, dtype: str, notes: list[str]) -> Figure:
+    """The purchased peak is never below what the store shows this device delivering (a CPU's computed
+    peak is at its base clock; boost clocks exceed it)."""
+    best = evidence.best_achieved(dtype) if evidence is not None else None
+    if best is None or best.achieved_flops_per_s is None or best.achieved_flops_per_s <= peak.value:
+        return peak
+    notes.append(
+        f"the {dtype} peak {peak.value:.4g} FLOP/s ({peak.how}) is below what {best.label} delivered: "
+        f"{best.achieved_flops_per_s:.4g} FLOP/s is the purchased peak"
+    )
+    source = f"{best.label} delivered {best.achieved_flops_per_s:.4g} FLOP/s, above the {peak.how} peak ({peak.source})"
+    return Figure(best.achieved_flops_per_s, peak.unit, "measured", source)
 
 
 def _cpu_shares(obs: Observation, pools: list[PoolAudit]) -> tuple[Share, Share | None, Share | None, str]:

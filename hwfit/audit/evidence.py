@@ -29,6 +29,10 @@ class Point:
     def label(self) -> str:
         return f"run {self.run_id}: {self.variant.key}"
 
+    @property
+    def achieved_flops_per_s(self) -> float | None:
+        return self.samples_per_s * self.flops_per_sample if self.flops_per_sample else None
+
 
 @dataclass(frozen=True)
 class Evidence:
@@ -112,6 +116,15 @@ class Evidence:
                 )
                 best = (Factor(factor, precision, evidence), winner)
         return best
+
+    def best_achieved(self, dtype: str) -> Point | None:
+        """The point that delivered the most FLOP/s in `dtype` (int8 covers int8-dynamic and int8-static)."""
+        points = [
+            p
+            for p in self.points
+            if p.achieved_flops_per_s and (p.variant.precision == dtype or p.variant.precision.startswith(dtype + "-"))
+        ]
+        return max(points, key=lambda p: p.achieved_flops_per_s or 0.0) if points else None
 
     def best_admissible(self) -> Point | None:
         """The highest-throughput point within tolerance on the served device (any backend, precision, layout)."""

@@ -143,6 +143,5 @@ def gpu_processes(device_index: int, since_us: int = 0) -> list[GpuProcess]:
         pass  # NVML_ERROR_NOT_FOUND: no process sampled since `since_us`
     pids = sorted(set(memory) | set(shares))
     return [
-        GpuProcess(pid, sum(shares[pid]) / len(shares[pid]) if pid in shares else None, memory.get(pid))
-        for pid in pids
+        GpuProcess(pid, sum(shares[pid]) / len(shares[pid]) if pid in shares else None, memory.get(pid)) for pid in pids
     ]

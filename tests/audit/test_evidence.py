@@ -70,3 +70,10 @@ def test_a_served_pool_of_replicas_reads_the_points_measured_with_that_many_toge
     evidence = read_evidence(store, "minilm", served, 0.01)
     assert evidence.served_point(1.0).samples_per_s == 250.0
     assert read_evidence(store, "other-model", served, 0.01).found is False
+
+
+def test_the_most_flops_delivered_per_precision_bounds_the_purchased_peak_from_below(store):
+    evidence = read_evidence(store, "minilm", served_variant("ort/cpu/fp32/b1/t1", 1), 0.01)
+    assert evidence.best_achieved("fp32").variant.key == "ort/cpu/fp32/b8/t1"  # 70 samples/s x 2 GFLOP
+    assert evidence.best_achieved("int8").achieved_flops_per_s == pytest.approx(250.0 * 2.0e9)
+    assert evidence.best_achieved("bf16") is None

@@ -70,6 +70,11 @@ class PoolPlan(_Strict):
     )
     expected: Expected
     measured_from: list[str] = Field(default_factory=list, description="variant keys of the measurements used")
+    node_group: str | None = Field(
+        default=None,
+        description="on a Ray cluster: the node group (label from `hwfit devices --ray`) whose nodes run this "
+        "pool; absent: the machine `hwfit serve` runs on",
+    )
 
     @property
     def replicas(self) -> int:

@@ -4,15 +4,21 @@ the quick check (`hwfit variants`) is the short version without the store."""
 
 from hwfit.profile.environment import capture_environment
 from hwfit.profile.grid import GRID_BATCHES, cpu_layouts, grid_variants
+from hwfit.profile.isolation import JobOutcome, run_isolated
 from hwfit.profile.planning import PLAN_WARMUP_S, PlanningSession, stored_points
+from hwfit.profile.point import PointPlan, measure_point
 from hwfit.profile.quick import check_dict, check_reason, check_verdict, quick_check, reference_outputs, run_in_batches
 from hwfit.profile.rounds import Arm, RoundSettings, RoundsOutcome, combine_rounds, measure_rounds
 from hwfit.profile.stats import StopRule, WarmupRule, latency_summary, median_ci95
 from hwfit.profile.sweep import (
+    PRECISION_DTYPE,
     FamilyOutcome,
+    LocalExecutor,
+    PointExecutor,
     PointSession,
     SweepObserver,
     SweepResult,
+    ceilings_job,
     open_point_session,
     plan_families,
     sweep,
@@ -20,6 +26,14 @@ from hwfit.profile.sweep import (
 from hwfit.profile.sweepspec import SweepSpec, build_spec, load_sweep_file
 
 __all__ = [
+    "PRECISION_DTYPE",
+    "JobOutcome",
+    "LocalExecutor",
+    "PointExecutor",
+    "PointPlan",
+    "ceilings_job",
+    "measure_point",
+    "run_isolated",
     "Arm",
     "RoundSettings",
     "RoundsOutcome",

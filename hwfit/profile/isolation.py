@@ -11,7 +11,7 @@ import multiprocessing
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 POLL_S = 0.2
@@ -25,6 +25,7 @@ class JobOutcome:
     value: Any = None
     reason: str | None = None
     wall_s: float = 0.0
+    where: dict = field(default_factory=dict)  # where it ran, when not here (a cluster node): kept with the point
 
 
 class _Reporter:

@@ -12,7 +12,7 @@ from hwfit.hardware import device_names
 from hwfit.models import Model
 from hwfit.profile.environment import capture_environment
 from hwfit.profile.grid import grid_variants
-from hwfit.profile.sweep import PointSession, SweepObserver, open_point_session
+from hwfit.profile.sweep import PointExecutor, PointSession, SweepObserver, open_point_session
 from hwfit.profile.sweepspec import build_spec
 from hwfit.store import Measurement, ResultsStore
 
@@ -65,9 +65,13 @@ class PlanningSession:
         args: dict | None = None,
         origin: str = "hwfit plan",
         interrupted_note: str = INTERRUPTED_NOTE,
+        executor: PointExecutor | None = None,
+        available: Iterable[str] | None = None,
     ):
         self.model, self.store, self.observer = model, store, observer
-        here = set(device_names())
+        self.executor = executor  # where the points run (None: here, each in its own process)
+        # the devices present where the points run: this machine's, or a cluster's nodes' (`available`)
+        here = set(device_names() if available is None else available)
         self.devices = [device for device in devices if device in here]
         self.spec = build_spec({"budget_s": point_seconds, "warmup_s": warmup_s}, origin=origin)
         self.args = args or {}
@@ -105,7 +109,7 @@ class PlanningSession:
             raise HwfitError("this planning session is closed: open another to measure more")
         if self.session is None:
             self.session = open_point_session(
-                self.model, self.spec, self.store, self.observer, set(self.devices), self.args
+                self.model, self.spec, self.store, self.observer, set(self.devices), self.args, self.executor
             )
             self.run_ids.append(self.session.run_id)
         return self.session.measure(variants)

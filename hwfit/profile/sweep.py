@@ -4,18 +4,21 @@ growing the batch until throughput stops rising — recording every point, failu
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from hwfit.backends import backend_names, candidate_variants, get_backend
 from hwfit.core import HwfitError, Variant, is_usable
 from hwfit.models import Model
-from hwfit.profile.isolation import run_isolated
+from hwfit.profile.isolation import JobOutcome, run_isolated
 from hwfit.profile.point import PointPlan, measure_point
 from hwfit.profile.quick import REFERENCE_SAMPLES, REFERENCE_SEED, _reference_job
 from hwfit.profile.stats import StopRule, WarmupRule
 from hwfit.profile.sweepspec import SweepSpec, knob_combinations
-from hwfit.store import Measurement, ResultsStore
+from hwfit.store import Measurement, ResultsStore, open_store
 
 # Precision -> the matmul dtype whose ceiling and peak bound it (MFU). tf32 has its own peak: an
 # fp32 variant on a GPU runs IEEE fp32 (the backends turn TF32 off), so the fp32 peak is its bound.
@@ -36,6 +39,37 @@ class SweepObserver(Protocol):
     def point_progress(self, variant: Variant, message: dict) -> None: ...
     def point_finished(self, variant: Variant, measurement: Measurement, reused: bool) -> None: ...
     def family_finished(self, family: FamilyOutcome, skipped_points: int) -> None: ...
+
+
+class PointExecutor(Protocol):
+    """Where a point's process runs: here (`LocalExecutor`), or on a cluster node (hwfit.cluster).
+
+    `concurrency` is how many variant families may be measured at once (each family grows its
+    batch in order); two points never share a device while measured, which the executor ensures.
+    """
+
+    concurrency: int
+
+    def measure(self, plan: PointPlan, timeout_s: float, on_progress: Callable[[dict], None]) -> JobOutcome: ...
+
+    def ceilings(self, devices: set[str], timeout_s: float) -> dict: ...
+
+
+class LocalExecutor:
+    """Every point in a fresh process on this machine, one at a time."""
+
+    concurrency = 1
+
+    def measure(self, plan: PointPlan, timeout_s: float, on_progress: Callable[[dict], None]) -> JobOutcome:
+        return run_isolated(measure_point, (plan,), timeout_s, on_progress=on_progress)
+
+    def ceilings(self, devices: set[str], timeout_s: float) -> dict:
+        """Measured matmul and bandwidth ceilings of this machine's devices."""
+        ceilings: dict[str, dict] = {}
+        for device in sorted(d for d in devices if not d.startswith("emulated")):
+            outcome = run_isolated(ceilings_job, (device,), timeout_s)
+            ceilings[device] = outcome.value if outcome.ok else {"error": outcome.reason}
+        return ceilings
 
 
 @dataclass
@@ -67,32 +101,26 @@ def sweep(
     observer: SweepObserver,
     fresh: bool = False,
     args: dict | None = None,
+    executor: PointExecutor | None = None,
 ) -> SweepResult:
+    executor = executor or LocalExecutor()
     families = plan_families(model, spec)
     observer.planned(sum(len(spec.batch_plan()) if reason is None else 1 for _, reason in families))
     run, resumed = _open_run(model, spec, store, fresh, args or {})
     result = SweepResult(run.id, resumed)
     try:
         observer.stage("measuring this machine's ceilings")
-        ceilings = machine_ceilings(store, run.id, {v.device for v, reason in families if reason is None}, spec)
+        devices = {v.device for v, reason in families if reason is None}
+        ceilings = machine_ceilings(store, run.id, devices, spec, executor)
         observer.stage("computing the fp32 reference outputs")
         reference, reference_inputs = _reference(model, spec)
         done = {m.variant_key: m for m in store.measurements(run.id)}
-        for template, reason in families:
-            outcome = _sweep_family(
-                model,
-                spec,
-                store,
-                run.id,
-                template,
-                reason,
-                done,
-                ceilings,
-                (reference, reference_inputs),
-                observer,
-                result,
-            )
-            result.families.append(outcome)
+
+        def one_family(family_store: ResultsStore, template: Variant, reason: str | None) -> FamilyOutcome:
+            context = _Context(model, spec, family_store, run.id, done, ceilings, (reference, reference_inputs))
+            return _sweep_family(context, template, reason, observer, result, executor)
+
+        result.families.extend(_each_family(families, store, executor.concurrency, one_family))
         store.set_run_extra(run.id, "families", [f.to_dict() for f in result.families])
         store.finish_run(run.id, "complete")
     except KeyboardInterrupt:
@@ -102,6 +130,37 @@ def sweep(
         store.finish_run(run.id, "failed", f"{type(error).__name__}: {error}")
         raise
     return result
+
+
+@dataclass
+class _Context:
+    """What measuring a point needs from its sweep (or point session)."""
+
+    model: Model
+    spec: SweepSpec
+    store: ResultsStore
+    run_id: int
+    done: dict
+    ceilings: dict
+    reference: tuple
+
+
+_COUNT_LOCK = threading.Lock()
+
+
+def _each_family(families, store: ResultsStore, concurrency: int, one_family) -> list[FamilyOutcome]:
+    """Each family's outcome, in the planned order: one at a time, or `concurrency` at once, each
+    thread with its own connection to the store (a SQLite connection belongs to its thread)."""
+    if concurrency <= 1 or len(families) <= 1:
+        return [one_family(store, template, reason) for template, reason in families]
+
+    def in_thread(template: Variant, reason: str | None) -> FamilyOutcome:
+        with open_store(store.path) as own:
+            return one_family(own, template, reason)
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="hwfit-family") as pool:
+        futures = [pool.submit(in_thread, template, reason) for template, reason in families]
+        return [future.result() for future in futures]
 
 
 def plan_families(model: Model, spec: SweepSpec) -> list[tuple[Variant, str | None]]:
@@ -149,24 +208,24 @@ def _finished_twin(store: ResultsStore, model: Model, sweep_key: str, environmen
     return None
 
 
-def machine_ceilings(store: ResultsStore, run_id: int, devices: set[str], spec: SweepSpec) -> dict:
+def machine_ceilings(
+    store: ResultsStore, run_id: int, devices: set[str], spec: SweepSpec, executor: PointExecutor | None = None
+) -> dict:
     """Measured matmul and bandwidth ceilings per device, once per run (kept for resumes)."""
     known = store.run_extra(run_id).get("ceilings")
     if known is not None:
         return known
-    ceilings: dict[str, dict] = {}
-    for device in sorted(d for d in devices if not d.startswith("emulated")):
-        outcome = run_isolated(_ceilings_job, (device,), spec.timeout_s)
-        ceilings[device] = outcome.value if outcome.ok else {"error": outcome.reason}
+    ceilings = (executor or LocalExecutor()).ceilings(devices, spec.timeout_s)
     store.set_run_extra(run_id, "ceilings", ceilings)
     return ceilings
 
 
-def _ceilings_job(device: str, report=None) -> dict:
+def ceilings_job(device: str, quick: bool = False, report=None) -> dict:
+    """The ceilings of one device, as a sweep keeps them (run in a process of its own)."""
     from hwfit.hardware import measure_ceilings
 
     found: dict = {"matmul_flops": {}, "mem_bandwidth": None}
-    for ceiling in measure_ceilings(device):
+    for ceiling in measure_ceilings(device, quick=quick):
         if ceiling.metric == "matmul_flops":
             found["matmul_flops"][ceiling.dtype] = ceiling.value
         elif ceiling.metric in ("mem_bandwidth", "device_mem_bandwidth"):
@@ -185,12 +244,13 @@ def _reference(model: Model, spec: SweepSpec):
 
 
 def _sweep_family(
-    model, spec, store, run_id, template, reason, done, ceilings, reference, observer, result
+    context: _Context, template: Variant, reason: str | None, observer, result: SweepResult, executor: PointExecutor
 ) -> FamilyOutcome:
+    spec = context.spec
     family = template.curve_key
     if reason:
         skipped = Measurement(template.key, template.to_dict(), "skipped", reason)
-        store.record(run_id, skipped)
+        context.store.record(context.run_id, skipped)
         observer.point_finished(template, skipped, reused=False)
         return FamilyOutcome(family, None, None, f"cannot run here: {reason}")
     best: Measurement | None = None
@@ -200,11 +260,10 @@ def _sweep_family(
         variant = Variant(
             template.backend, template.device, template.precision, batch, template.threads, template.knobs
         )
-        measurement, reused = _measure_or_reuse(
-            model, spec, store, run_id, variant, done, ceilings, reference, observer
-        )
-        result.reused += reused
-        result.measured += not reused
+        measurement, reused = _measure_or_reuse(context, variant, observer, executor)
+        with _COUNT_LOCK:
+            result.reused += reused
+            result.measured += not reused
         stop = _growth_stop(spec, measurement, previous, best)
         within_cap = not _over_latency_cap(spec, measurement)  # a batch over the cap is no sweet spot
         if (
@@ -256,28 +315,30 @@ def _over_latency_cap(spec: SweepSpec, measurement: Measurement) -> bool:
     return bool(spec.max_latency_ms and latency and latency.p50_ms > spec.max_latency_ms)
 
 
-def _measure_or_reuse(model, spec, store, run_id, variant, done, ceilings, reference, observer):
+def _measure_or_reuse(context: _Context, variant: Variant, observer, executor: PointExecutor):
+    done, spec = context.done, context.spec
     if variant.key in done and done[variant.key].status != "skipped":
         observer.point_finished(variant, done[variant.key], reused=True)
         return done[variant.key], True
     observer.point_started(variant)
-    plan = _point_plan(model, spec, variant, ceilings, reference)
+    plan = _point_plan(context.model, spec, variant, context.ceilings, context.reference)
     attempts = []
     for _ in range(spec.processes):
-        outcome = run_isolated(
-            measure_point,
-            (plan,),
+        outcome = executor.measure(
+            plan,
             spec.timeout_s + spec.budget_s + spec.warmup_s,
-            on_progress=lambda message: observer.point_progress(variant, message),
+            lambda message: observer.point_progress(variant, message),
         )
         if not outcome.ok:
             attempts = [Measurement(variant.key, variant.to_dict(), "failed", outcome.reason)]
             attempts[0].wall_s = outcome.wall_s
+            attempts[0].details.update(outcome.where)
             break
         outcome.value.wall_s = outcome.wall_s
+        outcome.value.details.update(outcome.where)
         attempts.append(outcome.value)
     measurement = combine_processes(attempts, spec.target_ci)
-    store.record(run_id, measurement)
+    context.store.record(context.run_id, measurement)
     done[variant.key] = measurement
     observer.point_finished(variant, measurement, reused=False)
     return measurement, False
@@ -359,6 +420,7 @@ class PointSession:
     ceilings: dict
     reference: tuple
     done: dict
+    executor: PointExecutor = field(default_factory=LocalExecutor)
 
     def measure(self, variants: list[Variant]) -> list[Measurement]:
         measured = []
@@ -369,17 +431,10 @@ class PointSession:
                 self.store.record(self.run_id, measurement)
                 self.observer.point_finished(variant, measurement, reused=False)
             else:
-                measurement, _ = _measure_or_reuse(
-                    self.model,
-                    self.spec,
-                    self.store,
-                    self.run_id,
-                    variant,
-                    self.done,
-                    self.ceilings,
-                    self.reference,
-                    self.observer,
+                context = _Context(
+                    self.model, self.spec, self.store, self.run_id, self.done, self.ceilings, self.reference
                 )
+                measurement, _ = _measure_or_reuse(context, variant, self.observer, self.executor)
             measured.append(measurement)
         return measured
 
@@ -394,8 +449,10 @@ def open_point_session(
     observer: SweepObserver,
     devices: set[str],
     args: dict | None = None,
+    executor: PointExecutor | None = None,
 ) -> PointSession:
     """Start a run for points chosen one call at a time: measure ceilings and the reference once."""
+    executor = executor or LocalExecutor()
     from hwfit.profile.environment import capture_environment
 
     environment = capture_environment()
@@ -409,7 +466,7 @@ def open_point_session(
         environment,
     )
     observer.stage("measuring this machine's ceilings")
-    ceilings = machine_ceilings(store, run.id, devices, spec)
+    ceilings = machine_ceilings(store, run.id, devices, spec, executor)
     observer.stage("computing the fp32 reference outputs")
     reference = _reference(model, spec)
-    return PointSession(model, spec, store, observer, run.id, ceilings, reference, {})
+    return PointSession(model, spec, store, observer, run.id, ceilings, reference, {}, executor)

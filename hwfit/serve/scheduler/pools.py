@@ -45,6 +45,11 @@ class HealthPolicy:
     down_for_s: float = 30.0
 
 
+# Makes the handle on one replica: (spec, watchdog, input bytes, output bytes) -> a `Worker` or any
+# object with its methods and attributes (hwfit.cluster's `RayWorker` places the replica as a Ray actor).
+WorkerFactory = Callable[[WorkerSpec, WatchdogPolicy, int, int], Worker]
+
+
 @dataclass(frozen=True)
 class PoolConfig:
     watchdog: WatchdogPolicy = WatchdogPolicy()
@@ -52,6 +57,7 @@ class PoolConfig:
     queue_batches_per_replica: int = QUEUE_BATCHES_PER_REPLICA  # queue bound: at least this many full batches per
     # replica, and at least what the pool serves within the default deadline (None: no deadline)
     default_deadline_s: float | None = None
+    worker_factory: WorkerFactory | None = None  # None: each replica a local worker process (`Worker`)
 
 
 @dataclass
@@ -192,7 +198,8 @@ class Pool:
         spec = WorkerSpec(
             self.name, index, unit.device, model_source, self.input_spec, pool_variant(self.plan, unit.device)
         )
-        return Slot(Worker(spec, self.config.watchdog, *io_bytes), unit)
+        make = self.config.worker_factory or Worker
+        return Slot(make(spec, self.config.watchdog, *io_bytes), unit)
 
     # --- state the router reads
 

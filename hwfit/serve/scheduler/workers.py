@@ -172,7 +172,7 @@ def worker_main(spec: WorkerSpec, conn) -> None:
     """Entry point of the spawned process: load, warm up, report ready, run batches until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server owns Ctrl-C: it drains, then stops us
     try:
-        runner, info = _load_runner(spec)
+        runner, info = load_replica(spec)
     except BaseException as error:  # every load failure goes back as a reason
         conn.send(("load_failed", f"{type(error).__name__}: {error}"))
         conn.close()
@@ -185,7 +185,9 @@ def worker_main(spec: WorkerSpec, conn) -> None:
         conn.close()
 
 
-def _load_runner(spec: WorkerSpec):
+def load_replica(spec: WorkerSpec):
+    """Load and warm up one replica's runner: (runner, WorkerInfo). Runs where the replica runs (its
+    worker process here, or a Ray actor's process on a cluster node)."""
     from hwfit.backends import load_variant
     from hwfit.models import load_model
 
@@ -227,15 +229,20 @@ def _attached(current: AttachedArena | None, name: str | None) -> AttachedArena 
     return AttachedArena(name)
 
 
-def _run_one(runner, batch_id: int, inputs, output_arena: AttachedArena | None) -> tuple:
+def run_replica_batch(runner, inputs: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float, int]:
+    """One batch on a loaded replica: (outputs, compute seconds, OOM splits); raises what the runner raised."""
     started = time.perf_counter()
+    outputs, splits = run_splitting_on_oom(runner.run_unchecked, inputs, on_oom=release_cuda_cache)
+    compute_s = time.perf_counter() - started
+    return {name: np.ascontiguousarray(array) for name, array in outputs.items()}, compute_s, splits
+
+
+def _run_one(runner, batch_id: int, inputs, output_arena: AttachedArena | None) -> tuple:
     try:
-        outputs, splits = run_splitting_on_oom(runner.run_unchecked, inputs, on_oom=release_cuda_cache)
+        outputs, compute_s, splits = run_replica_batch(runner, inputs)
     except Exception as error:
         kind = "oom" if is_out_of_memory(error) else "raised"
         return ("raised", batch_id, kind, f"{type(error).__name__}: {error}")
-    compute_s = time.perf_counter() - started
-    outputs = {name: np.ascontiguousarray(array) for name, array in outputs.items()}
     out_layout = None if output_arena is None else write_tensors(output_arena.buffer, outputs)
     return (
         "done",

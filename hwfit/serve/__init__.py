@@ -63,6 +63,7 @@ _LAZY_EXPORTS = {
     "run_replica_batch": "hwfit.serve.scheduler.workers",
     "is_out_of_memory": "hwfit.serve.scheduler.workers",
     "queue_limit_samples": "hwfit.serve.scheduler.pools",
+    "pool_variant": "hwfit.serve.scheduler.pools",
     "InProcess": "hwfit.serve.scheduler.inprocess",
     "ResultCache": "hwfit.serve.scheduler.cache",
     "ServeMetrics": "hwfit.serve.scheduler.metrics",

@@ -17,3 +17,17 @@ def split_values(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def ray_option(what: str):
+    """`--ray [ADDRESS]`: run on a Ray cluster (ADDRESS: HOST:PORT of its head; alone: the one
+    `ray start` runs on this machine). Needs the `cluster` extra; without it the command says how to get it."""
+    return typer.Option(
+        None,
+        "--ray",
+        flag_value="auto",
+        is_flag=False,
+        metavar="[ADDRESS]",
+        help=f"{what} on a Ray cluster. ADDRESS: HOST:PORT of its head; --ray alone: the cluster `ray start` "
+        "runs on this machine. Needs pip install 'hwfit\\[cluster]'.",
+    )

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hwfit.cli._app import app
+from hwfit.cli._app import app, ray_option
 from hwfit.core import is_gpu
 from hwfit.hardware import (
     BenchmarkError,
@@ -29,7 +29,9 @@ _YES, _NO = "[green]✓[/]", "[red]✗[/]"
     epilog="Examples:\n\n"
     "  hwfit devices                      # tables: CPU, GPUs, runtimes, peak rates\n\n"
     "  hwfit devices --bench --quick      # add measured ceilings (a few seconds)\n\n"
-    "  hwfit devices --bench --json > devices.json"
+    "  hwfit devices --bench --json > devices.json\n\n"
+    "  hwfit devices --ray                # every node of the Ray cluster started here, node by node\n\n"
+    "  hwfit devices --ray 10.0.0.5:6379 --bench --json"
 )
 def devices(
     json_output: bool = typer.Option(
@@ -39,6 +41,7 @@ def devices(
         False, "--bench", help="Measure matmul FLOP/s, memory and copy bandwidth on every device."
     ),
     quick: bool = typer.Option(False, "--quick", help="With --bench: short runs (seconds, less exact)."),
+    ray: str | None = ray_option("Each node's devices, discovered on that node,"),
 ) -> None:
     """Show this machine's CPU, NVIDIA GPUs, runtimes and peak rates; --bench measures real ceilings.
 
@@ -46,6 +49,9 @@ def devices(
     """
     if quick and not bench:
         raise typer.BadParameter("--quick shortens the benchmarks; use it together with --bench", param_hint="--quick")
+    if ray is not None:
+        _cluster_devices(ray, json_output, bench, quick)
+        return
     inventory = discover()
     ceilings, bench_notes = _run_benchmarks(inventory, quick) if bench else ([], [])
     sources = power_sources()
@@ -68,6 +74,52 @@ def devices(
     console.print(_power_table(sources))
     for note in bench_notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _cluster_devices(address: str, json_output: bool, bench: bool, quick: bool) -> None:
+    """The cluster's inventory: one row per node (labels, cores, devices), ceilings with --bench."""
+    from hwfit.cluster import cluster_inventory
+
+    with Console(stderr=True).status(
+        "asking every node of the cluster" + (" (measuring ceilings there, once per node)" if bench else "")
+    ):
+        nodes = cluster_inventory(address, ceilings=bench, quick=quick)
+    if json_output:
+        payload = {"schema": "hwfit.cluster-devices/1", "nodes": [node.to_dict() for node in nodes]}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    table = Table(title=f"Ray cluster: {len(nodes)} node(s), each discovered on itself", title_justify="left")
+    for column in ("node", "labels", "address", "cores", "Ray CPU/GPU", "devices", "CPU", "GPUs", "ceilings"):
+        table.add_column(column)
+    for node in nodes:
+        lent = f"{node.ray_resources.get('CPU', 0):g}/{node.ray_resources.get('GPU', 0):g}"
+        table.add_row(
+            node.node_id[:8],
+            ", ".join(node.labels) or "-",
+            node.address,
+            str(len(node.cores)),
+            lent,
+            ", ".join(node.devices),
+            escape(node.cpu_model or "?"),
+            escape(", ".join(node.gpu_names) or "-"),
+            _ceilings_text(node.ceilings),
+        )
+    Console(width=max(Console().width, 140)).print(table)
+    print(
+        "labels are the node's `node:<label>` resources (ray start --resources '{\"node:LABEL\": 1}'): "
+        "SLO files name node groups by them."
+    )
+
+
+def _ceilings_text(ceilings: dict) -> str:
+    parts = []
+    for device, found in sorted(ceilings.items()):
+        if "error" in found:
+            parts.append(f"{device}: failed")
+            continue
+        fp32 = (found.get("matmul_flops") or {}).get("fp32")
+        parts.append(f"{device}: {format_si(fp32, 'FLOP/s') if fp32 else '?'} fp32 (measured)")
+    return "; ".join(parts) or "- (--bench measures them)"
 
 
 # --- benchmarks --------------------------------------------------------------------------------

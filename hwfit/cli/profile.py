@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from hwfit.cli._app import app, split_values
+from hwfit.cli._app import app, ray_option, split_values
 from hwfit.cli.results import show_run
 
 STATUS_STYLE = {"ok": "green", "unstable": "yellow", "failed": "red", "skipped": "dim"}
@@ -54,11 +54,14 @@ def profile(
         False, "--fresh", help="Start a new run instead of resuming one with the same arguments."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the run's measurements as JSON only."),
+    ray: str | None = ray_option("Measure each point on a node that has its device,"),
 ) -> None:
     """Measure what MODEL costs on every variant and batch size: latency distribution, throughput,
     memory, MFU, energy and accuracy, stored for `hwfit results` and the planner.
 
     Example: hwfit profile minilm --backend ort,openvino --batch 1,8,32
+
+    On a Ray cluster: hwfit profile minilm --backend ort --threads 1,2 --ray
     """
     from hwfit.models import load_model, parse_shape_overrides
     from hwfit.profile import build_spec, load_sweep_file, sweep
@@ -72,7 +75,13 @@ def profile(
         observer = ProgressObserver(err, disabled=as_json)
         with observer:
             try:
-                result = sweep(loaded, spec, store, observer, fresh=fresh, args={"model": model, "shape": shape or []})
+                args = {"model": model, "shape": shape or []}
+                if ray is not None:
+                    from hwfit.cluster import cluster_sweep
+
+                    result, _ = cluster_sweep(loaded, spec, store, observer, ray, fresh=fresh, args=args)
+                else:
+                    result = sweep(loaded, spec, store, observer, fresh=fresh, args=args)
             except KeyboardInterrupt:
                 observer.stop()
                 err.print("[yellow]interrupted[/]: the run is saved; run the same command again to resume.")

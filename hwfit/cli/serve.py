@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hwfit.cli._app import app
+from hwfit.cli._app import app, ray_option
 
 PLAN_SUFFIXES = (".yaml", ".yml")
 # serve.default_plan's DEFAULT_STARTUP_BUDGET_S, not imported so that `hwfit --help` loads no backend
@@ -23,7 +23,8 @@ DEFAULT_STARTUP_BUDGET_S = 6.0
     "  hwfit serve plan.yaml                          # the pools a plan chose\n\n"
     "  hwfit serve minilm                             # a model: layout and max batch searched at start-up\n\n"
     "  hwfit serve minilm --startup-budget-s 15       # a longer start-up search\n\n"
-    "  hwfit serve plan.yaml --host 0.0.0.0 --token s3cret --cache-mb 256"
+    "  hwfit serve plan.yaml --host 0.0.0.0 --token s3cret --cache-mb 256\n\n"
+    "  hwfit serve plan.yaml --ray                    # each pool's replicas as Ray actors on its node group"
 )
 def serve(
     target: str = typer.Argument(..., help="A plan file (hwfit plan's YAML) or a MODEL (built-in, .onnx, ...)."),
@@ -46,16 +47,33 @@ def serve(
     drain_s: float = typer.Option(
         10.0, "--drain-s", help="On Ctrl-C/SIGTERM: how long accepted requests may take to finish."
     ),
+    ray: str | None = ray_option("Run each pool's replicas as Ray actors on the plan's node groups,"),
 ) -> None:
     """Serve a plan: one worker process per replica, a dynamic batcher per pool, requests routed to
     the pool predicted to answer first; requests no pool can answer in time are refused at once.
     Ctrl-C stops accepting, answers what was accepted, then exits."""
-    from hwfit.serve import DispatcherConfig, PlanDispatcher, ServerConfig, freeze_startup_heap, run_server
+    from hwfit.serve import (
+        DispatcherConfig,
+        PlanDispatcher,
+        PoolConfig,
+        ServerConfig,
+        freeze_startup_heap,
+        run_server,
+    )
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     console = Console()
+    if ray is not None and Path(target).suffix not in PLAN_SUFFIXES:
+        raise typer.BadParameter("--ray serves a plan file (hwfit plan's YAML), not a bare MODEL", param_hint="--ray")
+    pool_config = PoolConfig()
+    if ray is not None:
+        from hwfit.cluster import connect, ray_worker_factory
+
+        connect(ray)  # before any pool starts: Ray missing or unreachable is said at once
     plan, model = _plan_and_model(target, console, startup_budget_s)
-    dispatcher = PlanDispatcher(plan, model, DispatcherConfig(cache_bytes=int(cache_mb * 2**20)))
+    if ray is not None:
+        pool_config = PoolConfig(worker_factory=ray_worker_factory(plan, ray))
+    dispatcher = PlanDispatcher(plan, model, DispatcherConfig(cache_bytes=int(cache_mb * 2**20), pool=pool_config))
     config = ServerConfig(
         host=host,
         http_port=http_port,
@@ -124,6 +142,8 @@ def _pools_table(dispatcher) -> Table:
         table.add_column(column)
     for pool in dispatcher.pool_summaries():
         device = pool.device + (" (EMULATED)" if pool.emulated else "")
+        group = dispatcher.plan.pool(pool.name).node_group
+        device += f" on node group {group}" if group else ""
         state = "[green]up[/]" if pool.up else f"[red]DOWN[/] {escape(pool.down_reason or '')}"
         role = pool.role + (" (degraded tier)" if pool.degraded else "")
         table.add_row(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import ipaddress
+import os
+import sys
 from typing import Any
 
 from hwfit.core import HwfitError
@@ -34,14 +36,12 @@ def require_ray() -> Any:
 def connect(address: str | None = "auto") -> Any:
     """Join the Ray cluster at `address` ("auto": the one `ray start` runs on this machine) once per
     process; returns the `ray` module."""
+    if _is_loopback(address):
+        loopback_only()
     ray = require_ray()
     if ray.is_initialized():
         return ray
-    options = {}
-    if _is_loopback(address):
-        # Ray takes the driver's address from its default route; a cluster on loopback would then
-        # look for itself at an address it never bound, and wait for ever
-        options["_node_ip_address"] = "127.0.0.1"
+    options = {"_node_ip_address": "127.0.0.1"} if _is_loopback(address) else {}
     try:
         ray.init(address=address or "auto", logging_level="ERROR", log_to_driver=False, **options)
     except ConnectionError as error:
@@ -50,6 +50,14 @@ def connect(address: str | None = "auto") -> Any:
             "or pass its address (HOST:6379)"
         ) from None
     return ray
+
+
+def loopback_only() -> None:
+    """Keep Ray on 127.0.0.1 (a cluster on one machine, as the tests and the bench start). Ray swaps a
+    loopback address for the machine's default-route address, which a loopback cluster never bound,
+    and then waits for ever; this switch (read when `ray` is first imported) keeps it local."""
+    if "ray" not in sys.modules:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 def node_labels(resources: dict[str, float]) -> list[str]:

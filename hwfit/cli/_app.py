@@ -1,5 +1,7 @@
 """The Typer application every command module registers on."""
 
+import warnings
+
 import typer
 
 app = typer.Typer(
@@ -22,6 +24,14 @@ def split_values(values: list[str] | None) -> list[str] | None:
 def ray_option(what: str):
     """`--ray [ADDRESS]`: run on a Ray cluster (ADDRESS: HOST:PORT of its head; alone: the one
     `ray start` runs on this machine). Needs the `cluster` extra; without it the command says how to get it."""
+    with warnings.catch_warnings():
+        # typer marks is_flag/flag_value as unsupported but passes them to click, whose optional-value
+        # option is what `--ray [ADDRESS]` is; tests/cluster/test_without_ray.py pins that it still works
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _ray_option(what)
+
+
+def _ray_option(what: str):
     return typer.Option(
         None,
         "--ray",

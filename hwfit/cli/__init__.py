@@ -17,16 +17,18 @@ from hwfit.cli import simulate as _simulate  # noqa: F401 - registers its comman
 from hwfit.cli import top as _top  # noqa: F401 - registers its commands
 from hwfit.cli import train as _train  # noqa: F401 - registers its commands
 from hwfit.cli import variants as _variants  # noqa: F401 - registers its commands
-from hwfit.cli._app import app
+from hwfit.cli._app import app, expand_ray_flag
 from hwfit.core import HwfitError
 
 
 def main() -> None:
     """Console-script entry point: run the app, turning HwfitError into one readable line."""
     try:
-        app()
+        app(args=expand_ray_flag(sys.argv[1:]), prog_name="hwfit")
     except HwfitError as error:
         from rich.console import Console
+        from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]error:[/] {error}")
+        # escaped: a message may hold brackets (pip install 'hwfit[cluster]') that rich would take as markup
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(error))}")
         sys.exit(2)

@@ -1,6 +1,6 @@
 """The Typer application every command module registers on."""
 
-import warnings
+import re
 
 import typer
 
@@ -21,23 +21,32 @@ def split_values(values: list[str] | None) -> list[str] | None:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
+RAY_FLAG = "--ray"
+RAY_AUTO = "auto"
+_ADDRESS = re.compile(r"^(ray://)?[\w.\-\[\]:]+:\d+$")
+
+
 def ray_option(what: str):
     """`--ray [ADDRESS]`: run on a Ray cluster (ADDRESS: HOST:PORT of its head; alone: the one
-    `ray start` runs on this machine). Needs the `cluster` extra; without it the command says how to get it."""
-    with warnings.catch_warnings():
-        # typer marks is_flag/flag_value as unsupported but passes them to click, whose optional-value
-        # option is what `--ray [ADDRESS]` is; tests/cluster/test_without_ray.py pins that it still works
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return _ray_option(what)
-
-
-def _ray_option(what: str):
+    `ray start` runs on this machine). Needs the `cluster` extra; without it the command says how to get it.
+    `--ray` alone is made `--ray auto` by `expand_ray_flag` (typer has no option with an optional value)."""
     return typer.Option(
         None,
-        "--ray",
-        flag_value="auto",
-        is_flag=False,
+        RAY_FLAG,
         metavar="[ADDRESS]",
         help=f"{what} on a Ray cluster. ADDRESS: HOST:PORT of its head; --ray alone: the cluster `ray start` "
         "runs on this machine. Needs pip install 'hwfit\\[cluster]'.",
     )
+
+
+def expand_ray_flag(argv: list[str]) -> list[str]:
+    """`--ray` not followed by an address (HOST:PORT, ray://HOST:PORT or auto) becomes `--ray auto`."""
+    expanded = []
+    for index, word in enumerate(argv):
+        expanded.append(word)
+        if word != RAY_FLAG:
+            continue
+        following = argv[index + 1] if index + 1 < len(argv) else None
+        if following is None or not (following == RAY_AUTO or _ADDRESS.match(following)):
+            expanded.append(RAY_AUTO)
+    return expanded

@@ -120,7 +120,8 @@ def _cluster(slo, ray: str | None) -> _Cluster:
     with Console(stderr=True).status("taking the cluster's inventory (each node's devices, measured there)"):
         inventory = cluster_inventory(ray, ceilings=True)
     planned_slo, group_of = resolve_node_groups(slo, inventory)
-    return _Cluster(planned_slo, inventory, group_of, RayExecutor(ray_module, inventory))
+    executor = RayExecutor(ray_module, inventory, group_of=group_of)  # each group's points on its own nodes
+    return _Cluster(planned_slo, inventory, group_of, executor)
 
 
 def _plan_with_store(loaded, model_arg, slo, store, budget, no_measure, point_seconds, err, quiet, cluster=None):

@@ -69,9 +69,16 @@ class _NodeState:
 class RayExecutor:
     """A `profile.PointExecutor` that measures each point on a cluster node (see module docstring)."""
 
-    def __init__(self, ray, inventory: list[NodeInventory], concurrency: int | None = None):
+    def __init__(
+        self,
+        ray,
+        inventory: list[NodeInventory],
+        concurrency: int | None = None,
+        group_of: dict[str, str] | None = None,
+    ):
         self.ray = ray
         self.inventory = inventory
+        self.group_of = group_of or {}  # device -> the node group its points must run on (a plan's)
         self.nodes = {n.node_id: _NodeState(n, set(n.cores)) for n in inventory}
         # one family per node at a time keeps every node busy; a family grows its batch in order
         self.concurrency = concurrency or max(1, len(inventory))
@@ -122,12 +129,14 @@ class RayExecutor:
                 self._changed.wait(1.0)
 
     def _candidates(self, variant: Variant) -> list[_NodeState]:
-        having = {n.node_id for n in nodes_with(self.inventory, variant.device)}
+        group = self.group_of.get(variant.device)
+        having = {n.node_id for n in nodes_with(self.inventory, variant.device) if group is None or group in n.labels}
         alive = [s for s in self.nodes.values() if s.node.node_id in having and s.dead is None]
         if not alive:
             dead = [f"{s.node.label} ({s.dead})" for s in self.nodes.values() if s.dead and s.node.node_id in having]
             raise ClusterError(
                 f"no alive node of the cluster has {variant.device}"
+                + (f" in node group {group}" if group else "")
                 + (f"; the nodes that had it died: {', '.join(dead)}" if dead else "")
             )
         needed = _cores_needed(variant, None)

@@ -104,4 +104,3 @@ def small_model(tmp_path_factory):
 
     path = write_small_onnx_model(tmp_path_factory.mktemp("cluster-model") / "small.onnx")
     return load_model(str(path))
-

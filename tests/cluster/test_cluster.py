@@ -152,9 +152,7 @@ def test_a_sweep_spreads_over_both_nodes_and_keeps_each_points_node(ray_cluster,
 
 
 @pytest.mark.timeout(300)
-def test_a_node_killed_mid_sweep_loses_nothing_and_the_rerun_measures_nothing_again(
-    ray_cluster, small_model, tmp_path
-):
+def test_a_node_killed_mid_sweep_loses_nothing_and_the_rerun_measures_nothing_again(ray_cluster, small_model, tmp_path):
     spec = build_spec({**SPEC, "budget_s": 3.0})  # long enough points that the kill lands inside one
     recorder = Recorder(trigger=("worker", 1.5, ray_cluster.kill_worker))
     try:
@@ -259,3 +257,46 @@ def test_hwfit_serve_runs_a_replica_on_the_worker_node_and_survives_its_death(ra
         assert server.infer(InferRequest("small", {"x": x})).pool == "main"
     finally:
         server.stop()
+
+
+# --- plans across nodes -------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(240)
+def test_hwfit_plan_ray_plans_a_node_group_and_names_it_in_the_plan(ray_cluster, small_model, tmp_path):
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("latency_p99_ms: 1000\nthroughput_rps: 5\nobjective: latency\ndevices:\n  node:worker: {count: 1}\n")
+    arguments = [
+        "plan",
+        small_model.source,
+        "--slo",
+        str(slo),
+        "--ray",
+        ray_cluster.address,
+        "--budget",
+        "2",
+        "--point-seconds",
+        "0.5",
+        "--db",
+        str(tmp_path / "r.db"),
+        "--output",
+        str(tmp_path / "plan.yaml"),
+        "--export",
+        "ray-serve",
+        "--export-dir",
+        str(tmp_path / "ray-serve"),
+    ]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    from hwfit.plan import load_plan
+
+    plan = load_plan(tmp_path / "plan.yaml")
+    assert plan.feasible and plan.pools
+    assert {pool.node_group for pool in plan.pools} == {"worker"}
+    assert any("runs on node group worker" in line for line in plan.assumptions)
+    exported = (tmp_path / "ray-serve" / "serve_config.yaml").read_text()
+    assert "node:worker" in exported and "serve deploy" in exported
+    with open_store(tmp_path / "r.db") as store:
+        measured = [m for run_id in plan.search.run_ids for m in store.measurements(run_id)]
+    measured = [m for m in measured if m.status != "skipped"]  # skipped here (no PyTorch model): never sent
+    assert measured and all(m.details["node"]["label"] == "worker" for m in measured)  # on the group's nodes

@@ -19,6 +19,7 @@ from hwfit.serve import (
     InferResponse,
     ServeError,
     WorkerSpec,
+    datatype_of,
     decode_http_request,
     encode_http_response,
     load_replica,
@@ -81,18 +82,21 @@ class KServeV2:
         order = [p.name for p in self.plan.pools if p.role == "primary"] + list(self.plan.fallback)
         self.order = list(dict.fromkeys(order + [p.name for p in self.plan.pools]))
         self.name = self.plan.model.name
+        self.metadata = _metadata(self.plan)
         self._outputs: tuple[str, ...] = ()
 
     async def __call__(self, request: Request) -> Response:
         parts = [part for part in request.url.path.split("/") if part]
         if parts in (["v2"], ["v2", "health", "live"], ["v2", "health", "ready"]):
             return JSONResponse({"name": "hwfit-on-ray-serve", "live": True, "ready": True})
+        if parts == ["v2", "models"]:
+            return JSONResponse({"models": [{"name": self.name, "state": "READY"}]})
         if len(parts) >= 3 and parts[:2] == ["v2", "models"]:
             if parts[2] != self.name:
                 return JSONResponse({"error": f"no model {parts[2]!r}; this application serves {self.name!r}"}, 404)
             if request.method == "POST" and parts[-1] == "infer":
                 return await self._infer(request)
-            return JSONResponse({"name": self.name, "platform": "hwfit on Ray Serve", "versions": ["1"]})
+            return JSONResponse(self.metadata)
         return JSONResponse({"error": f"no route {request.url.path}"}, 404)
 
     async def _infer(self, request: Request) -> Response:
@@ -116,6 +120,22 @@ class KServeV2:
             headers = {} if json_length is None else {"Inference-Header-Content-Length": str(json_length)}
             return Response(data, media_type="application/json", headers=headers)
         return JSONResponse({"error": "no pool could answer: " + "; ".join(failures)}, 500)
+
+
+def _metadata(plan: Plan) -> dict:
+    """KServe v2 model metadata from the model's input spec (a named dimension, such as the batch, is -1)."""
+    from hwfit.models import load_model
+
+    model = load_model(plan.model.source)
+    inputs = [
+        {
+            "name": tensor.name,
+            "datatype": datatype_of(tensor.dtype),
+            "shape": [dim if isinstance(dim, int) else -1 for dim in tensor.shape],
+        }
+        for tensor in model.inputs.tensors
+    ]
+    return {"name": plan.model.name, "versions": ["1"], "platform": "hwfit on Ray Serve", "inputs": inputs}
 
 
 def build(args: dict):

@@ -83,9 +83,23 @@ class RayExecutor:
         # one family per node at a time keeps every node busy; a family grows its batch in order
         self.concurrency = concurrency or max(1, len(inventory))
         self._changed = threading.Condition()
+        self._interrupted = threading.Event()
+        self._in_flight: set = set()  # the ObjectRefs of the points being measured
         self.placements: list[tuple[str, str]] = []  # (variant key, node label), in the order started
 
     # --- profile.PointExecutor
+
+    def interrupt(self) -> None:
+        """Ctrl-C: cancel the points in flight (their processes killed) and start no more."""
+        self._interrupted.set()
+        with self._changed:
+            refs = list(self._in_flight)
+            self._changed.notify_all()
+        for ref in refs:
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:  # already done, or its node gone
+                pass
 
     def ceilings(self, devices: set[str], timeout_s: float) -> dict:
         """Ceilings are per node (the inventory measured them there); the run keeps them by node label."""
@@ -116,6 +130,8 @@ class RayExecutor:
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while True:
+                if self._interrupted.is_set():
+                    raise KeyboardInterrupt
                 candidates = self._candidates(variant)
                 for state in candidates:
                     cores = _cores_for(variant, state)
@@ -170,19 +186,28 @@ class RayExecutor:
         )(measure_on_node)
         on_progress({"phase": f"on node {state.node.label}"})
         ref = task.remote(plan, timeout_s, cores, _threads_of(plan.variant, len(cores)))
+        with self._changed:
+            self._in_flight.add(ref)
         try:
             return ray.get(ref, timeout=timeout_s + RESULT_GRACE_S)
+        except ray.exceptions.TaskCancelledError:
+            raise KeyboardInterrupt from None  # only `interrupt` cancels: the point is not a result
         except ray.exceptions.GetTimeoutError:
             ray.cancel(ref, force=True)
             return JobOutcome(False, reason=f"node {state.node.label} gave no answer within {timeout_s:.0f} s")
         except ray.exceptions.RayTaskError as error:  # our own code raised on the node: a point failure
             return JobOutcome(False, reason=f"on node {state.node.label}: {error.cause!r}")
         except ray.exceptions.RayError as error:  # the node, its raylet or the task's worker went away
+            if self._interrupted.is_set():
+                raise KeyboardInterrupt from None
             reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
             if not self._node_alive(state.node.node_id):
                 with self._changed:
                     state.dead = reason
             raise _NodeLost(reason) from None
+        finally:
+            with self._changed:
+                self._in_flight.discard(ref)
 
     def _node_alive(self, node_id: str) -> bool:
         for _ in range(20):  # the cluster marks a dead node a moment after its tasks fail

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,11 +41,16 @@ class SweepObserver(Protocol):
     def family_finished(self, family: FamilyOutcome, skipped_points: int) -> None: ...
 
 
+INTERRUPT_WAIT_S = 30.0  # after Ctrl-C: how long the families in flight get to stop
+
+
 class PointExecutor(Protocol):
     """Where a point's process runs: here (`LocalExecutor`), or on a cluster node (hwfit.cluster).
 
     `concurrency` is how many variant families may be measured at once (each family grows its
     batch in order); two points never share a device while measured, which the executor ensures.
+    One that runs families at once has `interrupt()`: the points in flight then raise
+    KeyboardInterrupt in their threads instead of returning (an interrupted point is not a result).
     """
 
     concurrency: int
@@ -120,7 +125,7 @@ def sweep(
             context = _Context(model, spec, family_store, run.id, done, ceilings, (reference, reference_inputs))
             return _sweep_family(context, template, reason, observer, result, executor)
 
-        result.families.extend(_each_family(families, store, executor.concurrency, one_family))
+        result.families.extend(_each_family(families, store, executor, one_family))
         store.set_run_extra(run.id, "families", [f.to_dict() for f in result.families])
         store.finish_run(run.id, "complete")
     except KeyboardInterrupt:
@@ -148,19 +153,35 @@ class _Context:
 _COUNT_LOCK = threading.Lock()
 
 
-def _each_family(families, store: ResultsStore, concurrency: int, one_family) -> list[FamilyOutcome]:
-    """Each family's outcome, in the planned order: one at a time, or `concurrency` at once, each
-    thread with its own connection to the store (a SQLite connection belongs to its thread)."""
-    if concurrency <= 1 or len(families) <= 1:
+def _each_family(families, store: ResultsStore, executor: PointExecutor, one_family) -> list[FamilyOutcome]:
+    """Each family's outcome, in the planned order: one at a time, or `executor.concurrency` at once,
+    each thread with its own connection to the store (a SQLite connection belongs to its thread).
+
+    Ctrl-C (or any error) in one family stops the others: families not started never start, and the
+    executor's `interrupt` makes the points in flight end without being recorded, so the run resumes
+    where it stopped."""
+    if executor.concurrency <= 1 or len(families) <= 1:
         return [one_family(store, template, reason) for template, reason in families]
 
     def in_thread(template: Variant, reason: str | None) -> FamilyOutcome:
         with open_store(store.path) as own:
             return one_family(own, template, reason)
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="hwfit-family") as pool:
-        futures = [pool.submit(in_thread, template, reason) for template, reason in families]
+    pool = ThreadPoolExecutor(max_workers=executor.concurrency, thread_name_prefix="hwfit-family")
+    futures = [pool.submit(in_thread, template, reason) for template, reason in families]
+    try:
+        wait(futures, return_when=FIRST_EXCEPTION)  # a family that fails or is interrupted stops the rest now
         return [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        interrupt = getattr(executor, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
+        wait(futures, timeout=INTERRUPT_WAIT_S)  # the points in flight stop; their threads write nothing more
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def plan_families(model: Model, spec: SweepSpec) -> list[tuple[Variant, str | None]]:

@@ -37,9 +37,10 @@ class Recorder:
     """A SweepObserver keeping what happened; `on_node(label, seconds, action)` runs `action` that many
     seconds after the first point placed on the node labelled `label`."""
 
-    def __init__(self, trigger: tuple[str, float, object] | None = None):
+    def __init__(self, trigger: tuple[str, float, object] | None = None, interrupt_after: int | None = None):
         self.finished = []
         self.trigger = trigger
+        self.interrupt_after = interrupt_after
         self.fired = threading.Event()
 
     def planned(self, total_points):
@@ -64,6 +65,8 @@ class Recorder:
 
     def point_finished(self, variant, measurement, reused):
         self.finished.append((variant.key, measurement.status, reused))
+        if self.interrupt_after and len([f for f in self.finished if not f[2]]) >= self.interrupt_after:
+            raise KeyboardInterrupt  # as Ctrl-C would, from the family's thread
 
 
 def small_plan(model, pools: list[dict]) -> object:
@@ -176,6 +179,40 @@ def test_a_node_killed_mid_sweep_loses_nothing_and_the_rerun_measures_nothing_ag
             ray_cluster.add_worker()
 
 
+class CtrlC(Recorder):
+    """Presses Ctrl-C (SIGINT to the main thread, as a terminal would) a second after the third point
+    is placed: one family's first point is in the store, the points in flight are mid-measurement."""
+
+    def __init__(self):
+        super().__init__()
+        self.placed = 0
+        self.lock = threading.Lock()
+
+    def point_progress(self, variant, message):
+        with self.lock:
+            self.placed += str(message.get("phase", "")).startswith("on node")
+            if self.placed == 3:
+                threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+
+@pytest.mark.timeout(240)
+def test_an_interrupted_cluster_sweep_records_no_half_point_and_resumes(ray_cluster, small_model, tmp_path):
+    spec = build_spec({**SPEC, "budget_s": 3.0})
+    with open_store(tmp_path / "r.db") as store:
+        with pytest.raises(KeyboardInterrupt):
+            cluster_sweep(small_model, spec, store, CtrlC(), ray_cluster.address)
+        (run,) = store.list_runs()
+        kept = store.measurements(run.id)
+        assert run.status == "interrupted"
+        # the points that finished are kept; those in flight were cancelled on their nodes, not recorded
+        assert 1 <= len(kept) < 4 and {p.status for p in kept} <= {"ok", "unstable"}
+        again, _ = cluster_sweep(small_model, spec, store, Recorder(), ray_cluster.address)
+        points = store.measurements(again.run_id)
+    assert again.resumed and again.run_id == run.id
+    assert again.reused == len(kept) and again.measured == 4 - len(kept)
+    assert len(points) == 4 and {p.status for p in points} <= {"ok", "unstable"}
+
+
 def _ray_nodes():
     import ray
 
@@ -220,6 +257,9 @@ def test_the_ray_serve_export_deploys_with_serve_deploy_and_answers_kserve_v2(ra
         assert output["name"] == "y" and output["shape"] == [2, 2]
         np.testing.assert_allclose(np.array(output["data"]).reshape(2, 2), expected_y(small_model, x), rtol=1e-5)
         assert answers[-1]["parameters"]["pool"] == "main"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/small", timeout=10) as response:
+            metadata = json.loads(response.read())  # what `hwfit load` builds its requests from
+        assert metadata["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
     finally:
         subprocess.run(
             [serve_cli, "shutdown", "-y", "--address", ray_cluster.dashboard_url],

@@ -43,15 +43,25 @@ class PoolReplica:
         spec = WorkerSpec(pool.name, 0, pool.device, model.source, model.inputs, pool_variant(pool, pool.device))
         self.runner, self.info = load_replica(spec)
         self.pool = pool.name
+        self.batching: dict = {}
+        self.batches = 0
+        self.largest_batch = 0
 
     def reconfigure(self, config: dict) -> None:
         """The plan's batching, from the config's user_config (Ray applies it before the first request)."""
         self.infer.set_max_batch_size(int(config["max_batch_size"]))
         self.infer.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
+        self.batching = dict(config)
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.0)
     async def infer(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        self.batches += 1
+        self.largest_batch = max(self.largest_batch, len(requests))
         return await asyncio.to_thread(self._run_batch, requests)
+
+    def stats(self) -> dict:
+        """What this replica was configured with and has batched (requests per batch, not samples)."""
+        return {"batching": self.batching, "batches": self.batches, "largest_batch": self.largest_batch}
 
     def _run_batch(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Requests whose tensors share their trailing shapes run as one batch (joined on axis 0)."""

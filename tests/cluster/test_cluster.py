@@ -260,6 +260,17 @@ def test_the_ray_serve_export_deploys_with_serve_deploy_and_answers_kserve_v2(ra
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/small", timeout=10) as response:
             metadata = json.loads(response.read())  # what `hwfit load` builds its requests from
         assert metadata["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
+        # concurrent requests are batched by @serve.batch, sized from the plan through user_config
+        workers = [threading.Thread(target=answered) for _ in range(12)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        from ray import serve
+
+        stats = serve.get_deployment_handle("pool-main", app_name="small").stats.remote().result(timeout_s=30)
+        assert stats["batching"] == {"max_batch_size": 4, "batch_wait_timeout_s": 0.002}
+        assert 1 < stats["largest_batch"] <= 4
     finally:
         subprocess.run(
             [serve_cli, "shutdown", "-y", "--address", ray_cluster.dashboard_url],

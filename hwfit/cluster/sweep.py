@@ -80,8 +80,9 @@ class RayExecutor:
         self.inventory = inventory
         self.group_of = group_of or {}  # device -> the node group its points must run on (a plan's)
         self.nodes = {n.node_id: _NodeState(n, set(n.cores)) for n in inventory}
-        # one family per node at a time keeps every node busy; a family grows its batch in order
-        self.concurrency = concurrency or max(1, len(inventory))
+        # one family per device of every node keeps each busy (a node's CPU, each of its GPUs); a family
+        # grows its batch in order, and a family waiting for a device holds only a thread of the driver
+        self.concurrency = concurrency or max(1, sum(len(node.devices) for node in inventory))
         self._changed = threading.Condition()
         self._interrupted = threading.Event()
         self._in_flight: set = set()  # the ObjectRefs of the points being measured

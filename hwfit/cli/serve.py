@@ -89,6 +89,10 @@ def serve(
             f"gRPC {addresses.grpc_url}  metrics {addresses.http_url}/metrics"
         )
         console.print(_pools_table(dispatcher))
+        if ray is not None:
+            for pool in plan.pools:
+                where = f"node group {pool.node_group}" if pool.node_group else "any node"
+                console.print(f"pool {escape(pool.name)}: replicas are Ray actors on {escape(where)}", soft_wrap=True)
         console.print("Ctrl-C stops accepting, answers what was accepted, then exits.")
         freeze_startup_heap()
 

@@ -61,9 +61,13 @@ def _worker_args() -> dict:
 @pytest.fixture(scope="session")
 def ray_cluster():
     import ray
+    from ray._private import ray_constants
     from ray.cluster_utils import Cluster
 
     from hwfit.cluster import connect
+
+    if ray_constants.ENABLE_RAY_CLUSTER:  # else every node would wait for ever at the machine's own address
+        pytest.fail("Ray was imported before tests/cluster/conftest.py kept it on loopback (loopback_only)")
 
     dashboard_port = free_port()
     cluster = Cluster(initialize_head=False)

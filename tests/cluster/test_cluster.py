@@ -310,6 +310,44 @@ def test_hwfit_serve_runs_a_replica_on_the_worker_node_and_survives_its_death(ra
         server.stop()
 
 
+@pytest.mark.timeout(180)
+def test_the_hwfit_serve_command_with_ray_answers_over_http_from_the_worker_node(ray_cluster, small_model, tmp_path):
+    plan_path = small_plan(small_model, [ort_pool("main", "primary", "worker")]).save(tmp_path / "plan.yaml")
+    port = free_port()
+    hwfit = str(Path(sys.executable).with_name("hwfit"))
+    command = [hwfit, "serve", str(plan_path), "--ray", ray_cluster.address, "--http-port", str(port)]
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen([*command, "--grpc-port", "0"], stdout=log, stderr=subprocess.STDOUT)
+    x = np.ones((1, 4), np.float32)
+    body = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": x.ravel().tolist()}]})
+    answers = []
+
+    def answered() -> bool:
+        try:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v2/models/small/infer", body.encode(), {"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:
+                answers.append(json.loads(response.read()))
+            return True
+        except OSError:
+            return False
+
+    try:
+        assert wait_until(answered, timeout_s=120, every_s=0.5), (tmp_path / "serve.log").read_text()[-2000:]
+        assert answers[-1]["parameters"]["pool"] == "main"
+        np.testing.assert_allclose(answers[-1]["outputs"][0]["data"], expected_y(small_model, x).ravel(), rtol=1e-5)
+        from ray.util.state import list_actors
+
+        actors = list_actors(filters=[("class_name", "=", "ReplicaActor"), ("state", "=", "ALIVE")])
+        assert [actor.node_id for actor in actors] == [ray_cluster.worker_node_id()]
+        assert "pool main: replicas are Ray actors on node group worker" in (tmp_path / "serve.log").read_text()
+    finally:
+        server.send_signal(signal.SIGINT)  # Ctrl-C: drain, stop the actors, exit
+        assert server.wait(60) == 0
+        log.close()
+
+
 # --- plans across nodes -------------------------------------------------------------------------
 
 

@@ -7,14 +7,18 @@ run in the same process), and a crash, an out-of-memory kill or a hang costs one
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 POLL_S = 0.2
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass
@@ -41,9 +45,26 @@ class _Reporter:
             pass
 
 
-def _child(job: Callable, args: tuple, connection) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: this process gets SIGKILL when its parent dies. A parent killed outright (an OOM kill, a
+    Ray worker cancelled or lost with a cluster node) can run no `finally`, and the point it started
+    would go on measuring beside whatever runs next."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl here: the parent's own kill still covers its exits
+        return
+    if os.getppid() != parent_pid:  # it died before the line above took effect
+        os._exit(1)
+
+
+def _child(job: Callable, args: tuple, connection, parent_pid: int | None = None) -> None:
     # The parent owns Ctrl-C: it decides to stop the run and kills this process itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     try:
         connection.send(("result", job(*args, report=_Reporter(connection))))
     except BaseException as error:  # every failure goes back to the parent as a recorded reason
@@ -62,7 +83,7 @@ def run_isolated(
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     # Not daemonic: a point may start processes of its own (replicas). The finally below kills it.
-    process = context.Process(target=_child, args=(job, args, sender), daemon=False)
+    process = context.Process(target=_child, args=(job, args, sender, os.getpid()), daemon=False)
     started = time.perf_counter()
     process.start()
     sender.close()

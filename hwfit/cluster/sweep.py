@@ -190,7 +190,12 @@ class RayExecutor:
         with self._changed:
             self._in_flight.add(ref)
         try:
-            return ray.get(ref, timeout=timeout_s + RESULT_GRACE_S)
+            outcome = ray.get(ref, timeout=timeout_s + RESULT_GRACE_S)
+            if self._interrupted.is_set() and not outcome.ok:
+                # the cancel killed the point's process before its worker (Ray kills a worker's children
+                # too) and the worker still answered: that failure is the interruption's, not the point's
+                raise KeyboardInterrupt
+            return outcome
         except ray.exceptions.TaskCancelledError:
             raise KeyboardInterrupt from None  # only `interrupt` cancels: the point is not a result
         except ray.exceptions.GetTimeoutError:

@@ -205,7 +205,8 @@ def test_an_interrupted_cluster_sweep_records_no_half_point_and_resumes(ray_clus
         kept = store.measurements(run.id)
         assert run.status == "interrupted"
         # the points that finished are kept; those in flight were cancelled on their nodes, not recorded
-        assert 1 <= len(kept) < 4 and {p.status for p in kept} <= {"ok", "unstable"}
+        assert 1 <= len(kept) < 4, [(p.variant_key, p.status, p.reason) for p in kept]
+        assert {p.status for p in kept} <= {"ok", "unstable"}, [(p.variant_key, p.status, p.reason) for p in kept]
         again, _ = cluster_sweep(small_model, spec, store, Recorder(), ray_cluster.address)
         points = store.measurements(again.run_id)
     assert again.resumed and again.run_id == run.id

@@ -89,6 +89,16 @@ def test_the_choice_is_the_most_capacity_and_within_3_percent_the_fastest_single
     assert (search.chosen.layout, search.chosen.max_batch) == (Layout(2, 1), 8)
 
 
+def test_on_a_plateau_the_largest_max_batch_within_3_percent_is_chosen():
+    # measured at the model's default input: b2, b4 and b8 within 3% of each other; smaller real requests
+    # gain from the larger batch, and a lone request does not wait for it
+    plateau = LayoutTimes(Layout(2, 1), {1: 6.0, 2: 8.0, 4: 16.2, 8: 32.6}, 0.1)  # b2 500, b4 494, b8 491 req/s
+    search = _choose([plateau], BATCH_SIZES, 6.0, 2.0, ())
+    assert (search.chosen.layout, search.chosen.max_batch) == (Layout(2, 1), 8)
+    steep = LayoutTimes(Layout(2, 1), {1: 6.0, 2: 8.0, 4: 18.0, 8: 40.0}, 0.1)  # b4 444, b8 400: past 3%
+    assert _choose([steep], BATCH_SIZES, 6.0, 2.0, ()).chosen.max_batch == 2
+
+
 def test_batches_that_take_too_much_of_the_deadline_are_not_chosen_and_a_hopeless_model_is_safe():
     slow_batches = LayoutTimes(Layout(1, 2), {1: 100.0, 2: 190.0, 4: 370.0}, 0.1)
     search = _choose([slow_batches], BATCH_SIZES, 6.0, 2.0, ())

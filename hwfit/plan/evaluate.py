@@ -172,9 +172,12 @@ def _evaluate_units(data, curve, batches, units, slo, offer, default_accuracy_lo
         for row in _score(curve, replicas, carrying or _most(curve, replicas, batches), rate, data)
     ]
     p99, batch, delay, capacity, mean_batch = _pick(options, slo)
-    evaluation = Evaluation(
-        key=data.key,
-        units=units,
+    return _judged(
+        data,
+        units,
+        offer,
+        slo,
+        default_accuracy_loss,
         max_batch=batch,
         max_queue_delay_ms=delay,
         rate_rps=rate,
@@ -183,17 +186,8 @@ def _evaluate_units(data, curve, batches, units, slo, offer, default_accuracy_lo
         p99_how="approximation",
         capacity_rps=capacity,
         mean_batch=mean_batch,
-        accuracy_loss=data.accuracy_loss,
-        j_per_inference=None,
-        energy_how=data.energy_how,
-        cost_per_hour=offer.hourly_cost(data.key, units),
-        cost_per_million=None,
         estimated=bool(data.estimated & set(b for b in batches if b <= batch)),
-        measured_from=list(data.measured_from),
     )
-    _fill_energy_and_cost(evaluation, data, slo)
-    judge(evaluation, slo, default_accuracy_loss)
-    return evaluation
 
 
 def _score(curve: ServiceCurve, replicas: int, batches: list[int], rate: float, data: ConfigData) -> list[tuple]:
@@ -338,9 +332,12 @@ def evaluate_at(
     if capacity > rate:
         stats = simulate_pool(curve, replicas, max_batch, max_queue_delay_ms, rate, seed=seed)
         p50, p99, mean_batch = stats.p50_ms, stats.p99_ms + data.jitter_ms(max_batch), stats.mean_batch_size
-    evaluation = Evaluation(
-        key=data.key,
-        units=units,
+    return _judged(
+        data,
+        units,
+        offer,
+        slo,
+        default_accuracy_loss,
         max_batch=max_batch,
         max_queue_delay_ms=max_queue_delay_ms,
         rate_rps=rate,
@@ -349,12 +346,22 @@ def evaluate_at(
         p99_how="simulation",
         capacity_rps=capacity,
         mean_batch=mean_batch,
+    )
+
+
+def _judged(data: ConfigData, units: int, offer, slo: Slo, default_accuracy_loss, **figures) -> Evaluation:
+    """An Evaluation of `data`'s configuration on `units` units with the serving `figures` given (batching,
+    latency, capacity), its accuracy, energy and cost filled from `data` and `offer`, judged against `slo`."""
+    evaluation = Evaluation(
+        key=data.key,
+        units=units,
         accuracy_loss=data.accuracy_loss,
         j_per_inference=None,
         energy_how=data.energy_how,
         cost_per_hour=offer.hourly_cost(data.key, units),
         cost_per_million=None,
         measured_from=list(data.measured_from),
+        **figures,
     )
     _fill_energy_and_cost(evaluation, data, slo)
     judge(evaluation, slo, default_accuracy_loss)

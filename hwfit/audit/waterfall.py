@@ -145,6 +145,15 @@ def _clamped(value: float) -> float:
     return min(1.0, max(0.0, value))
 
 
+def _within(outer: float, share: Share, what: str, outer_what: str, notes: list[str]) -> float:
+    """`share` clamped to 0-1 and capped at the `outer` share it is part of (the cap is noted)."""
+    value = _clamped(share.value)
+    if value > outer:
+        notes.append(f"the {what} {value:.1%} exceeds the {outer_what} {outer:.1%}: capped")
+        return outer
+    return value
+
+
 def build_waterfall(inputs: WaterfallInputs) -> Waterfall:
     """The waterfall of one device. Raises AuditError for a window or peak that is not positive."""
     if not inputs.window_s > 0:
@@ -171,20 +180,14 @@ def build_waterfall(inputs: WaterfallInputs) -> Waterfall:
     losses = [step(IDLE, 1.0 - busy, inputs.busy.how, f"1 - busy share; busy: {inputs.busy.source}")]
     base = busy
     if inputs.audited is not None:
-        audited = _clamped(inputs.audited.value)
-        if audited > busy:
-            notes.append(f"the audited processes' share {audited:.1%} exceeds the device's busy {busy:.1%}: capped")
-            audited = busy
+        audited = _within(busy, inputs.audited, "audited processes' share", "device's busy", notes)
         losses.append(
             step(OTHER, busy - audited, inputs.audited.how, f"busy - audited; audited: {inputs.audited.source}")
         )
         base = audited
     compute = base
     if inputs.computing is not None:
-        compute = _clamped(inputs.computing.value)
-        if compute > base:
-            notes.append(f"the computing share {compute:.1%} exceeds the audited busy share {base:.1%}: capped")
-            compute = base
+        compute = _within(base, inputs.computing, "computing share", "audited busy share", notes)
         losses.append(
             step(
                 NOT_COMPUTING,

@@ -19,6 +19,7 @@ from hwfit.core import Device
 from hwfit.plan import Plan
 from hwfit.serve import (
     BatchResult,
+    ReplicaHandle,
     WatchdogPolicy,
     WorkerFailure,
     WorkerInfo,
@@ -59,7 +60,7 @@ class ReplicaActor:
         threading.Event().wait()
 
 
-class RayWorker:
+class RayWorker(ReplicaHandle):
     """One replica as a Ray actor, seen from the server: the same methods and states as `Worker`."""
 
     def __init__(
@@ -71,25 +72,12 @@ class RayWorker:
         node_group: str | None = None,
         address: str | None = "auto",
     ):
-        self.spec = spec
-        self.policy = policy
+        super().__init__(spec, policy)
         self.node_group = node_group
         self.address = address
-        self.info: WorkerInfo | None = None
         self.node_id: str | None = None
-        self.state = "stopped"  # stopped | starting | ready | busy | dead
-        self.last_failure: WorkerFailure | None = None
-        self.died = asyncio.Event()
         self._actor: Any = None
         self._watch_task: asyncio.Task | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.state == "ready"
-
-    @property
-    def alive(self) -> bool:
-        return self.state in ("starting", "ready", "busy")
 
     @property
     def pid(self) -> int | None:

@@ -55,6 +55,7 @@ _LAZY_EXPORTS = {
     "HealthPolicy": "hwfit.serve.scheduler.pools",
     "WatchdogPolicy": "hwfit.serve.scheduler.workers",
     "Worker": "hwfit.serve.scheduler.workers",
+    "ReplicaHandle": "hwfit.serve.scheduler.workers",
     "WorkerSpec": "hwfit.serve.scheduler.workers",
     "WorkerInfo": "hwfit.serve.scheduler.workers",
     "WorkerFailure": "hwfit.serve.scheduler.workers",

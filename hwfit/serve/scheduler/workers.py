@@ -258,15 +258,32 @@ def _run_one(runner, batch_id: int, inputs, output_arena: AttachedArena | None) 
 # --- the server's handle on one worker --------------------------------------------------------
 
 
-class Worker:
-    """One replica, seen from the server. Runs on the server's asyncio loop; not thread-safe."""
+class ReplicaHandle:
+    """What a pool reads from one replica, whatever runs it (a worker process here, a Ray actor in
+    `cluster`): its spec, its state, its last failure and the event set when it dies."""
 
-    def __init__(self, spec: WorkerSpec, policy: WatchdogPolicy, input_bytes: int, output_bytes: int):
+    def __init__(self, spec: WorkerSpec, policy: WatchdogPolicy):
         self.spec = spec
         self.policy = policy
         self.info: WorkerInfo | None = None
         self.state = "stopped"  # stopped | starting | ready | busy | dead
         self.last_failure: WorkerFailure | None = None
+        self.died = asyncio.Event()  # set when the replica is found dead (or cut off); cleared on start
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ("starting", "ready", "busy")
+
+
+class Worker(ReplicaHandle):
+    """One replica, seen from the server. Runs on the server's asyncio loop; not thread-safe."""
+
+    def __init__(self, spec: WorkerSpec, policy: WatchdogPolicy, input_bytes: int, output_bytes: int):
+        super().__init__(spec, policy)
         self._input_bytes_hint = input_bytes
         self._output_bytes_hint = output_bytes
         self._input_arena: Arena | None = None
@@ -276,15 +293,6 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiter: asyncio.Future | None = None
         self._batch_id = 0
-        self.died = asyncio.Event()  # set when the process is found dead (or cut off); cleared on start
-
-    @property
-    def ready(self) -> bool:
-        return self.state == "ready"
-
-    @property
-    def alive(self) -> bool:
-        return self.state in ("starting", "ready", "busy")
 
     @property
     def pid(self) -> int | None:

@@ -592,11 +592,9 @@ def hwfit_command(plan_path: Path, port: int) -> tuple[list[str], str]:
 # --- running one server -------------------------------------------------------------------------
 
 
-def run_raw_backend(settings: Settings, payloads: Payloads, folder: Path) -> list[dict]:
-    batches = sorted({1, *[2**k for k in range(1, 12) if 2**k < settings.max_batch_size], settings.max_batch_size})
-    inputs = folder / "inputs.npz"
-    np.savez(inputs, **payloads.arrays)
-    command = [
+def raw_backend_command(settings: Settings, inputs: Path, batches) -> list[str]:
+    """The raw backend's command line: time `batches` on the saved inputs, each after its warm-up."""
+    return [
         sys.executable,
         str(PEERS_DIR / "raw_backend.py"),
         str(inputs),
@@ -607,6 +605,13 @@ def run_raw_backend(settings: Settings, payloads: Payloads, folder: Path) -> lis
         "--window",
         str(settings.raw_window_s),
     ]
+
+
+def run_raw_backend(settings: Settings, payloads: Payloads, folder: Path) -> list[dict]:
+    batches = sorted({1, *[2**k for k in range(1, 12) if 2**k < settings.max_batch_size], settings.max_batch_size})
+    inputs = folder / "inputs.npz"
+    np.savez(inputs, **payloads.arrays)
+    command = raw_backend_command(settings, inputs, batches)
     budget = len(batches) * (settings.raw_warmup_s + settings.raw_window_s) + 60
     out = subprocess.run(
         command,
@@ -638,17 +643,7 @@ def run_raw_layouts(settings: Settings, payloads: Payloads, folder: Path) -> lis
     batches = settings.raw_layout_batches
     rows = []
     for replicas, threads in raw_layouts(os.cpu_count() or 1):
-        command = [
-            sys.executable,
-            str(PEERS_DIR / "raw_backend.py"),
-            str(inputs),
-            "--batches",
-            ",".join(map(str, batches)),
-            "--warmup",
-            str(settings.raw_warmup_s),
-            "--window",
-            str(settings.raw_window_s),
-        ]
+        command = raw_backend_command(settings, inputs, batches)
         budget = len(batches) * (settings.raw_warmup_s + settings.raw_window_s) + 120
         processes = [
             subprocess.Popen(

@@ -35,6 +35,10 @@ def run_ranks(rank: int, world: int, target: str, steps: int, warmup: int, devic
         result = run_training(target, steps=steps, warmup=warmup, device=str(parsed), measure_energy=False)
         if rank == 0:  # the ranks step together (every step all-reduces the gradients)
             queue.put(("ok", result.to_dict()))
+        # every rank reaches the end before any tears the group down: a rank whose peer has already
+        # closed its gloo connections can abort in destroy_process_group ("terminate called without an
+        # active exception", SIGABRT), which failed a CI run
+        dist.barrier()
     except Exception as error:
         if rank == 0:
             queue.put(("error", f"{type(error).__name__}: {error}"))

@@ -4,7 +4,6 @@ budget is spent; with memory, energy, achieved FLOP/s and the roofline position.
 
 from __future__ import annotations
 
-import resource
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from hwfit.profile.quick import reload_model, run_in_batches
 from hwfit.profile.replicas import measure_replicas, replica_count
 from hwfit.profile.stats import StopRule, WarmupRule, ci_relative_half_width, latency_summary
 from hwfit.store import LatencyStats, Measurement
+from hwfit.telemetry.memory import peak_rss_bytes, restart_peak_rss, rss_bytes
 
 PROGRESS_EVERY_S = 0.5
 BREAKDOWN_REPEATS = 10
@@ -51,7 +51,8 @@ def measure_point(plan: PointPlan, report: Callable[[dict], None] | None = None)
     model = reload_model(plan.model_source, plan.model_inputs)
     get_backend(plan.variant.backend).preload()
     meter = _energy_meter(plan.variant.device)
-    rss_before = _rss_bytes()  # after imports: the increase is the model, its runtime state and buffers
+    rss_before = rss_bytes()  # after imports: the increase is the model, its runtime state and buffers
+    restart_peak_rss()  # what building the model before this cost is not the variant's
     report({"phase": "loading"})
     replicas = replica_count(plan.variant)
     with load_variant(model, plan.variant) as runner:
@@ -81,7 +82,7 @@ def measure_point(plan: PointPlan, report: Callable[[dict], None] | None = None)
     _fill_timing(measurement, plan, latencies, status, reason)
     _fill_energy(measurement, energy, len(latencies) * plan.variant.batch_size)
     _fill_compute(measurement, plan)
-    measurement.peak_rss_delta_bytes = max(_peak_rss_bytes() - rss_before, 0)
+    measurement.peak_rss_delta_bytes = max(peak_rss_bytes()[0] - rss_before, 0)
     measurement.wall_s = time.perf_counter() - wall_started
     measurement.rounds = [measurement.round_sample()]  # this process is one round of the point
     return measurement
@@ -235,11 +236,3 @@ def _fill_compute(measurement: Measurement, plan: PointPlan) -> None:
             measurement.details["roofline_ridge_flops_per_byte"] = ridge
 
 
-def _rss_bytes() -> int:
-    import psutil
-
-    return int(psutil.Process().memory_info().rss)
-
-
-def _peak_rss_bytes() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB

@@ -24,13 +24,15 @@ def replica_count(variant: Variant) -> int:
 
 def _replica(plan, barrier, results, index: int) -> None:
     """One replica's process: load, warm up, wait for the others, run the shared window, report."""
-    from hwfit.profile.point import _peak_rss_bytes, _rss_bytes, _warm_up
+    from hwfit.profile.point import _warm_up
     from hwfit.profile.quick import reload_model
+    from hwfit.telemetry.memory import peak_rss_bytes, restart_peak_rss, rss_bytes
 
     try:
         model = reload_model(plan.model_source, plan.model_inputs)
         get_backend(plan.variant.backend).preload()
-        rss_before = _rss_bytes()
+        rss_before = rss_bytes()
+        restart_peak_rss()
         with load_variant(model, plan.variant) as runner:
             inputs = model.synthetic_inputs(plan.variant.batch_size)
             _warm_up(runner, inputs, plan.warmup, lambda message: None)
@@ -43,7 +45,7 @@ def _replica(plan, barrier, results, index: int) -> None:
                 runner.run_unchecked(inputs)
                 latencies.append(time.perf_counter() - run_started)
             elapsed = time.perf_counter() - started
-        results.put((index, "ok", latencies, elapsed, max(_peak_rss_bytes() - rss_before, 0)))
+        results.put((index, "ok", latencies, elapsed, max(peak_rss_bytes()[0] - rss_before, 0)))
     except BaseException as error:  # a replica's failure fails the point, with its reason
         barrier.abort()
         results.put((index, "error", f"replica {index}: {type(error).__name__}: {error}", 0.0, 0))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -420,8 +419,10 @@ def _peak_memory(device: Device) -> tuple[int | None, str]:
         import torch
 
         return int(torch.cuda.max_memory_allocated(device.index)), "torch.cuda.max_memory_allocated (tensors)"
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak_kib) * 1024, "peak resident set of this process (ru_maxrss: model, data, Python)"
+    from hwfit.telemetry.memory import peak_rss_bytes
+
+    peak, how = peak_rss_bytes()
+    return peak, f"peak resident set of this process ({how}: model, data, Python)"
 
 
 class _Meter:

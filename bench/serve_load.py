@@ -11,6 +11,11 @@ the scheduled send time, late sends counted) and closed loop at fixed concurrenc
 
     python bench/serve_load.py --quick               # smoke run, < 2 min
     python bench/serve_load.py [--json out.json] [--md out.md] [--only hwfit,pytriton]
+    python bench/serve_load.py --only hwfit --baseline-tree ../old --ab-rounds 2   # A/B of two commits
+
+With --baseline-tree, each hwfit row also runs from another checkout of hwfit (its server imports
+that tree; the load generator, the raw backend and the payloads stay this tree's), in ABBA order
+over --ab-rounds rounds, so that the machine's drift falls on both sides.
 
 A peer that fails to install, start or answer correctly stays in the tables as a row with the reason.
 """
@@ -31,7 +36,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +71,12 @@ class Peer:
     binary: bool  # speaks the KServe v2 binary tensor extension
     startup_s: float
     batching: str  # how its native batching was set, for the notes
+    kind: str = ""  # which server it is (hwfit, hwfit-default, ...); the name when empty
+    tree: Path | None = None  # hwfit only: run the server from this checkout (an A/B of two commits)
+
+    @property
+    def server(self) -> str:
+        return self.kind or self.name
 
 
 def peer_table(model: str) -> list[Peer]:
@@ -427,7 +438,9 @@ def _signal_group(pgid: int, signum) -> None:
         pass
 
 
-def peer_env(settings: Settings, payloads: Payloads, port: int, threads: int | None = None) -> dict[str, str]:
+def peer_env(
+    settings: Settings, payloads: Payloads, port: int, threads: int | None = None, tree: Path | None = None
+) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
@@ -438,7 +451,7 @@ def peer_env(settings: Settings, payloads: Payloads, port: int, threads: int | N
             "HWFIT_BENCH_MAX_BATCH": str(settings.max_batch_size),
             "HWFIT_BENCH_DELAY_MS": str(settings.batch_delay_ms),
             "HWFIT_BENCH_TIMEOUT_S": str(settings.timeout_s),
-            "PYTHONPATH": str(PEERS_DIR),
+            "PYTHONPATH": str(PEERS_DIR) if tree is None else f"{tree}{os.pathsep}{PEERS_DIR}",
             "PYTHONUNBUFFERED": "1",
             "RAY_USAGE_STATS_ENABLED": "0",
             "OMP_NUM_THREADS": str(threads or settings.threads),
@@ -572,6 +585,29 @@ def hwfit_base() -> list[str]:
     """The `hwfit` command of this venv (or the CLI through python where the script is missing)."""
     script = Path(sys.executable).parent / "hwfit"
     return [str(script)] if script.exists() else [sys.executable, "-c", "from hwfit.cli import main; main()"]
+
+
+def tree_version(tree: Path | None) -> str:
+    """hwfit's version, and for another checkout its commit."""
+    version = importlib.metadata.version("hwfit")
+    if tree is None:
+        return version
+    commit = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return f"{version} from {tree.name} at {commit.stdout.strip() or 'an unknown commit'}"
+
+
+def ab_peers(peers: list[Peer], tree: Path, rounds: int) -> list[Peer]:
+    """Each hwfit peer run from `tree` (base) and from this checkout, ABBA over `rounds`; other peers once, first."""
+    if not (tree / "hwfit" / "__init__.py").exists():
+        raise SystemExit(f"--baseline-tree {tree}: no hwfit package there (expected {tree}/hwfit/__init__.py)")
+    others = [p for p in peers if p.server not in ("hwfit", "hwfit-default")]
+    ordered = list(others)
+    for peer in (p for p in peers if p.server in ("hwfit", "hwfit-default")):
+        for index in range(rounds):
+            base = replace(peer, name=f"{peer.name}@base#{index + 1}", kind=peer.server, tree=tree)
+            new = replace(peer, name=f"{peer.name}#{index + 1}", kind=peer.server)
+            ordered += [base, new] if index % 2 == 0 else [new, base]
+    return ordered
 
 
 def hwfit_command(plan_path: Path, port: int) -> tuple[list[str], str]:
@@ -738,12 +774,14 @@ def bench_peer(peer: Peer, settings: Settings, payloads: Payloads, raw_rows: lis
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=folder,
-                env=peer_env(settings, payloads, port, os.cpu_count() if peer.name == "hwfit-default" else None),
+                env=peer_env(
+                    settings, payloads, port, os.cpu_count() if peer.server == "hwfit-default" else None, peer.tree
+                ),
                 start_new_session=True,
             )
         url = f"http://127.0.0.1:{port}{peer.path.format(model=settings.model)}"
         result.startup_s = wait_ready(process, url, payloads, peer.startup_s, log_path)
-        if peer.name == "hwfit-default":
+        if peer.server == "hwfit-default":
             result.chose = default_choice(log_path)
         checks = 16 if settings.quick else len(payloads.json_bodies)
         result.check = check_answers(url, payloads, binary=False, count=checks)
@@ -758,7 +796,7 @@ def bench_peer(peer: Peer, settings: Settings, payloads: Payloads, raw_rows: lis
             for key, mode in load_modes(settings):
                 if kind == "binary" and mode["mode"] == "open":
                     continue  # the binary extension is compared in the closed loop only
-                if peer.name in OPEN_LOOP_PEERS_SKIP and mode["mode"] == "open":
+                if peer.server in OPEN_LOOP_PEERS_SKIP and mode["mode"] == "open":
                     continue
                 if process.poll() is not None:
                     raise PeerUnavailable(f"exited with status {process.returncode} under load: {log_tail(log_path)}")
@@ -790,20 +828,20 @@ def server_command(
 ) -> list[str] | None:
     """The command that starts the peer (its venv made if need be); None, with the reason in
     `result`, when it is skipped."""
-    if peer.name == "hwfit":
+    if peer.server == "hwfit":
         reason = hwfit_unavailable()
         if reason:
             result.status, result.reason = "skipped", reason
             return None
         command, how = hwfit_command(hwfit_plan(settings, payloads, raw_rows, folder), port)
-        result.version = f"{importlib.metadata.version('hwfit')} via {how}"
+        result.version = f"{tree_version(peer.tree)} via {how}"
         return command
-    if peer.name == "hwfit-default":
+    if peer.server == "hwfit-default":
         reason = hwfit_unavailable()
         if reason:
             result.status, result.reason = "skipped", reason
             return None
-        result.version = f"{importlib.metadata.version('hwfit')} via `hwfit serve {settings.model}` (no plan)"
+        result.version = f"{tree_version(peer.tree)} via `hwfit serve {settings.model}` (no plan)"
         command = [*hwfit_base(), "serve", settings.model, "--http-port", str(port), "--grpc-port", str(port + 1)]
         return command + ["--host", "127.0.0.1", "--cache-mb", "0"]
     python = ensure_venv(peer)
@@ -1031,9 +1069,9 @@ def single_client_section(settings: Settings, raw: dict, results: list[PeerResul
 
 def default_plan_section(settings: Settings, raw: dict, results: list[PeerResult]) -> list[str]:
     """`hwfit serve MODEL` (no plan) at 32 clients next to the raw backend's best layout."""
-    default = next((r for r in results if r.name == "hwfit-default"), None)
+    defaults = [r for r in results if r.name.startswith("hwfit-default")]
     layouts = raw.get("layouts") or []
-    if default is None:
+    if not defaults:
         return []
     batches = sorted({row["batch_size"] for row in layouts})
     lines = [
@@ -1060,19 +1098,20 @@ def default_plan_section(settings: Settings, raw: dict, results: list[PeerResult
         "| x best raw (JSON) | x best raw (binary) |",
         "|---|---|---:|---:|---|---:|---:|---:|",
     ]
-    runs = [
-        default.runs.get(f"closed-{settings.concurrency}"),
-        default.runs.get(f"closed-{settings.concurrency}-binary"),
-    ]
-    rates = [run["throughput_rps"] if run and "error" not in run else None for run in runs]
-    ratios = [rate / best["samples_per_s"] if rate and best else None for rate in rates]
-    status = default.chose or (
-        default.status if default.status == "ok" else cell(f"{default.status}: {default.reason}", 120)
-    )
-    lines.append(
-        f"| hwfit-default | {status} | {fmt(rates[0])} | {fmt(rates[1])} | {best_text} | "
-        f"{fmt(best['samples_per_s'] if best else None)} | {fmt(ratios[0], '.2f')}x | {fmt(ratios[1], '.2f')}x |"
-    )
+    for default in defaults:
+        runs = [
+            default.runs.get(f"closed-{settings.concurrency}"),
+            default.runs.get(f"closed-{settings.concurrency}-binary"),
+        ]
+        rates = [run["throughput_rps"] if run and "error" not in run else None for run in runs]
+        ratios = [rate / best["samples_per_s"] if rate and best else None for rate in rates]
+        status = default.chose or (
+            default.status if default.status == "ok" else cell(f"{default.status}: {default.reason}", 120)
+        )
+        lines.append(
+            f"| {default.name} | {status} | {fmt(rates[0])} | {fmt(rates[1])} | {best_text} | "
+            f"{fmt(best['samples_per_s'] if best else None)} | {fmt(ratios[0], '.2f')}x | {fmt(ratios[1], '.2f')}x |"
+        )
     return lines + [""]
 
 
@@ -1109,6 +1148,14 @@ def parse_args(argv=None) -> tuple[Settings, argparse.Namespace]:
         help="batching delay in every server, ms (default 2; Mosec takes whole ms >= 1)",
     )
     parser.add_argument("--seq", type=int, default=32, help="tokens per request (default 32)")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="another checkout of hwfit: each hwfit row also runs its server from there (A/B of two commits)",
+    )
+    parser.add_argument(
+        "--ab-rounds", type=int, default=1, help="with --baseline-tree: ABBA rounds of base and this tree (default 1)"
+    )
     parser.add_argument("--json", type=Path, help="write machine-readable results here")
     parser.add_argument("--md", type=Path, help="also write the printed report here")
     args = parser.parse_args(argv)
@@ -1151,6 +1198,8 @@ def main(argv=None) -> int:
         if unknown:
             raise SystemExit(f"--only: unknown server(s) {sorted(unknown)}; known: {[p.name for p in peers]}")
         peers = [p for p in peers if p.name in wanted]
+    if args.baseline_tree:
+        peers = ab_peers(peers, args.baseline_tree.resolve(), args.ab_rounds)
     folder = Path(tempfile.mkdtemp(prefix="serve_load-"))
     try:
         print(f"payloads: {settings.samples} sentences of {settings.model}, {settings.seq_len} tokens", flush=True)
@@ -1161,7 +1210,7 @@ def main(argv=None) -> int:
         )
         raw: dict = {}
         measure_raw(raw, "before", settings, payloads, folder)
-        if any(peer.name == "hwfit-default" for peer in peers):
+        if any(peer.server == "hwfit-default" for peer in peers):
             print("raw backend in every layout (replicas x threads), for `hwfit serve MODEL` (no plan)", flush=True)
             try:
                 raw["layouts"] = run_raw_layouts(settings, payloads, folder)

@@ -242,9 +242,10 @@ class _State:
         objective: the limit raised to each less accurate family's loss in turn)."""
         unbounded = 1e12
         if constraint in ("throughput_rps", "peak_rps"):
-            return [
-                self.slo.model_copy(update={"latency_p99_ms": unbounded, "peak_rps": None, "objective": "throughput"})
-            ]
+            # the p99 target stays, allowed to be broken: the plan reports the most carried by each
+            # configuration at its batching nearest to the p99 target (see evaluate._pick), and that
+            # batching is what this search must measure, not the one that carries the most at any p99
+            return [self.slo.model_copy(update={"peak_rps": None, "objective": "throughput"})]
         if constraint == "latency_p99_ms":
             return [self.slo.model_copy(update={"latency_p99_ms": unbounded, "objective": "latency"})]
         if constraint == "max_energy_j_per_inference":
@@ -325,22 +326,34 @@ class _State:
         return (len(set(evaluation.broke) - self.allowed), *evaluation.rank(self.slo.objective)[1:])
 
     def _needed(self, evaluation: Evaluation, groups) -> list[int]:
-        """Grid batch sizes the evaluation rests on that are not measured: its B, the batch below,
-        and the batch the batcher mostly forms at the SLO's rate (its mean, rounded down); where the
-        p99 binds (or is the objective), every batch size from that one up to B."""
+        """Grid batch sizes the evaluation rests on that are not measured, in the order to measure them:
+        for a latency objective, from the batch the batcher mostly forms at the SLO's rate (its mean,
+        rounded down) up to B; otherwise B, the batch below and the batch mostly formed (and, where the
+        p99 binds, every batch size between)."""
         batches = self.grid.batches[evaluation.key]
         group = groups.get(evaluation.key)
         measured = set(group.points) | set(group.failures) if group else set()
         below = [b for b in batches if b < evaluation.max_batch]
         # the batches the batcher really forms at this rate: the grid size at or under the mean
         formed = [b for b in batches if b <= max(evaluation.mean_batch, batches[0])]
-        wanted = [evaluation.max_batch] + ([below[-1]] if below else []) + formed[-1:]
-        if self.slo.objective == "latency" or evaluation.p99_ms > LATENCY_BINDS * self.slo.latency_p99_ms:
-            # the p99 rests on the time of every batch size the batcher forms, from the mean up to B:
-            # one unmeasured in between (interpolated) may be slower than the line through its
-            # neighbours, and the plan would miss its target there
+        if self.slo.objective == "latency":
+            # the p99 is the objective: it rests first on the batches formed at the rate, and B only
+            # forms in the tail. The smallest formed batch shows a family's fixed cost (the
+            # part of its time no batch amortizes, which one screening point at batch 8 cannot tell),
+            # so it rules a configuration out soonest; then every batch size up to B, each of which the
+            # batcher forms (one unmeasured in between, interpolated, may be slower than the line
+            # through its neighbours, and the plan would miss its target there).
             low = formed[-1] if formed else batches[0]
-            wanted += [b for b in batches if low < b < evaluation.max_batch]
+            wanted = [b for b in batches if low <= b <= evaluation.max_batch]
+        else:
+            # B first (what the pool carries at its peak), the batch below, then the batch mostly formed;
+            # where the p99 binds, every batch size from that one up to B: one unmeasured in between
+            # (interpolated) may be slower than the line through its neighbours
+            wanted = [evaluation.max_batch] + ([below[-1]] if below else []) + formed[-1:]
+            if evaluation.p99_ms > LATENCY_BINDS * self.slo.latency_p99_ms:
+                # the batch mostly formed first: the p99 rests on it before B, which forms only in the tail
+                low = formed[-1] if formed else batches[0]
+                wanted = [low, *wanted] + [b for b in batches if low < b < evaluation.max_batch]
         return [b for b in dict.fromkeys(wanted) if b not in measured and b in batches]
 
     def _measured_evaluations(self, groups) -> list[Evaluation]:

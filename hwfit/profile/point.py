@@ -234,5 +234,3 @@ def _fill_compute(measurement: Measurement, plan: PointPlan) -> None:
             ridge = peak / plan.bandwidth_bytes_per_s
             measurement.roofline_bound = "compute" if intensity >= ridge else "memory"
             measurement.details["roofline_ridge_flops_per_byte"] = ridge
-
-

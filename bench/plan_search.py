@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -430,7 +431,7 @@ def main() -> int:
             "# bench/plan_search.py\n\n"
             + f"Command: `python bench/plan_search.py --models {args.models}"
             + (" --stored-only" if args.stored_only else "")
-            + " --save` (under `nice -n 19`); "
+            + f" --save` (at nice {os.nice(0)}); "
             + f"{datetime.now(timezone.utc):%Y-%m-%d}, {platform.machine()} with {usable_threads()} cores. "
             + f"Grids ({timing}) stored outside the repository (`--db`).\n\n"
             + how

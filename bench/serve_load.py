@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -530,43 +531,44 @@ def hwfit_plan(settings: Settings, payloads: Payloads, raw_rows: list[dict], fol
     best = max((row["samples_per_s"] for row in raw_rows), default=1.0)
     expected = {"rate_rps": 0.0, "capacity_rps": round(best, 1), "how": "raw backend, measured in this run"}
     variant = f"ort/cpu/fp32/b{settings.max_batch_size}/t{settings.threads}"
-    plan = parse_plan(
-        {
-            "schema": "hwfit.plan/1",
-            "model": {"name": settings.model, "source": str(payloads.onnx_path), "hash": model.content_hash},
-            # generous targets: this compares serving overhead, not hwfit's admission control
-            "slo": {
-                "latency_p99_ms": 60_000.0,
-                "throughput_rps": 1.0,
-                "objective": "throughput",
-                "devices": {"cpu": {"count": 1}},
-            },
-            "feasible": True,
-            "pools": [
-                {
-                    "name": "cpu-ort-fp32",
-                    "role": "primary",
-                    "variant": variant,
-                    "backend": "ort",
-                    "device": "cpu",
-                    "precision": "fp32",
-                    "threads": settings.threads,
-                    "devices": 1,
-                    "replicas_per_device": 1,
-                    "max_batch_size": settings.max_batch_size,
-                    "max_queue_delay_ms": settings.batch_delay_ms,
-                    "service_ms": service_ms,
-                    "expected": expected,
-                    "measured_from": [variant],
-                }
-            ],
-            "fallback": ["cpu-ort-fp32"],
-            "answer": "bench/serve_load.py: one ORT fp32 CPU worker, batching as every peer's",
-            "search": {"grid_size": 1, "measured": 0, "reused": 0, "method": "bench/serve_load.py"},
+    fields = {
+        "schema": "hwfit.plan/1",
+        "model": {"name": settings.model, "source": str(payloads.onnx_path), "hash": model.content_hash},
+        # generous targets: this compares serving overhead, not hwfit's admission control
+        "slo": {
+            "latency_p99_ms": 60_000.0,
+            "throughput_rps": 1.0,
+            "objective": "throughput",
+            "devices": {"cpu": {"count": 1}},
         },
-        source="serve_load plan",
-    )
-    return plan.save(folder / "hwfit-bench-plan.yaml")
+        "feasible": True,
+        "pools": [
+            {
+                "name": "cpu-ort-fp32",
+                "role": "primary",
+                "variant": variant,
+                "backend": "ort",
+                "device": "cpu",
+                "precision": "fp32",
+                "threads": settings.threads,
+                "devices": 1,
+                "replicas_per_device": 1,
+                "max_batch_size": settings.max_batch_size,
+                "max_queue_delay_ms": settings.batch_delay_ms,
+                "service_ms": service_ms,
+                "expected": expected,
+                "measured_from": [variant],
+            }
+        ],
+        "fallback": ["cpu-ort-fp32"],
+        "answer": "bench/serve_load.py: one ORT fp32 CPU worker, batching as every peer's",
+        "search": {"grid_size": 1, "measured": 0, "reused": 0, "method": "bench/serve_load.py"},
+    }
+    parse_plan(fields, source="serve_load plan")  # checked by this tree's schema
+    # written as given, with no field left at its default, so that an older hwfit (--baseline-tree) reads it too
+    path = folder / "hwfit-bench-plan.yaml"
+    path.write_text(yaml.safe_dump(fields, sort_keys=False))
+    return path
 
 
 def default_choice(log_path: Path) -> str:

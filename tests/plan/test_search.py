@@ -251,6 +251,19 @@ def _plan_on(grid, slo, known, measure=None, budget=None):
     return make_plan(request, slo)
 
 
+def _search_and_judge(grid, slo):
+    """The search's plan (within the default budget) and the exhaustive one, both judged on `grid`:
+    (searched plan, its truth, the exhaustive plan's truth, the points the search asked for)."""
+    oracle = Oracle(grid)
+    searched = _plan_on(grid, slo, known=[], measure=oracle)
+    exhaustive = _plan_on(grid, slo, known=grid)
+    assert len(oracle.asked) <= math.ceil(0.10 * len(grid))
+    (found,) = verify_plan(searched, grid, slo, OFFERS, 0.01)
+    (best,) = verify_plan(exhaustive, grid, slo, OFFERS, 0.01)
+    assert not found.broke
+    return searched, found, best, oracle.asked
+
+
 def test_a_family_the_accuracy_limit_keeps_is_searched_on_its_own_batch_shape():
     """The cause of the accuracy-bound gaps: a family's time at a batch size was estimated from the
     batch shape other families taught (int8: faster per sample to batch 64), so the search measured
@@ -272,13 +285,7 @@ def test_a_family_the_accuracy_limit_keeps_is_searched_on_its_own_batch_shape():
             "devices": {"cpu": {"count": 1}},
         }
     )
-    oracle = Oracle(SHAPED)
-    searched = _plan_on(SHAPED, slo, known=[], measure=oracle)
-    exhaustive = _plan_on(SHAPED, slo, known=SHAPED)
-    assert len(oracle.asked) <= math.ceil(0.10 * len(SHAPED))
-    (found,) = verify_plan(searched, SHAPED, slo, OFFERS, 0.01)
-    (grid_best,) = verify_plan(exhaustive, SHAPED, slo, OFFERS, 0.01)
-    assert not found.broke
+    searched, found, grid_best, _ = _search_and_judge(SHAPED, slo)
     assert found.capacity_rps >= 0.98 * grid_best.capacity_rps, searched.pools[0].variant
 
 
@@ -378,11 +385,5 @@ def test_a_latency_objective_measures_the_batches_formed_before_b():
             "devices": {"cpu": {"count": 1}},
         }
     )
-    oracle = Oracle(FIXED_COST_GRID)
-    searched = _plan_on(FIXED_COST_GRID, slo, known=[], measure=oracle)
-    exhaustive = _plan_on(FIXED_COST_GRID, slo, known=FIXED_COST_GRID)
-    assert len(oracle.asked) <= math.ceil(0.10 * len(FIXED_COST_GRID))
-    (found,) = verify_plan(searched, FIXED_COST_GRID, slo, OFFERS, 0.01)
-    (best,) = verify_plan(exhaustive, FIXED_COST_GRID, slo, OFFERS, 0.01)
-    assert not found.broke
-    assert found.p99_ms <= best.p99_ms * 1.02, (searched.pools[0].variant, exhaustive.pools[0].variant, oracle.asked)
+    searched, found, best, asked = _search_and_judge(FIXED_COST_GRID, slo)
+    assert found.p99_ms <= best.p99_ms * 1.02, (searched.pools[0].variant, asked)

@@ -24,8 +24,9 @@ def replica_count(variant: Variant) -> int:
 
 def _replica(plan, barrier, results, index: int) -> None:
     """One replica's process: load, warm up, wait for the others, run the shared window, report."""
-    from hwfit.profile.point import _warm_up
+    from hwfit.profile.point import _energy_meter, _warm_up
     from hwfit.profile.quick import reload_model
+    from hwfit.telemetry.estimate import process_cpu_seconds
     from hwfit.telemetry.memory import peak_rss_bytes, restart_peak_rss, rss_bytes
 
     try:
@@ -36,19 +37,26 @@ def _replica(plan, barrier, results, index: int) -> None:
         with load_variant(model, plan.variant) as runner:
             inputs = model.synthetic_inputs(plan.variant.batch_size)
             _warm_up(runner, inputs, plan.warmup, lambda message: None)
+            meter = _energy_meter(plan.variant.device)
             barrier.wait(BARRIER_TIMEOUT_S)
             window_end = time.perf_counter() + plan.stop.budget_s
             latencies = []
+            if meter:
+                meter.begin()
+            cpu_started = process_cpu_seconds()
             started = time.perf_counter()
             while time.perf_counter() < window_end:
                 run_started = time.perf_counter()
                 runner.run_unchecked(inputs)
                 latencies.append(time.perf_counter() - run_started)
             elapsed = time.perf_counter() - started
-        results.put((index, "ok", latencies, elapsed, max(peak_rss_bytes()[0] - rss_before, 0)))
+            cpu_s = process_cpu_seconds() - cpu_started
+            reading = meter.end() if meter else None
+        peak = max(peak_rss_bytes()[0] - rss_before, 0)
+        results.put((index, "ok", latencies, elapsed, peak, reading, cpu_s))
     except BaseException as error:  # a replica's failure fails the point, with its reason
         barrier.abort()
-        results.put((index, "error", f"replica {index}: {type(error).__name__}: {error}", 0.0, 0))
+        results.put((index, "error", f"replica {index}: {type(error).__name__}: {error}", 0.0, 0, None, 0.0))
 
 
 def measure_replicas(plan, measurement: Measurement, report) -> Measurement:
@@ -90,7 +98,7 @@ def _fill_joint(plan, measurement: Measurement, outcomes) -> Measurement:
             f"{len(outcomes)} replicas over a {plan.stop.budget_s:.0f} s window: the median's 95% CI "
             f"is ±{spread:.1%} (target ±{plan.stop.target_rel:.0%})"
         )
-    measurement.energy_note = "not measured for multi-replica points: the replicas' CPU time is not metered yet"
+    _fill_joint_energy(measurement, outcomes)
     measurement.details.update(
         {
             "replicas": len(outcomes),
@@ -100,3 +108,35 @@ def _fill_joint(plan, measurement: Measurement, outcomes) -> Measurement:
     )
     measurement.started_at = measurement.started_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
     return measurement
+
+
+def _fill_joint_energy(measurement: Measurement, outcomes) -> None:
+    """The K replicas' energy per sample: the device's power over the shared window / their joint samples/s.
+
+    Each replica metered its own window. A device counter (RAPL, NVML) reads the whole device, so one
+    replica's reading is the device's power. The CPU estimate reads one process's CPU time, so the
+    replicas' CPU times are added and the catalog's power model is applied once (its idle power counted
+    once, not K times)."""
+    from hwfit.telemetry.estimate import CpuPowerModel
+
+    readings = [o[5] for o in outcomes]
+    if any(r is None or r.joules is None for r in readings) or not measurement.samples_per_s:
+        reasons = {r.reason for r in readings if r is not None and r.reason}
+        measurement.energy_note = "; ".join(sorted(reasons)) or "no energy source for this device"
+        return
+    seconds = sum(o[3] for o in outcomes) / len(outcomes)
+    if all(r.how == "estimated" for r in readings):
+        cpu_seconds = sum(o[6] * seconds / o[3] for o in outcomes if o[3] > 0)
+        estimate = CpuPowerModel().estimate(seconds, cpu_seconds)
+        if estimate is None:
+            measurement.energy_note = "no estimate: the catalog has no cpu_power figures"
+            return
+        power_w, how = estimate.joules / seconds, "estimated"
+        note = f"{len(outcomes)} replicas' CPU time added, then {estimate.formula}"
+    else:
+        first = readings[0]
+        power_w, how = first.joules / first.seconds, first.how
+        note = f"{first.source}: the device's power over replica 0's window, shared by {len(outcomes)} replicas"
+    measurement.energy_j_per_sample = power_w / measurement.samples_per_s
+    measurement.energy_how = how
+    measurement.energy_note = note

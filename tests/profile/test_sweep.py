@@ -188,7 +188,33 @@ def test_replicas_are_measured_together_as_one_point(tmp_path, cnn):
     rates = point.details["replica_samples_per_s"]
     assert len(rates) == 2 and all(rate > 0 for rate in rates)
     assert point.samples_per_s == pytest.approx(sum(rates))
-    assert point.top1_agreement == 1.0 and point.energy_j_per_sample is None and point.energy_note
+    assert point.top1_agreement == 1.0
+    # the replicas' energy: metered in each over the shared window, combined once (here the CPU estimate)
+    assert point.energy_j_per_sample and point.energy_j_per_sample > 0, point.energy_note
+    if point.energy_how == "estimated":
+        assert "2 replicas' CPU time added" in point.energy_note
+
+
+def test_replicas_energy_counts_the_idle_power_once():
+    """K replicas each estimate their own process's energy; the joint figure applies the power model
+    once to their added CPU time, so the CPU's idle power is not counted K times."""
+    from hwfit.profile.replicas import _fill_joint_energy
+    from hwfit.store import Measurement
+    from hwfit.telemetry import EnergyReading
+    from hwfit.telemetry.estimate import CpuPowerModel
+
+    model = CpuPowerModel()
+    one = model.estimate(2.0, 1.6)
+    if one is None:
+        pytest.skip("the catalog has no CPU power figures for this CPU")
+    reading = EnergyReading("cpu", 2.0, one.joules, "estimated", "estimate", one.formula, "no counter", 0.0, 0.4)
+    outcomes = [(i, "ok", [0.01] * 100, 2.0, 0, reading, 1.6) for i in range(2)]
+    measurement = Measurement("k", {}, "ok", samples_per_s=200.0)
+    _fill_joint_energy(measurement, outcomes)
+    joint = model.estimate(2.0, 3.2)
+    assert measurement.energy_j_per_sample == pytest.approx(joint.joules / 2.0 / 200.0)
+    assert measurement.energy_j_per_sample < 2 * one.joules / 2.0 / 200.0  # not the two readings added
+    assert measurement.energy_how == "estimated"
 
 
 LINEAR = """

@@ -336,6 +336,7 @@ class _State:
         below = [b for b in batches if b < evaluation.max_batch]
         # the batches the batcher really forms at this rate: the grid size at or under the mean
         formed = [b for b in batches if b <= max(evaluation.mean_batch, batches[0])]
+        low = formed[-1] if formed else batches[0]
         if self.slo.objective == "latency":
             # the p99 is the objective: it rests first on the batches formed at the rate, and B only
             # forms in the tail. The smallest formed batch shows a family's fixed cost (the
@@ -343,7 +344,6 @@ class _State:
             # so it rules a configuration out soonest; then every batch size up to B, each of which the
             # batcher forms (one unmeasured in between, interpolated, may be slower than the line
             # through its neighbours, and the plan would miss its target there).
-            low = formed[-1] if formed else batches[0]
             wanted = [b for b in batches if low <= b <= evaluation.max_batch]
         else:
             # B first (what the pool carries at its peak), the batch below, then the batch mostly formed;
@@ -352,7 +352,6 @@ class _State:
             wanted = [evaluation.max_batch] + ([below[-1]] if below else []) + formed[-1:]
             if evaluation.p99_ms > LATENCY_BINDS * self.slo.latency_p99_ms:
                 # the batch mostly formed first: the p99 rests on it before B, which forms only in the tail
-                low = formed[-1] if formed else batches[0]
                 wanted = [low, *wanted] + [b for b in batches if low < b < evaluation.max_batch]
         return [b for b in dict.fromkeys(wanted) if b not in measured and b in batches]
 

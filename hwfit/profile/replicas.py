@@ -7,12 +7,29 @@ from __future__ import annotations
 import multiprocessing
 import time
 from datetime import datetime, timezone
+from typing import Any, NamedTuple
 
 from hwfit.backends import get_backend, load_variant
 from hwfit.core import BackendError, Variant
 from hwfit.store import LatencyStats, Measurement
 
 BARRIER_TIMEOUT_S = 600.0
+
+
+class ReplicaReport(NamedTuple):
+    """What one replica's process sends back over the shared window."""
+
+    index: int
+    status: str  # "ok" or "error"
+    latencies: list[float]  # seconds per run
+    elapsed_s: float
+    peak_bytes: int
+    reading: Any  # the energy meter's reading, or None
+    cpu_s: float
+    error: str = ""
+
+    def samples_per_s(self, batch: int) -> float:
+        return 0.0 if self.elapsed_s <= 0 else batch * len(self.latencies) / self.elapsed_s
 
 
 def replica_count(variant: Variant) -> int:
@@ -53,10 +70,11 @@ def _replica(plan, barrier, results, index: int) -> None:
             cpu_s = process_cpu_seconds() - cpu_started
             reading = meter.end() if meter else None
         peak = max(peak_rss_bytes()[0] - rss_before, 0)
-        results.put((index, "ok", latencies, elapsed, peak, reading, cpu_s))
+        results.put(ReplicaReport(index, "ok", latencies, elapsed, peak, reading, cpu_s))
     except BaseException as error:  # a replica's failure fails the point, with its reason
         barrier.abort()
-        results.put((index, "error", f"replica {index}: {type(error).__name__}: {error}", 0.0, 0, None, 0.0))
+        why = f"replica {index}: {type(error).__name__}: {error}"
+        results.put(ReplicaReport(index, "error", [], 0.0, 0, None, 0.0, why))
 
 
 def measure_replicas(plan, measurement: Measurement, report) -> Measurement:
@@ -72,25 +90,25 @@ def measure_replicas(plan, measurement: Measurement, report) -> Measurement:
     outcomes = [results.get() for _ in processes]
     for process in processes:
         process.join(30)
-    errors = [o[2] for o in outcomes if o[1] == "error"]
+    errors = [o.error for o in outcomes if o.status == "error"]
     if errors:
         measurement.status, measurement.reason = "failed", "; ".join(errors)
         return measurement
     return _fill_joint(plan, measurement, outcomes)
 
 
-def _fill_joint(plan, measurement: Measurement, outcomes) -> Measurement:
+def _fill_joint(plan, measurement: Measurement, outcomes: list[ReplicaReport]) -> Measurement:
     from hwfit.profile.stats import ci_relative_half_width, latency_summary
 
     batch = plan.variant.batch_size
-    latencies = [latency for outcome in outcomes for latency in outcome[2]]
+    latencies = [latency for outcome in outcomes for latency in outcome.latencies]
     if len(latencies) < 2:
         measurement.status = "failed"
         measurement.reason = f"the {len(outcomes)} replicas finished fewer than 2 runs in {plan.stop.budget_s:.0f} s"
         return measurement
     measurement.latency = LatencyStats(**latency_summary(latencies))
-    measurement.samples_per_s = sum(batch * len(o[2]) / o[3] for o in outcomes)
-    measurement.peak_rss_delta_bytes = sum(o[4] for o in outcomes)
+    measurement.samples_per_s = sum(o.samples_per_s(batch) for o in outcomes)
+    measurement.peak_rss_delta_bytes = sum(o.peak_bytes for o in outcomes)
     spread = ci_relative_half_width(latencies)
     if spread > plan.stop.target_rel:
         measurement.status = "unstable"
@@ -102,7 +120,7 @@ def _fill_joint(plan, measurement: Measurement, outcomes) -> Measurement:
     measurement.details.update(
         {
             "replicas": len(outcomes),
-            "replica_samples_per_s": [batch * len(o[2]) / o[3] for o in outcomes],
+            "replica_samples_per_s": [o.samples_per_s(batch) for o in outcomes],
             "stop": f"fixed shared window of {plan.stop.budget_s:.0f} s",
         }
     )
@@ -110,7 +128,7 @@ def _fill_joint(plan, measurement: Measurement, outcomes) -> Measurement:
     return measurement
 
 
-def _fill_joint_energy(measurement: Measurement, outcomes) -> None:
+def _fill_joint_energy(measurement: Measurement, outcomes: list[ReplicaReport]) -> None:
     """The K replicas' energy per sample: the device's power over the shared window / their joint samples/s.
 
     Each replica metered its own window. A device counter (RAPL, NVML) reads the whole device, so one
@@ -119,14 +137,14 @@ def _fill_joint_energy(measurement: Measurement, outcomes) -> None:
     once, not K times)."""
     from hwfit.telemetry.estimate import CpuPowerModel
 
-    readings = [o[5] for o in outcomes]
+    readings = [o.reading for o in outcomes]
     if any(r is None or r.joules is None for r in readings) or not measurement.samples_per_s:
         reasons = {r.reason for r in readings if r is not None and r.reason}
         measurement.energy_note = "; ".join(sorted(reasons)) or "no energy source for this device"
         return
-    seconds = sum(o[3] for o in outcomes) / len(outcomes)
+    seconds = sum(o.elapsed_s for o in outcomes) / len(outcomes)
     if all(r.how == "estimated" for r in readings):
-        cpu_seconds = sum(o[6] * seconds / o[3] for o in outcomes if o[3] > 0)
+        cpu_seconds = sum(o.cpu_s * seconds / o.elapsed_s for o in outcomes if o.elapsed_s > 0)
         estimate = CpuPowerModel().estimate(seconds, cpu_seconds)
         if estimate is None:
             measurement.energy_note = "no estimate: the catalog has no cpu_power figures"

@@ -198,7 +198,7 @@ def test_replicas_are_measured_together_as_one_point(tmp_path, cnn):
 def test_replicas_energy_counts_the_idle_power_once():
     """K replicas each estimate their own process's energy; the joint figure applies the power model
     once to their added CPU time, so the CPU's idle power is not counted K times."""
-    from hwfit.profile.replicas import _fill_joint_energy
+    from hwfit.profile.replicas import ReplicaReport, _fill_joint_energy
     from hwfit.store import Measurement
     from hwfit.telemetry import EnergyReading
     from hwfit.telemetry.estimate import CpuPowerModel
@@ -208,7 +208,7 @@ def test_replicas_energy_counts_the_idle_power_once():
     if one is None:
         pytest.skip("the catalog has no CPU power figures for this CPU")
     reading = EnergyReading("cpu", 2.0, one.joules, "estimated", "estimate", one.formula, "no counter", 0.0, 0.4)
-    outcomes = [(i, "ok", [0.01] * 100, 2.0, 0, reading, 1.6) for i in range(2)]
+    outcomes = [ReplicaReport(i, "ok", [0.01] * 100, 2.0, 0, reading, 1.6) for i in range(2)]
     measurement = Measurement("k", {}, "ok", samples_per_s=200.0)
     _fill_joint_energy(measurement, outcomes)
     joint = model.estimate(2.0, 3.2)

@@ -53,6 +53,7 @@ SCREEN_BATCH = 8
 P99_OPTIMISM = 0.8  # the queueing approximation errs by up to a third; unconfirmed p99s are scaled down
 DEFAULT_BUDGET_SHARE = 0.10
 LATENCY_BINDS = 0.5  # a p99 above this share of the target rests on every batch size formed (see _needed)
+FORMED_COUNTS = 0.25  # a p99 below this share of the target is met whatever the batch formed costs (4x)
 RIVAL_BAND = 0.02  # an estimate this close to the measured best (on the objective) is measured before stopping
 NEAREST_FIRST = ("throughput_rps", "peak_rps", "latency_p99_ms")  # an infeasible SLO's nearest targets, in order
 
@@ -170,10 +171,12 @@ class _State:
             self._take(wanted, say)
 
     # --- the loop ----------------------------------------------------------------------------
-    def converge(self, say) -> SearchOutcome:
+    def converge(self, say, first_met: bool = False) -> SearchOutcome:
         """Measure where the best estimate lies until the best rests on measurements. While
         `self.allowed` names constraints (the search for an infeasible SLO's nearest target), those
-        may be broken: the best is the one nearest to meeting them, on the objective."""
+        may be broken: the best is the one nearest to meeting them, on the objective. `first_met`:
+        stop at the first configuration that meets the SLO on measurements (whether one does is
+        the question, not which is best)."""
         rounds = 0
         while True:
             rounds += 1
@@ -182,6 +185,9 @@ class _State:
             ranked = self._rank(data, groups)
             if not ranked:
                 return self._outcome(None, data, groups, False, "no configuration has a measured point to plan from")
+            met = self._first_met(groups) if first_met else None
+            if met is not None:
+                return self._outcome(met, data, groups, True, f"one meets it after {rounds} rounds")
             best = ranked[0][0]
             if set(best.broke) - self.allowed:
                 # the estimates are optimistic: if the best breaks a constraint, every configuration does
@@ -209,6 +215,18 @@ class _State:
             if len(self.new) == before:  # nothing new could be measured: avoid spinning
                 return self._settle(data, groups, "the points the best estimate needs cannot be measured")
 
+    def _first_met(self, groups) -> Evaluation | None:
+        """The best configuration that meets the SLO on measurements, its batching simulated."""
+        for evaluation in sorted(self._measured_evaluations(groups), key=self._rank_key):
+            if evaluation.broke:
+                break
+            simulated = self.confirmed.get((evaluation.key, evaluation.units)) or self._confirm(
+                evaluation.key, evaluation.units, groups
+            )
+            if not simulated.broke:
+                return simulated
+        return None
+
     def nearest(self, say) -> SearchOutcome:
         """No configuration meets the SLO: search, for each constraint to blame, the configuration
         that comes nearest to it (the most carried, the lowest p99, the least loss, energy or cost)
@@ -219,16 +237,21 @@ class _State:
         blamed = culprits([row[0] for row in self._rank(self._config_data(groups), groups)])
         # the most carried and the lowest p99 first: a budget spent before the others still answers those
         blamed.sort(key=lambda c: NEAREST_FIRST.index(c) if c in NEAREST_FIRST else len(NEAREST_FIRST))
-        for constraint in blamed:
+        budget = self.budget
+        for index, constraint in enumerate(blamed):
+            # each constraint its share of what is left (what one leaves goes to those after it): a
+            # search towards one nearest target must not spend the budget the others need
+            self.budget = min(budget, len(self.new) + _share(budget - len(self.new), blamed[index:]))
             for relaxed_slo in self._relaxed_slos(constraint, groups):
                 self.slo, self.confirmed = relaxed_slo, {}
                 # short of throughput, the nearest is the most carried: go on towards it; relaxing the
                 # other constraints either lets a configuration through or does not (stop as soon as not)
                 self.allowed = frozenset(relaxed(constraint) if constraint in ("throughput_rps", "peak_rps") else ())
-                outcome = self.converge(say)
+                # accuracy is a family's: any configuration of the family that meets the rest answers it
+                outcome = self.converge(say, first_met=constraint == "max_accuracy_loss")
                 if outcome.best is not None and not outcome.best.broke:
                     break  # accuracy: the least loss that meets the rest is found (families in order)
-        self.slo, self.confirmed, self.allowed = original, {}, frozenset()
+        self.budget, self.slo, self.confirmed, self.allowed = budget, original, {}, frozenset()
         groups = group_points(self.known + self.new)
         data = self._config_data(groups)
         measured_only = self._measured_evaluations(groups)
@@ -346,10 +369,12 @@ class _State:
             # through its neighbours, and the plan would miss its target there).
             wanted = [b for b in batches if low <= b <= evaluation.max_batch]
         else:
-            # B first (what the pool carries at its peak), the batch below, then the batch mostly formed;
-            # where the p99 binds, every batch size from that one up to B: one unmeasured in between
-            # (interpolated) may be slower than the line through its neighbours
-            wanted = [evaluation.max_batch] + ([below[-1]] if below else []) + formed[-1:]
+            # B first (what the pool carries at its peak), the batch below, then the batch mostly formed
+            # where it counts (energy is that batch's; the p99 rests on it); where the p99 binds, every
+            # batch size from that one up to B: one unmeasured in between (interpolated) may be slower
+            # than the line through its neighbours
+            counts = self.slo.objective == "energy" or evaluation.p99_ms > FORMED_COUNTS * self.slo.latency_p99_ms
+            wanted = [evaluation.max_batch] + ([below[-1]] if below else []) + (formed[-1:] if counts else [])
             if evaluation.p99_ms > LATENCY_BINDS * self.slo.latency_p99_ms:
                 # the batch mostly formed first: the p99 rests on it before B, which forms only in the tail
                 wanted = [low, *wanted] + [b for b in batches if low < b < evaluation.max_batch]
@@ -422,10 +447,17 @@ class _State:
             accuracy_loss=accuracy.get(key.family),
             energy_j=energy,
             energy_how=how,
-            jitter_ms=group.jitter_ms if group else (lambda batch: 0.0),
+            jitter_ms=_optimistic_jitter(group, times),
             estimated=frozenset(b for b in batches if b not in own),
             measured_from=[m.variant_key for _, m in sorted(group.points.items())] if group else [],
         )
+
+
+def _share(left: int, constraints: list[str]) -> int:
+    """The first constraint's share of the `left` points: the most carried and the lowest p99 (a
+    search along a curve) weigh twice what the others do (whether a family meets the rest)."""
+    weights = [2 if c in NEAREST_FIRST else 1 for c in constraints]
+    return math.ceil(max(left, 0) * weights[0] / sum(weights))
 
 
 def measured_config_data(
@@ -446,6 +478,23 @@ def measured_config_data(
         jitter_ms=group.jitter_ms,
         measured_from=[m.variant_key for _, m in sorted(group.points.items())],
     )
+
+
+def _optimistic_jitter(group: ConfigPoints | None, times: dict[int, float]) -> Callable[[int], float]:
+    """p99 - mean of a batch: measured where it was; at an estimated batch, the least of the measured
+    jitters scaled by the service time (noise grows with the batch's time): the jitter of batch 16
+    put on batch 1 made a configuration that meets a tight p99 at batch 1 look as if it could not."""
+    own = group.service_ms() if group else {}
+    if not own:
+        return lambda batch: 0.0
+
+    def jitter(batch: int) -> float:
+        if batch in own:
+            return group.jitter_ms(batch)
+        scaled = [group.jitter_ms(b) * min(1.0, times.get(batch, ms) / ms) for b, ms in own.items() if ms > 0]
+        return min(scaled, default=0.0)
+
+    return jitter
 
 
 def _usable_batches(batches: list[int], group: ConfigPoints | None) -> list[int]:

@@ -399,6 +399,8 @@ def main() -> int:
                 if args.only and args.only not in slo_name:
                     continue
                 rows.append(compare(model, grid, slo_name, fields, loss))
+    if args.measure_only:
+        return 0
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0

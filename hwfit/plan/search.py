@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hwfit.core import Config, Family, HwfitError, Layout, Variant
 from hwfit.plan.configs import ConfigPoints, config_of, family_accuracy, group_points
@@ -137,6 +137,7 @@ class _State:
         self.new: list[Measurement] = []
         self.confirmed: dict[tuple[Config, int], Evaluation] = {}
         self.allowed: frozenset[str] = frozenset()  # constraints a configuration may break (nearest search)
+        self.contiguous = False  # measured curves cut at the first unmeasured grid batch (settling early)
 
     # --- measuring -------------------------------------------------------------------------
     @property
@@ -290,12 +291,21 @@ class _State:
         return evaluation
 
     def _settle(self, data, groups, why: str) -> SearchOutcome:
-        """The best configuration that rests on measurements only, when the search must stop early."""
-        measured_only = self._measured_evaluations(groups)
-        best = min(measured_only, key=lambda e: self._rank_key(e)) if measured_only else None
-        if best is not None:
-            best = self.confirmed.get((best.key, best.units)) or self._confirm(best.key, best.units, groups)
-        return self._outcome(best, data, groups, False, f"stopped before convergence: {why}")
+        """The best configuration that rests on measurements only, when the search must stop early: on
+        each configuration's batch sizes measured from the grid's smallest up, none skipped (the
+        batcher forms every size up to B, so a curve extrapolated below its smallest measured batch or
+        interpolated across a gap decides the p99: a line through batches 8 and 64 put batch 1 at a
+        fiftieth of batch 8's time, and the plan broke the CNN's batch-1 p99 on the grid)."""
+        # (where no configuration has such a run of batch sizes, the curves as measured)
+        self.contiguous, self.confirmed = any(self._contiguous_prefix(g) for g in groups.values()), {}
+        try:
+            measured_only = self._measured_evaluations(groups)
+            best = min(measured_only, key=lambda e: self._rank_key(e)) if measured_only else None
+            if best is not None:
+                best = self._confirm(best.key, best.units, groups)
+            return self._outcome(best, data, groups, False, f"stopped before convergence: {why}")
+        finally:
+            self.contiguous, self.confirmed = False, {}
 
     def _outcome(self, best, data, groups, converged, note) -> SearchOutcome:
         return SearchOutcome(
@@ -389,6 +399,8 @@ class _State:
             if not group.points or offer is None or key not in self.grid.batches:
                 continue
             config_data = self._measured_data(group, accuracy, groups)
+            if config_data is None:
+                continue
             for evaluation in evaluate(config_data, self.slo, offer, self.default_loss):
                 rows.append(self.confirmed.get((key, evaluation.units), evaluation))
         return rows
@@ -410,7 +422,7 @@ class _State:
             if not batches:
                 continue
             if group is not None and group.points and set(batches) <= set(group.points):
-                data[key] = self._measured_data(group, accuracy, groups)
+                data[key] = measured_config_data(group, accuracy, groups, self.offers)
                 continue
             siblings = {
                 layout: times for layout, times in by_family.get(key.family, {}).items() if layout != key.layout
@@ -420,8 +432,23 @@ class _State:
                 data[key] = estimate
         return data
 
-    def _measured_data(self, group: ConfigPoints, accuracy, groups) -> ConfigData:
-        return measured_config_data(group, accuracy, groups, self.offers)
+    def _contiguous_prefix(self, group: ConfigPoints) -> list[int]:
+        """The grid's batch sizes of this configuration measured from the smallest up, none skipped."""
+        prefix, measured = [], group.service_ms()
+        for batch in self.grid.batches.get(group.key, []):
+            if batch not in measured:
+                break
+            prefix.append(batch)
+        return prefix
+
+    def _measured_data(self, group: ConfigPoints, accuracy, groups) -> ConfigData | None:
+        data = measured_config_data(group, accuracy, groups, self.offers)
+        if not self.contiguous:
+            return data
+        prefix = self._contiguous_prefix(group)
+        # none: the curve below its smallest measured batch would be extrapolated (a line through
+        # batches 8 and 64 put batch 1 at a fiftieth of batch 8's time)
+        return replace(data, service_ms={b: data.service_ms[b] for b in prefix}) if prefix else None
 
     def _estimated_data(self, key, batches, group, accuracy, model, energy_constants, siblings) -> ConfigData | None:
         own = group.service_ms() if group else {}

@@ -46,7 +46,7 @@ from hwfit.core import Config, Family, HwfitError, Layout, Variant
 from hwfit.plan.configs import ConfigPoints, config_of, family_accuracy, group_points
 from hwfit.plan.evaluate import ConfigData, DeviceOffer, Evaluation, confirm, culprits, evaluate, relaxed
 from hwfit.plan.slo import Slo
-from hwfit.plan.surrogate import fit
+from hwfit.plan.surrogate import MARGIN_UNKNOWN, fit, ideal_ratio, within
 from hwfit.store import Measurement
 
 SCREEN_BATCH = 8
@@ -55,6 +55,7 @@ DEFAULT_BUDGET_SHARE = 0.10
 LATENCY_BINDS = 0.5  # a p99 above this share of the target rests on every batch size formed (see _needed)
 FORMED_COUNTS = 0.25  # a p99 below this share of the target is met whatever the batch formed costs (4x)
 RIVAL_BAND = 0.02  # an estimate this close to the measured best (on the objective) is measured before stopping
+FLATTEST = 0.2  # the flattest batch shape plausible above a measured batch: time x (b / b0) ** 0.2
 NEAREST_FIRST = ("throughput_rps", "peak_rps", "latency_p99_ms")  # an infeasible SLO's nearest targets, in order
 
 Measure = Callable[[list[Variant]], list[Measurement]]
@@ -192,6 +193,9 @@ class _State:
             best = ranked[0][0]
             if set(best.broke) - self.allowed:
                 # the estimates are optimistic: if the best breaks a constraint, every configuration does
+                # (but for a batch shape flatter than the others taught: the nearest search probes that,
+                # when it converges; probing here, each family looks promising on an SLO out of every
+                # reach, and the nearest search is left without budget)
                 measured_only = self._measured_evaluations(groups)
                 settled = min(measured_only, key=lambda e: self._rank_key(e)) if measured_only else None
                 return self._outcome(settled, data, groups, True, "no configuration meets every constraint")
@@ -201,7 +205,11 @@ class _State:
                     self._confirm(best.key, best.units, groups)
                     continue  # on measurements only, and simulated, it may rank differently: rank again
                 rival = self._rival(best, ranked, groups)
-                if rival is None or self.left <= 0 or self.measure is None:
+                if self.left <= 0 or self.measure is None:
+                    return self._outcome(best, data, groups, True, f"converged in {rounds} rounds")
+                if rival is None:
+                    if self._probed_flat(best, data, groups, say):
+                        continue
                     return self._outcome(best, data, groups, True, f"converged in {rounds} rounds")
                 best, needed = rival, self._needed(rival, groups)
             if self.left <= 0 or self.measure is None:
@@ -354,6 +362,47 @@ class _State:
                 return evaluation
         return None
 
+    def _probed_flat(self, best: Evaluation, data, groups, say) -> bool:
+        """Whether a family that might beat `best` under a flatter batch shape was measured now."""
+        probe = self._flat_probe(best, data, groups) if self.left > 0 and self.measure is not None else None
+        if probe is None:
+            return False
+        before = len(self.new)
+        self._take([probe], say)
+        return len(self.new) > before
+
+    def _flat_probe(self, best: Evaluation, data, groups) -> Variant | None:
+        """Before stopping: a family whose batch shape above its measured batches is unknown, and which
+        would beat the best if that shape were as flat as any plausible ((b / b0) ** FLATTEST), is
+        measured once at its largest batch on its reference layout. A family's shape is its own and a
+        screening point cannot tell it: one whose batch time is mostly fixed cost (the CNN's OpenVINO
+        bf16 on this CPU: batch 64 takes 1.6x batch 8, where ORT int8 takes 9x) looked 3x slower at
+        batch 64 under the shape the others taught, and was never measured there. Only when the search
+        would otherwise stop, so the order it measures in is unchanged."""
+        if self.slo.objective == "latency":
+            return None  # the p99 rests on the batches formed, not on the largest
+        target = self._rank_key(best)
+        probes = []
+        for key, config_data in data.items():
+            offer = self.offers.get(key.family.device)
+            reference = Config(key.family, self.grid.reference_layout(key.family))
+            usable = _usable_batches(self.grid.batches.get(reference, []), groups.get(reference))
+            if not config_data.estimated or offer is None or not usable:
+                continue
+            group = groups.get(reference)
+            top = usable[-1]
+            if group is not None and (top in group.points or top in group.failures):
+                continue  # the family's shape up to its largest batch is measured
+            flat = _flattened(config_data, groups)
+            if flat is None:
+                continue
+            ranks = [
+                self._rank_key(e) for e in evaluate(flat, self.slo, offer, self.default_loss, p99_optimism=P99_OPTIMISM)
+            ]
+            if ranks and min(ranks) < target:
+                probes.append((min(ranks), reference.variant(top)))
+        return min(probes, key=lambda row: row[0])[1] if probes else None
+
     def _rank_key(self, evaluation: Evaluation) -> tuple:
         """Evaluation.rank, counting only the constraints broken that are not allowed to be."""
         return (len(set(evaluation.broke) - self.allowed), *evaluation.rank(self.slo.objective)[1:])
@@ -505,6 +554,28 @@ def measured_config_data(
         jitter_ms=group.jitter_ms,
         measured_from=[m.variant_key for _, m in sorted(group.points.items())],
     )
+
+
+def _flattened(data: ConfigData, groups) -> ConfigData | None:
+    """`data` with every estimated batch above a measured one of its configuration (or of a narrower
+    layout of its family, scaled ideally) made as fast as the flattest plausible shape allows."""
+    key = data.key
+    anchors = [(b, ms) for b, ms in data.service_ms.items() if b not in data.estimated]
+    for other, group in groups.items():
+        if other.family == key.family and other != key and within(other.layout, key.layout):
+            ratio = ideal_ratio(other.layout, key.layout, None)
+            anchors += [(b, ms * ratio) for b, ms in group.service_ms().items()]
+    if not anchors:
+        return None
+    times, energy = dict(data.service_ms), dict(data.energy_j)
+    for batch in data.estimated:
+        below = [ms * (batch / b) ** FLATTEST for b, ms in anchors if b < batch]
+        if below and min(below) < times[batch]:
+            flat = min(below) * (1.0 - MARGIN_UNKNOWN)
+            if batch in energy:
+                energy[batch] *= flat / times[batch]
+            times[batch] = flat
+    return replace(data, service_ms=times, energy_j=energy)
 
 
 def _optimistic_jitter(group: ConfigPoints | None, times: dict[int, float]) -> Callable[[int], float]:

@@ -108,7 +108,7 @@ class RankOneModel:
             return None
         estimates = []
         for layout, times in siblings.items():
-            if batch not in times or not _within(layout, key.layout):
+            if batch not in times or not within(layout, key.layout):
                 continue
             g, known = self.g_estimate(key.family, key.layout, batch)
             g_there, known_there = self.g_estimate(key.family, layout, batch)
@@ -194,7 +194,7 @@ def _fit_g(model: RankOneModel, observations) -> dict[tuple[str, Layout, int], f
     return cells
 
 
-def _within(smaller: Layout, larger: Layout) -> bool:
+def within(smaller: Layout, larger: Layout) -> bool:
     """Whether `larger` has at least the replicas and the threads of `smaller`: then ideal scaling from
     `smaller` bounds what `larger` can do (neither replicas nor threads scale better than linearly);
     from a layout with more threads per replica it bounds nothing (1 x 2 threads may use its second

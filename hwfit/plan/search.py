@@ -17,7 +17,9 @@ when the answer is right:
   batch 64 where fp32 ones peak at 8).
 * Estimates are made optimistic: 5% faster where the cell was measured on another family, 15%
   where it follows the prior; the queueing approximation's p99 is scaled down by 20% until the
-  simulation confirms it (its error reaches a third). Accuracy is a family's, measured once.
+  simulation confirms it (its error reaches a third); an unmeasured batch's jitter (p99 - mean)
+  is the least measured jitter of its configuration scaled by service time, never a larger
+  batch's. Accuracy is a family's, measured once.
 * Each round evaluates every configuration (milliseconds: the approximation), takes the best,
   and measures one point it rests on and is not measured yet (its max batch B, the batch below, the
   batch size it mostly forms at the SLO's rate, in that order), then ranks again. The first point
@@ -25,11 +27,19 @@ when the answer is right:
   bounds every wider layout there, so one point can rule several configurations out.
   When the best rests only on measurements and its simulated p99 still ranks it first, every
   other configuration's optimistic estimate is already worse, so measuring more cannot win; an
-  estimate within 2% of it (a tie is no proof) is measured first while the budget lasts.
+  estimate within 2% of it (a tie is no proof) is measured first while the budget lasts; so is, once
+  at its largest batch, a family that would win if its batch shape above its measured batches were
+  the flattest plausible ((b/b0)^0.2): one screening point cannot tell a family whose batch time is
+  mostly fixed cost, and the shape the others teach makes its large batches look slow.
+* A search stopped by its budget plans on each configuration's batch sizes measured from the
+  smallest up (none extrapolated below the smallest or interpolated across a gap).
 * An SLO that even the optimistic estimates cannot meet stops there, and the search turns to what
   the plan will say instead: for each constraint to blame, the configuration nearest to it with
   the others held (the most carried, the lowest p99, the least accuracy loss, energy or cost), so
-  that "the most reachable" is the grid's, not whatever happened to be measured.
+  that "the most reachable" is the grid's, not whatever happened to be measured. Each constraint
+  gets its share of the budget left (the most carried and the lowest p99, searches along a curve,
+  twice the others'); for accuracy, the first configuration of a less accurate family that meets
+  the rest answers (the loss is the family's).
 
 Triton Model Analyzer's quick search is hill climbing: it can stop on a local optimum and does
 not know when it has. Here the stop is a bound (as good as the estimates are optimistic), and

@@ -392,7 +392,7 @@ class _State:
         if self.slo.objective == "latency":
             return None  # the p99 rests on the batches formed, not on the largest
         target = self._rank_key(best)
-        probes = []
+        probes: dict[Family, tuple[tuple, Variant]] = {}  # family -> (its best flat rank, the point)
         for key, config_data in data.items():
             offer = self.offers.get(key.family.device)
             reference = Config(key.family, self.grid.reference_layout(key.family))
@@ -406,12 +406,11 @@ class _State:
             flat = _flattened(config_data, groups)
             if flat is None:
                 continue
-            ranks = [
-                self._rank_key(e) for e in evaluate(flat, self.slo, offer, self.default_loss, p99_optimism=P99_OPTIMISM)
-            ]
-            if ranks and min(ranks) < target:
-                probes.append((min(ranks), reference.variant(top)))
-        return min(probes, key=lambda row: row[0])[1] if probes else None
+            evaluations = evaluate(flat, self.slo, offer, self.default_loss, p99_optimism=P99_OPTIMISM)
+            rank = min((self._rank_key(e) for e in evaluations), default=None)
+            if rank is not None and rank < target and (key.family not in probes or rank < probes[key.family][0]):
+                probes[key.family] = (rank, reference.variant(top))
+        return min(probes.values(), key=lambda row: row[0])[1] if probes else None
 
     def _rank_key(self, evaluation: Evaluation) -> tuple:
         """Evaluation.rank, counting only the constraints broken that are not allowed to be."""

@@ -51,7 +51,12 @@ def profile(
     shape: list[str] | None = typer.Option(None, "--shape", help="Input shape override, e.g. input_ids=B,64."),
     db: Path | None = typer.Option(None, "--db", help="Results database (default: ~/.cache/hwfit/results.db)."),
     fresh: bool = typer.Option(
-        False, "--fresh", help="Start a new run instead of resuming one with the same arguments."
+        False,
+        "--fresh",
+        help=(
+            "Start a new run instead of resuming one with the same arguments, and measure this machine's"
+            " ceilings again (a cluster's nodes keep theirs)."
+        ),
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the run's measurements as JSON only."),
     ray: str | None = ray_option("Measure each point on a node that has its device,"),

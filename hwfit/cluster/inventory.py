@@ -1,18 +1,16 @@
 """The cluster's inventory, node by node: each node's devices discovered on that node (a Ray task
 pinned to it running `hardware.discover`), its cores, its environment and, when asked, its measured
-ceilings, which are cached on the node (keyed by its hardware) so they are measured there once."""
+ceilings, kept in the node's hwfit cache (keyed by its hardware; see profile/ceilings.py) so they
+are measured there once a week."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from hwfit.cluster.connect import ClusterError, connect, node_labels
-from hwfit.core import cache_dir
 
-CEILINGS_CACHE = "cluster-ceilings"
 DISCOVER_TIMEOUT_S = 120.0
 
 
@@ -51,7 +49,7 @@ class NodeInventory:
 def discover_node(measure: bool, quick: bool) -> dict:
     """Runs on the node (a Ray task pinned to it): what `hwfit devices` finds there."""
     from hwfit.hardware import discover
-    from hwfit.profile import capture_environment
+    from hwfit.profile import cached_ceilings, capture_environment
 
     found = discover()
     devices = ["cpu"] + [f"cuda:{gpu.index}" for gpu in found.gpus]
@@ -63,31 +61,8 @@ def discover_node(measure: bool, quick: bool) -> dict:
         "gpu_names": [gpu.name for gpu in found.gpus],
         "environment": environment.to_dict(),
         "peaks": found.to_dict()["peaks"],
-        "ceilings": _cached_ceilings(devices, environment, quick) if measure else {},
+        "ceilings": cached_ceilings(devices, DISCOVER_TIMEOUT_S, quick, environment=environment) if measure else {},
     }
-
-
-def _cached_ceilings(devices: list[str], environment, quick: bool) -> dict:
-    """This node's ceilings, measured once per hardware (a file in its hwfit cache)."""
-    from hwfit.profile import ceilings_job, run_isolated
-
-    key = "-".join([environment.hostname_hash, *(environment.gpu_names or ()), environment.cpu_model or "cpu"])
-    path = cache_dir(CEILINGS_CACHE) / f"{_safe_name(key)}{'-quick' if quick else ''}.json"
-    if path.exists():
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            pass  # a broken cache is measured again
-    ceilings = {}
-    for device in devices:
-        outcome = run_isolated(ceilings_job, (device, quick), DISCOVER_TIMEOUT_S)
-        ceilings[device] = outcome.value if outcome.ok else {"error": outcome.reason}
-    path.write_text(json.dumps(ceilings))
-    return ceilings
-
-
-def _safe_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120]
 
 
 def cluster_inventory(address: str | None = "auto", ceilings: bool = False, quick: bool = True) -> list[NodeInventory]:

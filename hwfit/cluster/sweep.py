@@ -102,8 +102,9 @@ class RayExecutor:
             except Exception:  # already done, or its node gone
                 pass
 
-    def ceilings(self, devices: set[str], timeout_s: float) -> dict:
-        """Ceilings are per node (the inventory measured them there); the run keeps them by node label."""
+    def ceilings(self, devices: set[str], timeout_s: float, fresh: bool = False) -> dict:
+        """Ceilings are per node (the inventory measured them there, or took them from the node's cache,
+        whatever `fresh` says); the run keeps them by node label."""
         return {"nodes": {n.label: n.ceilings for n in self.inventory}}
 
     def measure(self, plan: PointPlan, timeout_s: float, on_progress: Callable[[dict], None]) -> JobOutcome:

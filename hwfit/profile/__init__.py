@@ -2,6 +2,7 @@
 process (warm-up until settled, then until the median is known to ±2%) and records it in the store;
 the quick check (`hwfit variants`) is the short version without the store."""
 
+from hwfit.profile.ceilings import cached_ceilings, ceilings_job
 from hwfit.profile.environment import capture_environment
 from hwfit.profile.grid import GRID_BATCHES, cpu_layouts, grid_variants
 from hwfit.profile.isolation import JobOutcome, run_isolated
@@ -18,7 +19,6 @@ from hwfit.profile.sweep import (
     PointSession,
     SweepObserver,
     SweepResult,
-    ceilings_job,
     open_point_session,
     plan_families,
     sweep,
@@ -31,6 +31,7 @@ __all__ = [
     "LocalExecutor",
     "PointExecutor",
     "PointPlan",
+    "cached_ceilings",
     "ceilings_job",
     "measure_point",
     "run_isolated",

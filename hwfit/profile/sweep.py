@@ -13,6 +13,7 @@ from typing import Protocol
 from hwfit.backends import backend_names, candidate_variants, get_backend
 from hwfit.core import HwfitError, Variant, is_usable
 from hwfit.models import Model
+from hwfit.profile.ceilings import cached_ceilings
 from hwfit.profile.isolation import JobOutcome, run_isolated
 from hwfit.profile.point import PointPlan, measure_point
 from hwfit.profile.quick import REFERENCE_SAMPLES, REFERENCE_SEED, _reference_job
@@ -41,6 +42,7 @@ class SweepObserver(Protocol):
     def family_finished(self, family: FamilyOutcome, skipped_points: int) -> None: ...
 
 
+CEILINGS_STAGE = "this machine's ceilings (measured once a week, kept in the hwfit cache)"
 INTERRUPT_WAIT_S = 30.0  # after Ctrl-C: how long the families in flight get to stop
 
 
@@ -57,7 +59,7 @@ class PointExecutor(Protocol):
 
     def measure(self, plan: PointPlan, timeout_s: float, on_progress: Callable[[dict], None]) -> JobOutcome: ...
 
-    def ceilings(self, devices: set[str], timeout_s: float) -> dict: ...
+    def ceilings(self, devices: set[str], timeout_s: float, fresh: bool = False) -> dict: ...
 
 
 class LocalExecutor:
@@ -68,13 +70,9 @@ class LocalExecutor:
     def measure(self, plan: PointPlan, timeout_s: float, on_progress: Callable[[dict], None]) -> JobOutcome:
         return run_isolated(measure_point, (plan,), timeout_s, on_progress=on_progress)
 
-    def ceilings(self, devices: set[str], timeout_s: float) -> dict:
-        """Measured matmul and bandwidth ceilings of this machine's devices."""
-        ceilings: dict[str, dict] = {}
-        for device in sorted(d for d in devices if not d.startswith("emulated")):
-            outcome = run_isolated(ceilings_job, (device,), timeout_s)
-            ceilings[device] = outcome.value if outcome.ok else {"error": outcome.reason}
-        return ceilings
+    def ceilings(self, devices: set[str], timeout_s: float, fresh: bool = False) -> dict:
+        """Measured matmul and bandwidth ceilings of this machine's devices (kept a week; see ceilings.py)."""
+        return cached_ceilings({d for d in devices if not d.startswith("emulated")}, timeout_s, fresh=fresh)
 
 
 @dataclass
@@ -114,9 +112,9 @@ def sweep(
     run, resumed = _open_run(model, spec, store, fresh, args or {})
     result = SweepResult(run.id, resumed)
     try:
-        observer.stage("measuring this machine's ceilings")
+        observer.stage(CEILINGS_STAGE)
         devices = {v.device for v, reason in families if reason is None}
-        ceilings = machine_ceilings(store, run.id, devices, spec, executor)
+        ceilings = machine_ceilings(store, run.id, devices, spec, executor, fresh)
         observer.stage("computing the fp32 reference outputs")
         reference, reference_inputs = _reference(model, spec)
         done = {m.variant_key: m for m in store.measurements(run.id)}
@@ -230,28 +228,21 @@ def _finished_twin(store: ResultsStore, model: Model, sweep_key: str, environmen
 
 
 def machine_ceilings(
-    store: ResultsStore, run_id: int, devices: set[str], spec: SweepSpec, executor: PointExecutor | None = None
+    store: ResultsStore,
+    run_id: int,
+    devices: set[str],
+    spec: SweepSpec,
+    executor: PointExecutor | None = None,
+    fresh: bool = False,
 ) -> dict:
-    """Measured matmul and bandwidth ceilings per device, once per run (kept for resumes)."""
+    """Measured matmul and bandwidth ceilings per device, recorded with the run (kept for resumes);
+    the machine's, reused from the cache unless `fresh`."""
     known = store.run_extra(run_id).get("ceilings")
     if known is not None:
         return known
-    ceilings = (executor or LocalExecutor()).ceilings(devices, spec.timeout_s)
+    ceilings = (executor or LocalExecutor()).ceilings(devices, spec.timeout_s, fresh)
     store.set_run_extra(run_id, "ceilings", ceilings)
     return ceilings
-
-
-def ceilings_job(device: str, quick: bool = False, report=None) -> dict:
-    """The ceilings of one device, as a sweep keeps them (run in a process of its own)."""
-    from hwfit.hardware import measure_ceilings
-
-    found: dict = {"matmul_flops": {}, "mem_bandwidth": None}
-    for ceiling in measure_ceilings(device, quick=quick):
-        if ceiling.metric == "matmul_flops":
-            found["matmul_flops"][ceiling.dtype] = ceiling.value
-        elif ceiling.metric in ("mem_bandwidth", "device_mem_bandwidth"):
-            found["mem_bandwidth"] = ceiling.value
-    return found
 
 
 def _reference(model: Model, spec: SweepSpec):
@@ -486,7 +477,7 @@ def open_point_session(
         {**(args or {}), "spec": spec.model_dump()},
         environment,
     )
-    observer.stage("measuring this machine's ceilings")
+    observer.stage(CEILINGS_STAGE)
     ceilings = machine_ceilings(store, run.id, devices, spec, executor)
     observer.stage("computing the fp32 reference outputs")
     reference = _reference(model, spec)

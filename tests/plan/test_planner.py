@@ -111,6 +111,18 @@ def test_infeasible_latency_names_the_constraint_and_the_nearest_reachable_p99()
     assert "No plan meets the SLO" in plan.answer
 
 
+def test_a_reachable_rate_is_not_blamed_when_only_the_p99_is_out_of_reach():
+    # ort fp32 carries 30 req/s (about 124 req/s at batch 32) but no batch is under 2 ms; the slow torch
+    # fp32 (about 24 req/s) is overloaded at 30 req/s, and relaxing the rate would let it through only
+    # because its p99 goes with it: the p99 is to blame, and the plan must not call 30 req/s unreachable
+    points = curve_points("ort", "fp32", 2.0, 8.0) + curve_points("torch", "fp32", 50.0, 40.0)
+    plan = make_plan(_request(points), _slo(latency_p99_ms=2, throughput_rps=30, objective="cost"))
+    assert not plan.feasible
+    assert plan.infeasible.constraints == ["latency_p99_ms"]
+    assert "not reachable" in plan.infeasible.message and "req/s at" not in plan.infeasible.message
+    assert set(plan.infeasible.nearest) == {"latency_p99_ms"}
+
+
 def test_infeasible_throughput_gives_the_most_that_can_be_sustained():
     plan = make_plan(_request(three_families()), _slo(latency_p99_ms=1000, throughput_rps=5000))
     assert not plan.feasible

@@ -71,11 +71,18 @@ class ConfigData:
         return ServiceCurve.from_points(self.service_ms)
 
     def energy_at(self, batch: float) -> float | None:
-        """J per sample at a (mean) batch size: interpolated between measured batch sizes."""
+        """J per sample at a (mean) batch size: interpolated between measured batch sizes; below the
+        smallest, that batch's J per sample carried by the time per sample (energy is busy time: a
+        batch of 3 on a curve measured at 16 alone, as long as batch 16, costs 16/3 of its J per
+        sample, not the same); above the largest, the largest's."""
         if not self.energy_j:
             return None
         points = sorted(self.energy_j.items())
-        if batch <= points[0][0]:
+        if batch < points[0][0]:
+            smallest, joules = points[0]
+            curve = self.curve
+            return joules * (curve(batch) / batch) / (curve(smallest) / smallest)
+        if batch == points[0][0]:
             return points[0][1]
         for (b0, j0), (b1, j1) in zip(points, points[1:]):
             if batch <= b1:

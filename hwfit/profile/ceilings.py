@@ -62,7 +62,7 @@ def cached_ceilings(
             continue
         found[device] = {**outcome.value, "measured_at": _now().isoformat(timespec="seconds"), "quick": quick}
         kept[device] = found[device]
-    _write(path, kept)
+        _write(path, kept)
     return found
 
 

@@ -78,12 +78,10 @@ class ConfigData:
         if not self.energy_j:
             return None
         points = sorted(self.energy_j.items())
-        if batch < points[0][0]:
-            smallest, joules = points[0]
+        smallest, joules = points[0]
+        if batch < smallest:
             curve = self.curve
             return joules * (curve(batch) / batch) / (curve(smallest) / smallest)
-        if batch == points[0][0]:
-            return points[0][1]
         for (b0, j0), (b1, j1) in zip(points, points[1:]):
             if batch <= b1:
                 return j0 + (j1 - j0) * (batch - b0) / (b1 - b0)

@@ -9,7 +9,7 @@ import numpy as np
 
 from hwfit.backends import onnx_convert
 from hwfit.backends.base import Backend, Runner
-from hwfit.core import BackendError, InputSpecError, Variant
+from hwfit.core import BackendError, InputSpecError, Variant, usable_threads
 from hwfit.models import Model
 
 # Our precision -> (OpenVINO INFERENCE_PRECISION_HINT, the capability the device must list).
@@ -22,6 +22,14 @@ PRECISION_HINTS = {
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
 # How OpenVINO names the element type it compiled for, per hint.
 HINT_TYPE_NAMES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
+
+
+def owns_every_core(variant: Variant) -> bool:
+    """Whether the CPU plugin may pin its threads: only where this process is the one running on every
+    usable core. It pins to the first cores of the affinity mask, so K processes of t < all threads
+    all pinned to the same cores: 2 replicas of 1 thread ran at the throughput of one (each batch twice
+    as long) until this was checked. Pinning is worth ~3% to a process that owns the CPU."""
+    return variant.replicas == 1 and variant.intra_op_threads >= usable_threads()
 
 
 def _device_name(device: str) -> str:
@@ -46,6 +54,8 @@ class OpenvinoRunner(Runner):
             "PERFORMANCE_HINT": variant.knob("performance_hint", "LATENCY"),
             "NUM_STREAMS": int(variant.knob("streams", "1")),
         }
+        if variant.device == "cpu":
+            config["ENABLE_CPU_PINNING"] = owns_every_core(variant)
         try:
             self.compiled = core.compile_model(ov_model, _device_name(variant.device), config)
         except Exception as error:

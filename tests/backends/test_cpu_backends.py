@@ -91,6 +91,21 @@ def test_openvino_precision_is_set_and_verified(minilm):
         assert any("inference precision float32 (verified" in note for note in runner.stats.notes)
 
 
+@pytest.mark.parametrize(
+    ("threads", "replicas", "pinned"),
+    [(None, 1, True), (1, 2, False), (None, 2, False)],
+    ids=["one process on every core", "2 replicas of 1 thread", "2 replicas of every core"],
+)
+def test_openvino_pins_threads_only_where_one_process_owns_the_cpu(minilm, threads, replicas, pinned):
+    # pinned, K processes of OpenVINO all ran on the first cores of the mask (2 replicas = one's throughput)
+    knobs = (("replicas", str(replicas)),) if replicas > 1 else ()
+    variant = Variant("openvino", "cpu", "fp32", 2, threads, knobs)
+    if get_backend("openvino").unavailable_reason(minilm, variant):
+        pytest.skip("openvino not installed")
+    with load_variant(minilm, variant) as runner:
+        assert runner.compiled.get_property("ENABLE_CPU_PINNING") is pinned
+
+
 def test_wrong_shape_names_the_tensor(cnn):
     with load_variant(cnn, Variant("ort", "cpu", "fp32", 2)) as runner:
         with pytest.raises(InputSpecError, match="input 'image'"):

@@ -34,8 +34,12 @@ when the answer is right:
   before an SLO is called out of reach on a p99 the best estimate breaks, a family that would meet
   it were its small batches as fast as proportional scaling allows (no fixed cost) is measured once
   at its smallest batch: the others' shape carries their fixed cost down to batch 1.
-* A search stopped by its budget plans on each configuration's batch sizes measured from the
-  smallest up (none extrapolated below the smallest or interpolated across a gap).
+* Energy of an unmeasured configuration: its time × the family's J per busy core-second on that
+  many cores; a family not metered on them is carried there by the ratio the families metered on
+  both show (a CPU's power is not proportional to its busy cores: an idle share is always drawn).
+* A search stopped by its budget plans on measured curves only, each unmeasured batch size given
+  the time of the next measured one above it (none extrapolated below the smallest measured batch
+  or interpolated across a gap: the plan promises no p99 its measurements cannot back).
 * An SLO that even the optimistic estimates cannot meet stops there, and the search turns to what
   the plan will say instead: for each constraint to blame, the configuration nearest to it with
   the others held (the most carried, the lowest p99, the least accuracy loss, energy or cost), so
@@ -151,7 +155,7 @@ class _State:
         self.new: list[Measurement] = []
         self.confirmed: dict[tuple[Config, int], Evaluation] = {}
         self.allowed: frozenset[str] = frozenset()  # constraints a configuration may break (nearest search)
-        self.contiguous = False  # measured curves cut at the first unmeasured grid batch (settling early)
+        self.bounded = False  # measured curves, unmeasured batch sizes bounded from above (settling early)
 
     # --- measuring -------------------------------------------------------------------------
     @property
@@ -315,13 +319,12 @@ class _State:
         return evaluation
 
     def _settle(self, data, groups, why: str) -> SearchOutcome:
-        """The best configuration that rests on measurements only, when the search must stop early: on
-        each configuration's batch sizes measured from the grid's smallest up, none skipped (the
-        batcher forms every size up to B, so a curve extrapolated below its smallest measured batch or
-        interpolated across a gap decides the p99: a line through batches 8 and 64 put batch 1 at a
-        fiftieth of batch 8's time, and the plan broke the CNN's batch-1 p99 on the grid)."""
-        # (where no configuration has such a run of batch sizes, the curves as measured)
-        self.contiguous, self.confirmed = any(self._contiguous_prefix(g) for g in groups.values()), {}
+        """The best configuration that rests on measurements only, when the search must stop early.
+        The batcher forms every batch size up to B, so a curve extrapolated below its smallest measured
+        batch, or interpolated across a gap, could decide the p99 (a line through batches 8 and 64 put
+        batch 1 at a fiftieth of batch 8's time, and the plan broke the CNN's batch-1 p99 on the grid):
+        each unmeasured batch size takes the time of the next measured one above it (`_bounded`)."""
+        self.bounded, self.confirmed = True, {}
         try:
             measured_only = self._measured_evaluations(groups)
             best = min(measured_only, key=lambda e: self._rank_key(e)) if measured_only else None
@@ -329,7 +332,7 @@ class _State:
                 best = self._confirm(best.key, best.units, groups)
             return self._outcome(best, data, groups, False, f"stopped before convergence: {why}")
         finally:
-            self.contiguous, self.confirmed = False, {}
+            self.bounded, self.confirmed = False, {}
 
     def _outcome(self, best, data, groups, converged, note) -> SearchOutcome:
         return SearchOutcome(
@@ -477,8 +480,6 @@ class _State:
             if not group.points or offer is None or key not in self.grid.batches:
                 continue
             config_data = self._measured_data(group, accuracy, groups)
-            if config_data is None:
-                continue
             for evaluation in evaluate(config_data, self.slo, offer, self.default_loss):
                 rows.append(self.confirmed.get((key, evaluation.units), evaluation))
         return rows
@@ -489,7 +490,7 @@ class _State:
         references = {family: self.grid.reference_layout(family) for family in self.grid.families()}
         cores = {name: offer.cores for name, offer in self.offers.items()}
         model = fit(groups, references, SCREEN_BATCH, cores)
-        energy = _energy_constants(groups, cores)
+        energy = EnergyConstants.from_groups(groups, cores)
         by_family: dict[Family, dict[Layout, dict[int, float]]] = {}
         for key, group in groups.items():
             by_family.setdefault(key.family, {})[key.layout] = group.service_ms()
@@ -510,23 +511,9 @@ class _State:
                 data[key] = estimate
         return data
 
-    def _contiguous_prefix(self, group: ConfigPoints) -> list[int]:
-        """The grid's batch sizes of this configuration measured from the smallest up, none skipped."""
-        prefix, measured = [], group.service_ms()
-        for batch in self.grid.batches.get(group.key, []):
-            if batch not in measured:
-                break
-            prefix.append(batch)
-        return prefix
-
-    def _measured_data(self, group: ConfigPoints, accuracy, groups) -> ConfigData | None:
+    def _measured_data(self, group: ConfigPoints, accuracy, groups) -> ConfigData:
         data = measured_config_data(group, accuracy, groups, self.offers)
-        if not self.contiguous:
-            return data
-        prefix = self._contiguous_prefix(group)
-        # none: the curve below its smallest measured batch would be extrapolated (a line through
-        # batches 8 and 64 put batch 1 at a fiftieth of batch 8's time)
-        return replace(data, service_ms={b: data.service_ms[b] for b in prefix}) if prefix else None
+        return _bounded(data, self.grid.batches.get(group.key, [])) if self.bounded else data
 
     def _estimated_data(self, key, batches, group, accuracy, model, energy_constants, siblings) -> ConfigData | None:
         own = group.service_ms() if group else {}
@@ -573,7 +560,7 @@ def measured_config_data(
 ) -> ConfigData:
     """A configuration's curve and energy from its measured points only (no estimates)."""
     cores = {name: offer.cores for name, offer in offers.items()}
-    energy, how = _energy(group, _energy_constants(groups, cores), cores)
+    energy, how = _energy(group, EnergyConstants.from_groups(groups, cores), cores)
     return ConfigData(
         key=group.key,
         service_ms=group.service_ms(),
@@ -583,6 +570,19 @@ def measured_config_data(
         jitter_ms=group.jitter_ms,
         measured_from=[m.variant_key for _, m in sorted(group.points.items())],
     )
+
+
+def _bounded(data: ConfigData, grid_batches: list[int]) -> ConfigData:
+    """The measured curve with each grid batch size up to the largest measured: an unmeasured one takes
+    the time of the next measured batch above it (a batch is not slower than a larger one), so a plan on
+    it promises no p99 its measurements cannot back."""
+    measured, times = data.service_ms, {}
+    for batch in grid_batches:
+        above = [b for b in measured if b >= batch]
+        if not above:
+            break
+        times[batch] = measured[min(above)]
+    return replace(data, service_ms=times)
 
 
 def _anchors(data: ConfigData, groups) -> list[tuple[int, float]]:
@@ -663,41 +663,76 @@ def _cores(key: Config, device_cores: dict[str, int | None]) -> float:
     return float(key.layout.cores(device_cores.get(key.family.device)) or 1)
 
 
-def _energy_constants(groups, device_cores) -> dict[Family, tuple[float, str]]:
-    """Per family: k = J per sample / (cores × seconds per sample per replica) from its metered points.
+@dataclass(frozen=True)
+class EnergyConstants:
+    """k = J per sample / (cores × seconds per sample per replica), per family and per cores kept busy.
 
     Energy per sample = power × time; a CPU estimate (and, roughly, a busy accelerator) draws power
-    in proportion to the cores kept busy, so k carries a family's energy to other layouts and
-    batch sizes: J(layout, b) = k × cores × s(b) / (K × b).
+    in proportion to the cores kept busy, so k carries a family's energy to other batch sizes:
+    J(layout, b) = k × cores × s(b) / (K × b). Power is not quite proportional to cores (a share of it
+    is the device's idle draw, and a layout may keep fewer cores busy than it holds), so k is kept per
+    (family, cores); a family not metered on a layout's cores is carried there from its nearest metered
+    cores by the median ratio the families metered on both show.
     """
-    found: dict[Family, list[float]] = {}
-    hows: dict[Family, set] = {}
-    for key, group in groups.items():
-        for batch, measurement in group.points.items():
-            if measurement.energy_j_per_sample is None or not measurement.latency:
-                continue
-            seconds_per_sample = measurement.latency.mean_ms / 1000.0 / (batch * key.layout.replicas)
-            found.setdefault(key.family, []).append(
-                measurement.energy_j_per_sample / (_cores(key, device_cores) * seconds_per_sample)
-            )
-            hows.setdefault(key.family, set()).add(measurement.energy_how or "unknown")
-    return {
-        family: (sorted(values)[len(values) // 2], "/".join(sorted(hows[family]))) for family, values in found.items()
-    }
+
+    by_cores: dict[Family, dict[float, float]]
+    hows: dict[Family, str]
+
+    @classmethod
+    def from_groups(cls, groups, device_cores) -> EnergyConstants:
+        found: dict[Family, dict[float, list[float]]] = {}
+        hows: dict[Family, set] = {}
+        for key, group in groups.items():
+            cores = _cores(key, device_cores)
+            for batch, measurement in group.points.items():
+                if measurement.energy_j_per_sample is None or not measurement.latency:
+                    continue
+                seconds_per_sample = measurement.latency.mean_ms / 1000.0 / (batch * key.layout.replicas)
+                found.setdefault(key.family, {}).setdefault(cores, []).append(
+                    measurement.energy_j_per_sample / (cores * seconds_per_sample)
+                )
+                hows.setdefault(key.family, set()).add(measurement.energy_how or "unknown")
+        return cls(
+            by_cores={family: {c: _median(ks) for c, ks in per.items()} for family, per in found.items()},
+            hows={family: "/".join(sorted(values)) for family, values in hows.items()},
+        )
+
+    def k(self, family: Family, cores: float) -> float | None:
+        own = self.by_cores.get(family)
+        if not own:
+            return None
+        if cores in own:
+            return own[cores]
+        nearest = min(own, key=lambda c: (abs(math.log(c / cores)), c))
+        ratios = [
+            per[cores] / per[nearest]
+            for other, per in self.by_cores.items()
+            if other != family and other.device == family.device and cores in per and nearest in per
+        ]
+        return own[nearest] * (_median(ratios) if ratios else 1.0)
 
 
-def _energy_for_times(key: Config, times: dict[int, float], constants, device_cores, group) -> tuple[dict, str | None]:
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _energy_for_times(
+    key: Config, times: dict[int, float], constants: EnergyConstants, device_cores, group
+) -> tuple[dict, str | None]:
     own = {
         b: m.energy_j_per_sample
         for b, m in (group.points.items() if group else [])
         if m.energy_j_per_sample is not None
     }
-    if key.family not in constants:
+    cores = _cores(key, device_cores)
+    k = constants.k(key.family, cores)
+    if k is None:
         return own, (
             "/".join(sorted({m.energy_how for m in group.points.values() if m.energy_how})) if own and group else None
         )
-    k, how = constants[key.family]
-    cores = _cores(key, device_cores)
+    how = constants.hows[key.family]
     energy = {b: own.get(b, k * cores * ms / 1000.0 / (b * key.layout.replicas)) for b, ms in times.items()}
     if own and len(own) == len(energy):
         return energy, how

@@ -37,9 +37,11 @@ when the answer is right:
 * Energy of an unmeasured configuration: its time × the family's J per busy core-second on that
   many cores; a family not metered on them is carried there by the ratio the families metered on
   both show (a CPU's power is not proportional to its busy cores: an idle share is always drawn).
-* A search stopped by its budget plans on measured curves only, each unmeasured batch size given
-  the time of the next measured one above it (none extrapolated below the smallest measured batch
-  or interpolated across a gap: the plan promises no p99 its measurements cannot back).
+* The planner chooses, and answers an infeasible SLO, from every configuration evaluated on its
+  measured curve, each unmeasured batch size given the time of the next measured one above it (none
+  extrapolated below the smallest measured batch or interpolated across a gap: the plan promises no
+  p99, and names no nearest target, its measurements cannot back); so does a search stopped by its
+  budget.
 * An SLO that even the optimistic estimates cannot meet stops there, and the search turns to what
   the plan will say instead: for each constraint to blame, the configuration nearest to it with
   the others held (the most carried, the lowest p99, the least accuracy loss, energy or cost), so
@@ -335,9 +337,15 @@ class _State:
             self.bounded, self.confirmed = False, {}
 
     def _outcome(self, best, data, groups, converged, note) -> SearchOutcome:
-        return SearchOutcome(
-            best, self._measured_evaluations(groups), data, self.grid.size, list(self.new), converged, note, groups
-        )
+        """What the planner chooses from, and answers an infeasible SLO from: every configuration on its
+        measured curve, bounded (`_bounded`), so no plan or nearest target rests on a line extrapolated
+        below a configuration's smallest measured batch."""
+        bounded, self.bounded = self.bounded, True
+        try:
+            evaluations = self._measured_evaluations(groups)
+        finally:
+            self.bounded = bounded
+        return SearchOutcome(best, evaluations, data, self.grid.size, list(self.new), converged, note, groups)
 
     def _rank(self, data: dict[Config, ConfigData], groups) -> list[tuple[Evaluation, ConfigData]]:
         rows = []

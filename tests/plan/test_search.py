@@ -631,3 +631,22 @@ def test_energy_per_busy_core_second_is_carried_across_core_counts_by_what_other
     assert constants.k(families["torch"], 2.0) == pytest.approx(6.2)  # its own, where metered
     assert constants.k(families["torch-compile"], 1.0) == pytest.approx(7.6)
     assert constants.k(families["torch-compile"], 2.0) == pytest.approx(7.6 * 6.2 / 7.5)
+
+
+def test_an_infeasible_slo_s_lowest_p99_is_not_reported_below_what_the_measurements_back():
+    """The plan chooses, and answers an infeasible SLO, from the configurations evaluated on their
+    measured points. Those read a curve as a line below its smallest measured batch: measured at 8 to
+    64 only, batch 1 came out at 6.5 ms (it takes 9.5), and the plan said the lowest p99 reachable was
+    below the grid's (on the CNN's grid, 0.407 ms where the grid's best is 0.446). Now each unmeasured
+    batch takes the time of the next measured one above it, so the lowest p99 is one the points back."""
+    plateau = {1: 9.5, 2: 9.6, 4: 9.8, 8: 10.0, 16: 14.0, 32: 22.0, 64: 38.0}
+    grid = [point("openvino", "bf16", b, plateau[b]) for b in BATCHES]
+    stored = [m for m in grid if m.variant["batch_size"] >= 8]
+    slo = parse_slo(
+        {"latency_p99_ms": 5.0, "throughput_rps": 10.0, "objective": "latency", "devices": {"cpu": {"count": 1}}}
+    )
+    exhaustive = _plan_on(grid, slo, known=grid)
+    searched = _plan_on(grid, slo, known=stored)  # measuring off: it answers from what it has
+    assert not exhaustive.feasible and not searched.feasible
+    best = exhaustive.infeasible.nearest["latency_p99_ms"]
+    assert searched.infeasible.nearest["latency_p99_ms"] >= best

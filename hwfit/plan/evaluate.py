@@ -65,6 +65,10 @@ class ConfigData:
     jitter_ms: Callable[[int], float] = lambda batch: 0.0
     estimated: frozenset[int] = frozenset()  # batch sizes whose time is an estimate, not a measurement
     measured_from: list[str] = field(default_factory=list)
+    bounded: frozenset[int] = frozenset()  # unmeasured batch sizes given the next measured one's time
+
+    def bounded_under(self, max_batch: int) -> tuple[int, ...]:
+        return tuple(sorted(b for b in self.bounded if b <= max_batch))
 
     @property
     def curve(self) -> ServiceCurve:
@@ -110,6 +114,15 @@ class Evaluation:
     broke: dict[str, str] = field(default_factory=dict)  # constraint -> why
     estimated: bool = False  # rests on estimated (unmeasured) service times
     measured_from: list[str] = field(default_factory=list)
+    p99_bounded: tuple[int, ...] = ()  # batch sizes up to B not measured, taken as the next measured's time
+
+    @property
+    def p99_bound_note(self) -> str:
+        """Where the p99 rests on unmeasured batch sizes: that it is an upper bound, and which they are."""
+        if not self.p99_bounded:
+            return ""
+        sizes = ", ".join(str(b) for b in self.p99_bounded)
+        return f"an upper bound: batch {sizes} not measured, each taken as long as the next measured one"
 
     @property
     def replicas(self) -> int:
@@ -260,7 +273,8 @@ def judge(evaluation: Evaluation, slo: Slo, default_accuracy_loss: float | None)
     if slo.peak_rps and evaluation.capacity_rps < slo.peak_rps:
         broke["peak_rps"] = f"capacity {evaluation.capacity_rps:.4g} req/s < peak {slo.peak_rps:g}"
     if evaluation.p99_ms > slo.latency_p99_ms:
-        shown = "overloaded" if math.isinf(evaluation.p99_ms) else f"{evaluation.p99_ms:.3g} ms ({evaluation.p99_how})"
+        how = "; ".join(filter(None, [evaluation.p99_how, evaluation.p99_bound_note]))
+        shown = "overloaded" if math.isinf(evaluation.p99_ms) else f"{evaluation.p99_ms:.3g} ms ({how})"
         broke["latency_p99_ms"] = f"p99 {shown} > {slo.latency_p99_ms:g} ms"
     if slo.max_energy_j_per_inference is not None:
         if evaluation.j_per_inference is None:
@@ -308,7 +322,7 @@ def confirm(
         p99, batch, delay, stats = meeting[0]
     evaluation.max_batch, evaluation.max_queue_delay_ms = batch, delay
     evaluation.p99_ms, evaluation.p50_ms = p99, stats.p50_ms
-    evaluation.p99_how = "simulation"
+    evaluation.p99_how, evaluation.p99_bounded = "simulation", data.bounded_under(batch)
     evaluation.capacity_rps = capacity_rps(curve, replicas, batch)
     evaluation.mean_batch = stats.mean_batch_size
     _fill_energy_and_cost(evaluation, data, slo)
@@ -368,6 +382,7 @@ def _judged(data: ConfigData, units: int, offer, slo: Slo, default_accuracy_loss
         measured_from=list(data.measured_from),
         **figures,
     )
+    evaluation.p99_bounded = data.bounded_under(evaluation.max_batch)
     _fill_energy_and_cost(evaluation, data, slo)
     judge(evaluation, slo, default_accuracy_loss)
     return evaluation

@@ -278,7 +278,7 @@ def _pool(evaluation: Evaluation, role: str, outcome: SearchOutcome, standby: bo
     how = (
         f"{evaluation.p99_how} of the dynamic batcher at {evaluation.rate_rps:.4g} req/s (Poisson), on measured "
         "service times plus measured jitter"
-    )
+    ) + (f"; {evaluation.p99_bound_note}" if evaluation.p99_bounded else "")
     if standby:
         how = "standby: carries traffic only when the pools before it in the fallback chain fail"
     return PoolPlan(
@@ -443,6 +443,7 @@ def _infeasibility(singles: list[Evaluation], slo: Slo, default_loss: float | No
         nearest[constraint] = round(value, 6)
         best_on = best_on or evaluation.label
         pattern = _NEAREST[constraint][2]
+        bound = f" ({evaluation.p99_bound_note})" if constraint == "latency_p99_ms" and evaluation.p99_bounded else ""
         lines.append(
             pattern.format(
                 target=_target(slo, constraint, default_loss),
@@ -451,6 +452,7 @@ def _infeasibility(singles: list[Evaluation], slo: Slo, default_loss: float | No
                 value=value,
                 on=f"{evaluation.label} (max batch {evaluation.max_batch})",
             )
+            + bound
         )
     message = "; ".join(lines) or "no configuration meets every constraint"
     return Infeasibility(constraints=culprits, message=message, nearest=nearest, best_candidate=best_on)

@@ -590,7 +590,7 @@ def _bounded(data: ConfigData, grid_batches: list[int]) -> ConfigData:
         if not above:
             break
         times[batch] = measured[min(above)]
-    return replace(data, service_ms=times)
+    return replace(data, service_ms=times, bounded=frozenset(times) - frozenset(measured))
 
 
 def _anchors(data: ConfigData, groups) -> list[tuple[int, float]]:

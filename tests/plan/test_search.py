@@ -650,3 +650,21 @@ def test_an_infeasible_slo_s_lowest_p99_is_not_reported_below_what_the_measureme
     assert not exhaustive.feasible and not searched.feasible
     best = exhaustive.infeasible.nearest["latency_p99_ms"]
     assert searched.infeasible.nearest["latency_p99_ms"] >= best
+
+
+def test_a_p99_resting_on_unmeasured_batch_sizes_says_it_is_an_upper_bound_and_which_they_are():
+    """A configuration screened at batch 8 alone is rejected on a p99 that takes batch 1 as long as
+    batch 8: the plan said "p99 205 ms (approximation) > 40 ms" as if measured. It now says the p99 is
+    an upper bound and names the batch sizes not measured."""
+    plateau = {1: 9.5, 2: 9.6, 4: 9.8, 8: 10.0, 16: 14.0, 32: 22.0, 64: 38.0}
+    grid = [point("openvino", "bf16", b, plateau[b]) for b in BATCHES]
+    stored = [m for m in grid if m.variant["batch_size"] in (8, 16)]
+    slo = parse_slo(
+        {"latency_p99_ms": 5.0, "throughput_rps": 10.0, "objective": "latency", "devices": {"cpu": {"count": 1}}}
+    )
+    searched = _plan_on(grid, slo, known=stored)
+    (rejected,) = [c for c in searched.candidates if c.verdict == "rejected"]
+    assert "an upper bound: batch 1, 2, 4 not measured" in rejected.why
+    assert "an upper bound: batch 1, 2, 4 not measured" in searched.infeasible.message
+    measured = _plan_on(grid, slo, known=grid)
+    assert all("upper bound" not in c.why for c in measured.candidates)

@@ -58,6 +58,7 @@ the budget (10% of the grid by default) only bites when they were not; the plan 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -157,7 +158,6 @@ class _State:
         self.new: list[Measurement] = []
         self.confirmed: dict[tuple[Config, int], Evaluation] = {}
         self.allowed: frozenset[str] = frozenset()  # constraints a configuration may break (nearest search)
-        self.bounded = False  # measured curves, unmeasured batch sizes bounded from above (settling early)
 
     # --- measuring -------------------------------------------------------------------------
     @property
@@ -310,9 +310,9 @@ class _State:
         losses = sorted({loss for loss in family_accuracy(groups).values() if limit is None or loss > limit})
         return [self.slo.model_copy(update={"max_accuracy_loss": loss}) for loss in losses]
 
-    def _confirm(self, key: Config, units: int, groups) -> Evaluation:
+    def _confirm(self, key: Config, units: int, groups, bounded: bool = False) -> Evaluation:
         """Evaluate a configuration on its measured points only, simulate its batching, and keep that."""
-        measured = self._measured_data(groups[key], family_accuracy(groups), groups)
+        measured = self._measured_data(groups[key], family_accuracy(groups), groups, bounded)
         offer = self.offers[key.family.device]
         options = {e.units: e for e in evaluate(measured, self.slo, offer, self.default_loss)}
         evaluation = options.get(units) or min(options.values(), key=lambda e: e.rank(self.slo.objective))
@@ -326,25 +326,21 @@ class _State:
         batch, or interpolated across a gap, could decide the p99 (a line through batches 8 and 64 put
         batch 1 at a fiftieth of batch 8's time, and the plan broke the CNN's batch-1 p99 on the grid):
         each unmeasured batch size takes the time of the next measured one above it (`_bounded`)."""
-        self.bounded, self.confirmed = True, {}
+        self.confirmed = {}
         try:
-            measured_only = self._measured_evaluations(groups)
+            measured_only = self._measured_evaluations(groups, bounded=True)
             best = min(measured_only, key=lambda e: self._rank_key(e)) if measured_only else None
             if best is not None:
-                best = self._confirm(best.key, best.units, groups)
+                best = self._confirm(best.key, best.units, groups, bounded=True)
             return self._outcome(best, data, groups, False, f"stopped before convergence: {why}")
         finally:
-            self.bounded, self.confirmed = False, {}
+            self.confirmed = {}
 
     def _outcome(self, best, data, groups, converged, note) -> SearchOutcome:
         """What the planner chooses from, and answers an infeasible SLO from: every configuration on its
         measured curve, bounded (`_bounded`), so no plan or nearest target rests on a line extrapolated
         below a configuration's smallest measured batch."""
-        bounded, self.bounded = self.bounded, True
-        try:
-            evaluations = self._measured_evaluations(groups)
-        finally:
-            self.bounded = bounded
+        evaluations = self._measured_evaluations(groups, bounded=True)
         return SearchOutcome(best, evaluations, data, self.grid.size, list(self.new), converged, note, groups)
 
     def _rank(self, data: dict[Config, ConfigData], groups) -> list[tuple[Evaluation, ConfigData]]:
@@ -479,15 +475,16 @@ class _State:
                 wanted = [low, *wanted] + [b for b in batches if low < b < evaluation.max_batch]
         return [b for b in dict.fromkeys(wanted) if b not in measured and b in batches]
 
-    def _measured_evaluations(self, groups) -> list[Evaluation]:
-        """Every configuration with a measured point, evaluated on measurements only."""
+    def _measured_evaluations(self, groups, bounded: bool = False) -> list[Evaluation]:
+        """Every configuration with a measured point, evaluated on measurements only (`bounded`: below and
+        between its measured batch sizes, bounded by the next measured one; else read as a line)."""
         accuracy = family_accuracy(groups)
         rows = []
         for key, group in groups.items():
             offer = self.offers.get(key.family.device)
             if not group.points or offer is None or key not in self.grid.batches:
                 continue
-            config_data = self._measured_data(group, accuracy, groups)
+            config_data = self._measured_data(group, accuracy, groups, bounded)
             for evaluation in evaluate(config_data, self.slo, offer, self.default_loss):
                 rows.append(self.confirmed.get((key, evaluation.units), evaluation))
         return rows
@@ -519,9 +516,9 @@ class _State:
                 data[key] = estimate
         return data
 
-    def _measured_data(self, group: ConfigPoints, accuracy, groups) -> ConfigData:
+    def _measured_data(self, group: ConfigPoints, accuracy, groups, bounded: bool) -> ConfigData:
         data = measured_config_data(group, accuracy, groups, self.offers)
-        return _bounded(data, self.grid.batches.get(group.key, [])) if self.bounded else data
+        return _bounded(data, self.grid.batches.get(group.key, [])) if bounded else data
 
     def _estimated_data(self, key, batches, group, accuracy, model, energy_constants, siblings) -> ConfigData | None:
         own = group.service_ms() if group else {}
@@ -701,7 +698,7 @@ class EnergyConstants:
                 )
                 hows.setdefault(key.family, set()).add(measurement.energy_how or "unknown")
         return cls(
-            by_cores={family: {c: _median(ks) for c, ks in per.items()} for family, per in found.items()},
+            by_cores={family: {c: statistics.median(ks) for c, ks in per.items()} for family, per in found.items()},
             hows={family: "/".join(sorted(values)) for family, values in hows.items()},
         )
 
@@ -717,13 +714,7 @@ class EnergyConstants:
             for other, per in self.by_cores.items()
             if other != family and other.device == family.device and cores in per and nearest in per
         ]
-        return own[nearest] * (_median(ratios) if ratios else 1.0)
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+        return own[nearest] * (statistics.median(ratios) if ratios else 1.0)
 
 
 def _energy_for_times(

@@ -443,7 +443,11 @@ def _infeasibility(singles: list[Evaluation], slo: Slo, default_loss: float | No
         nearest[constraint] = round(value, 6)
         best_on = best_on or evaluation.label
         pattern = _NEAREST[constraint][2]
-        bound = f" ({evaluation.p99_bound_note})" if constraint == "latency_p99_ms" and evaluation.p99_bounded else ""
+        bound = (
+            f" ({evaluation.p99_bound_note}; measured, they may show it reachable)"
+            if constraint == "latency_p99_ms" and evaluation.p99_bounded
+            else ""
+        )
         lines.append(
             pattern.format(
                 target=_target(slo, constraint, default_loss),

@@ -37,11 +37,11 @@ when the answer is right:
 * Energy of an unmeasured configuration: its time × the family's J per busy core-second on that
   many cores; a family not metered on them is carried there by the ratio the families metered on
   both show (a CPU's power is not proportional to its busy cores: an idle share is always drawn).
-* The planner chooses, and answers an infeasible SLO, from every configuration evaluated on its
-  measured curve, each unmeasured batch size given the time of the next measured one above it (none
-  extrapolated below the smallest measured batch or interpolated across a gap: the plan promises no
-  p99, and names no nearest target, its measurements cannot back); so does a search stopped by its
-  budget.
+* Every evaluation on measurements alone (a best's confirmation, a search stopped by its budget, the
+  planner's choice, an infeasible SLO's nearest targets) reads a configuration's measured curve with
+  each unmeasured batch size given the time of the next measured one above it: none extrapolated
+  below the smallest measured batch or interpolated across a gap, so the plan promises no p99, and
+  names no nearest target, its measurements cannot back (and says where a p99 is such a bound).
 * An SLO that even the optimistic estimates cannot meet stops there, and the search turns to what
   the plan will say instead: for each constraint to blame, the configuration nearest to it with
   the others held (the most carried, the lowest p99, the least accuracy loss, energy or cost), so
@@ -288,7 +288,12 @@ class _State:
         measured_only = self._measured_evaluations(groups)
         best = min(measured_only, key=lambda e: e.rank(original.objective)) if measured_only else None
         spent = " (the measuring budget is spent)" if self.left <= 0 else ""
-        note = f"no configuration meets every constraint; searched the nearest to {', '.join(blamed)}{spent}"
+        note = (
+            f"no configuration meets every constraint; searched the nearest to {', '.join(blamed)}{spent}"
+            if blamed
+            # an estimate meets them all, but what was measured does not: the search could not go on
+            else f"no configuration measured meets every constraint, though an estimate does{spent}"
+        )
         return self._outcome(best, data, groups, True, note)
 
     def _relaxed_slos(self, constraint: str, groups) -> list[Slo]:
@@ -310,9 +315,9 @@ class _State:
         losses = sorted({loss for loss in family_accuracy(groups).values() if limit is None or loss > limit})
         return [self.slo.model_copy(update={"max_accuracy_loss": loss}) for loss in losses]
 
-    def _confirm(self, key: Config, units: int, groups, bounded: bool = False) -> Evaluation:
+    def _confirm(self, key: Config, units: int, groups) -> Evaluation:
         """Evaluate a configuration on its measured points only, simulate its batching, and keep that."""
-        measured = self._measured_data(groups[key], family_accuracy(groups), groups, bounded)
+        measured = self._measured_data(groups[key], family_accuracy(groups), groups)
         offer = self.offers[key.family.device]
         options = {e.units: e for e in evaluate(measured, self.slo, offer, self.default_loss)}
         evaluation = options.get(units) or min(options.values(), key=lambda e: e.rank(self.slo.objective))
@@ -321,26 +326,22 @@ class _State:
         return evaluation
 
     def _settle(self, data, groups, why: str) -> SearchOutcome:
-        """The best configuration that rests on measurements only, when the search must stop early.
-        The batcher forms every batch size up to B, so a curve extrapolated below its smallest measured
-        batch, or interpolated across a gap, could decide the p99 (a line through batches 8 and 64 put
-        batch 1 at a fiftieth of batch 8's time, and the plan broke the CNN's batch-1 p99 on the grid):
-        each unmeasured batch size takes the time of the next measured one above it (`_bounded`)."""
+        """The best configuration that rests on measurements only (`_measured_data`), when the search
+        must stop early."""
         self.confirmed = {}
         try:
-            measured_only = self._measured_evaluations(groups, bounded=True)
+            measured_only = self._measured_evaluations(groups)
             best = min(measured_only, key=lambda e: self._rank_key(e)) if measured_only else None
             if best is not None:
-                best = self._confirm(best.key, best.units, groups, bounded=True)
+                best = self._confirm(best.key, best.units, groups)
             return self._outcome(best, data, groups, False, f"stopped before convergence: {why}")
         finally:
             self.confirmed = {}
 
     def _outcome(self, best, data, groups, converged, note) -> SearchOutcome:
         """What the planner chooses from, and answers an infeasible SLO from: every configuration on its
-        measured curve, bounded (`_bounded`), so no plan or nearest target rests on a line extrapolated
-        below a configuration's smallest measured batch."""
-        evaluations = self._measured_evaluations(groups, bounded=True)
+        measured points alone (`_measured_data`)."""
+        evaluations = self._measured_evaluations(groups)
         return SearchOutcome(best, evaluations, data, self.grid.size, list(self.new), converged, note, groups)
 
     def _rank(self, data: dict[Config, ConfigData], groups) -> list[tuple[Evaluation, ConfigData]]:
@@ -475,16 +476,15 @@ class _State:
                 wanted = [low, *wanted] + [b for b in batches if low < b < evaluation.max_batch]
         return [b for b in dict.fromkeys(wanted) if b not in measured and b in batches]
 
-    def _measured_evaluations(self, groups, bounded: bool = False) -> list[Evaluation]:
-        """Every configuration with a measured point, evaluated on measurements only (`bounded`: below and
-        between its measured batch sizes, bounded by the next measured one; else read as a line)."""
+    def _measured_evaluations(self, groups) -> list[Evaluation]:
+        """Every configuration with a measured point, evaluated on measurements only (`_measured_data`)."""
         accuracy = family_accuracy(groups)
         rows = []
         for key, group in groups.items():
             offer = self.offers.get(key.family.device)
             if not group.points or offer is None or key not in self.grid.batches:
                 continue
-            config_data = self._measured_data(group, accuracy, groups, bounded)
+            config_data = self._measured_data(group, accuracy, groups)
             for evaluation in evaluate(config_data, self.slo, offer, self.default_loss):
                 rows.append(self.confirmed.get((key, evaluation.units), evaluation))
         return rows
@@ -516,9 +516,13 @@ class _State:
                 data[key] = estimate
         return data
 
-    def _measured_data(self, group: ConfigPoints, accuracy, groups, bounded: bool) -> ConfigData:
+    def _measured_data(self, group: ConfigPoints, accuracy, groups) -> ConfigData:
+        """A configuration on its measured points alone. The batcher forms every batch size up to B, so a
+        curve read as a line below its smallest measured batch, or across a gap, could decide the p99 (a
+        line through batches 8 and 64 put batch 1 at a fiftieth of batch 8's time, and a plan broke the
+        CNN's batch-1 p99 on the grid): each unmeasured batch size is bounded instead (`_bounded`)."""
         data = measured_config_data(group, accuracy, groups, self.offers)
-        return _bounded(data, self.grid.batches.get(group.key, [])) if bounded else data
+        return _bounded(data, self.grid.batches.get(group.key, []))
 
     def _estimated_data(self, key, batches, group, accuracy, model, energy_constants, siblings) -> ConfigData | None:
         own = group.service_ms() if group else {}

@@ -328,15 +328,12 @@ class _State:
     def _settle(self, data, groups, why: str) -> SearchOutcome:
         """The best configuration that rests on measurements only (`_measured_data`), when the search
         must stop early."""
-        self.confirmed = {}
-        try:
-            measured_only = self._measured_evaluations(groups)
-            best = min(measured_only, key=lambda e: self._rank_key(e)) if measured_only else None
-            if best is not None:
-                best = self._confirm(best.key, best.units, groups)
-            return self._outcome(best, data, groups, False, f"stopped before convergence: {why}")
-        finally:
-            self.confirmed = {}
+        self.confirmed = {}  # confirmed on the points of earlier rounds: confirm again on all of them
+        measured_only = self._measured_evaluations(groups)
+        best = min(measured_only, key=lambda e: self._rank_key(e)) if measured_only else None
+        if best is not None:
+            best = self._confirm(best.key, best.units, groups)
+        return self._outcome(best, data, groups, False, f"stopped before convergence: {why}")
 
     def _outcome(self, best, data, groups, converged, note) -> SearchOutcome:
         """What the planner chooses from, and answers an infeasible SLO from: every configuration on its
@@ -479,12 +476,13 @@ class _State:
     def _measured_evaluations(self, groups) -> list[Evaluation]:
         """Every configuration with a measured point, evaluated on measurements only (`_measured_data`)."""
         accuracy = family_accuracy(groups)
+        energy = EnergyConstants.from_groups(groups, {name: offer.cores for name, offer in self.offers.items()})
         rows = []
         for key, group in groups.items():
             offer = self.offers.get(key.family.device)
             if not group.points or offer is None or key not in self.grid.batches:
                 continue
-            config_data = self._measured_data(group, accuracy, groups)
+            config_data = self._measured_data(group, accuracy, groups, energy)
             for evaluation in evaluate(config_data, self.slo, offer, self.default_loss):
                 rows.append(self.confirmed.get((key, evaluation.units), evaluation))
         return rows
@@ -506,7 +504,7 @@ class _State:
             if not batches:
                 continue
             if group is not None and group.points and set(batches) <= set(group.points):
-                data[key] = measured_config_data(group, accuracy, groups, self.offers)
+                data[key] = measured_config_data(group, accuracy, groups, self.offers, energy)
                 continue
             siblings = {
                 layout: times for layout, times in by_family.get(key.family, {}).items() if layout != key.layout
@@ -516,12 +514,12 @@ class _State:
                 data[key] = estimate
         return data
 
-    def _measured_data(self, group: ConfigPoints, accuracy, groups) -> ConfigData:
+    def _measured_data(self, group: ConfigPoints, accuracy, groups, energy=None) -> ConfigData:
         """A configuration on its measured points alone. The batcher forms every batch size up to B, so a
         curve read as a line below its smallest measured batch, or across a gap, could decide the p99 (a
         line through batches 8 and 64 put batch 1 at a fiftieth of batch 8's time, and a plan broke the
         CNN's batch-1 p99 on the grid): each unmeasured batch size is bounded instead (`_bounded`)."""
-        data = measured_config_data(group, accuracy, groups, self.offers)
+        data = measured_config_data(group, accuracy, groups, self.offers, energy)
         return _bounded(data, self.grid.batches.get(group.key, []))
 
     def _estimated_data(self, key, batches, group, accuracy, model, energy_constants, siblings) -> ConfigData | None:
@@ -566,10 +564,13 @@ def measured_config_data(
     accuracy: dict[Family, float],
     groups: dict[Config, ConfigPoints],
     offers: dict[str, DeviceOffer],
+    energy_constants: EnergyConstants | None = None,
 ) -> ConfigData:
-    """A configuration's curve and energy from its measured points only (no estimates)."""
+    """A configuration's curve and energy from its measured points only (no estimates).
+    `energy_constants`: those of `groups`, where the caller has them (else derived here)."""
     cores = {name: offer.cores for name, offer in offers.items()}
-    energy, how = _energy(group, EnergyConstants.from_groups(groups, cores), cores)
+    constants = energy_constants or EnergyConstants.from_groups(groups, cores)
+    energy, how = _energy(group, constants, cores)
     return ConfigData(
         key=group.key,
         service_ms=group.service_ms(),
